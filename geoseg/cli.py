@@ -1,0 +1,179 @@
+"""The ``geoseg`` command line: ``segment``, ``train``, ``info``.
+
+Logging is configured here only. Errors that geoseg raises on purpose
+(:class:`geoseg.errors.GeosegError`) print as one clear message and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from geoseg.errors import GeosegError
+
+log = logging.getLogger("geoseg")
+
+
+def _setup_logging(verbose: int, quiet: int) -> None:
+    level = logging.INFO - 10 * verbose + 10 * quiet
+    logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("rasterio", "fiona", "pyogrio", "urllib3", "botocore", "timm"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _handle_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GeosegError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-q", "--quiet", count=True, help="Less log output; -q also hides progress bars.")
+@click.version_option(package_name="geoseg")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: int) -> None:
+    """geoseg: land-cover segmentation (forest, water, urban, other) of large satellite rasters on Ray."""
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"progress": quiet == 0}
+
+
+@main.command()
+@click.argument("inputs", nargs=-1)
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Output directory (created if missing).")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (see configs/); flags override it.")
+@click.option("-m", "--model", help="Checkpoint directory (model.json + weights.safetensors). Default: the bundled model.")
+@click.option("--tile-size", type=int, help="Model input side in pixels, multiple of 32. Default: the model card's.")
+@click.option("--halo", type=int, help="Overlap in pixels discarded on each tile side. Default: the model card's.")
+@click.option("--bands", help="Comma-separated band names or 1-based indexes, in model order, e.g. green,red,nir.")
+@click.option("--aoi", help="GeoJSON/GeoPackage polygon(s), any CRS: only tiles touching it are run; output masked outside.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="auto: GPU actors when the cluster has GPUs.")
+@click.option("--workers", type=int, help="Number of model actors. Default: one per GPU, else one per CPU.")
+@click.option("--batch-size", type=int, help="Tiles per forward pass (default 4).")
+@click.option("--local", is_flag=True, default=None, help="Run in this process without Ray (debugging).")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace existing outputs in the output directory.")
+@click.pass_context
+@_handle_errors
+def segment(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi, device, workers, batch_size, local, overwrite):
+    """Segment INPUT rasters (GeoTIFF/COG/VRT, local or s3://) into class and confidence COGs, polygons and stats.
+
+    \b
+    Writes, in --output:
+      <stem>_classes.tif     uint8 COG, 0..3 = other/forest/water/urban, 255 = nodata
+      <stem>_confidence.tif  uint8 COG, max softmax probability in percent, 255 = nodata
+      <stem>_polygons.gpkg   polygons with class_id, class_name, area_m2
+      stats.json, stats.csv  area per class (ha, %) and pixel counts
+      manifest.json          inputs, model, resolved config, versions, tile counts, timings
+    """
+    from geoseg.config import SegmentConfig, load_yaml
+    from geoseg.pipeline import segment as run_segment
+
+    overrides = {
+        "inputs": list(inputs) or None,
+        "output": output,
+        "model": model,
+        "tile_size": tile_size,
+        "halo": halo,
+        "bands": [b.strip() for b in bands.split(",") if b.strip()] if bands else None,
+        "aoi": aoi,
+        "device": device,
+        "batch_size": batch_size,
+        "overwrite": overwrite,
+        "runtime.num_workers": workers,
+        "runtime.local": local,
+    }
+    cfg = load_yaml(config_path, SegmentConfig, overrides)
+    summary = run_segment(cfg, progress=ctx.obj["progress"])
+    m = summary.manifest
+    t = m["tiles"]
+    px = sum(i["width"] * i["height"] for i in m["inputs"])
+    secs = m["timings_s"]["total"]
+    click.echo(f"geoseg segment: {len(m['inputs'])} input(s), {t['processed']} tiles processed, "
+               f"{t['skipped']} skipped (nodata), {t['outside_aoi']} outside AOI, {t['failed']} failed")
+    click.echo(f"  {px / 1e6:.2f} Mpx in {secs:.1f} s on {m['runtime']} (tiles stage {m['timings_s']['tiles']:.1f} s)")
+    stats = json.loads((summary.output_dir / "stats.json").read_text())
+    for stem, s in stats["inputs"].items():
+        parts = ", ".join(f"{r['class_name']} {r['area_ha']:.1f} ha ({r['percent']:.1f}%)" for r in s["classes"])
+        click.echo(f"  {stem}: {parts}")
+    click.echo(f"outputs in {summary.output_dir.resolve()}:")
+    for f in summary.files:
+        click.echo(f"  {f.name}")
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Training YAML, e.g. configs/train_default.yaml.")
+@click.option("-o", "--output", help="Checkpoint directory to write (overrides `output`).")
+@click.option("--steps", type=int, help="Override the number of optimisation steps.")
+@click.option("--seed", type=int, help="Override the random seed.")
+@_handle_errors
+def train(config_path, output, steps, seed):
+    """Train a land-cover model and write a checkpoint (model.json + weights.safetensors)."""
+    from geoseg.config import load_yaml
+    from geoseg.train import TrainConfig
+    from geoseg.train import train as run_train
+
+    cfg = load_yaml(config_path, TrainConfig, {"output": output, "steps": steps, "seed": seed})
+    path = run_train(cfg)
+    from geoseg.model import load_checkpoint
+
+    card = load_checkpoint(path).card
+    pooled = card.metrics.get("pooled", {})
+    click.echo(f"wrote {path}: validation mIoU {pooled.get('miou')}")
+    for name, m in pooled.get("per_class", {}).items():
+        click.echo(f"  {name:8s} IoU {m['iou']}")
+
+
+@main.command()
+@click.argument("path", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@_handle_errors
+def info(path, as_json):
+    """Describe a checkpoint directory or a raster (default: the bundled model)."""
+    from geoseg.model import load_checkpoint
+
+    if path is None or Path(path).is_dir():
+        ckpt = load_checkpoint(path)
+        c = ckpt.card
+        doc = {"type": "model", "id": ckpt.model_id, "path": str(ckpt.path), **c.model_dump(mode="json", exclude={"training"}),
+               "training_summary": {k: c.training.get(k) for k in ("best_step", "steps_run", "seconds", "scenes")}}
+        if as_json:
+            click.echo(json.dumps(doc, indent=2))
+            return
+        click.echo(f"model {ckpt.model_id}\n  {c.arch} / {c.encoder} {c.arch_kwargs}\n  bands: {', '.join(c.bands)}")
+        click.echo(f"  classes: {', '.join(f'{k.id}={k.name}' for k in c.classes)}")
+        click.echo(f"  tile_size {c.tile_size}, halo {c.halo}, normalization {c.normalization.method} "
+                   f"({c.normalization.low}-{c.normalization.high} percentiles)")
+        pooled = c.metrics.get("pooled")
+        if pooled:
+            ious = ", ".join(f"{n} {m['iou']}" for n, m in pooled["per_class"].items())
+            click.echo(f"  held-out mIoU {pooled['miou']} ({ious})")
+        return
+    from geoseg.raster import RasterInfo, open_raster
+
+    with open_raster(path) as src:
+        ri = RasterInfo.from_dataset(path, src)
+        doc = {"type": "raster", "path": path, "width": ri.width, "height": ri.height,
+               "crs": ri.crs.to_string() if ri.crs else None, "transform": list(ri.transform)[:6], "dtype": ri.dtype,
+               "bands": list(ri.band_names), "nodata": ri.nodata, "block_shapes": [list(b) for b in src.block_shapes[:1]],
+               "overviews": src.overviews(1), "tags": src.tags()}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(f"raster {path}\n  {ri.width} x {ri.height} px, {ri.dtype}, CRS {doc['crs']}, nodata {ri.nodata}")
+        click.echo(f"  bands: {', '.join(f'{i + 1}:{n}' for i, n in enumerate(ri.band_names))}")
+        click.echo(f"  pixel size: {ri.transform.a} x {abs(ri.transform.e)}; overviews: {doc['overviews']}")
+
+
+if __name__ == "__main__":
+    main()

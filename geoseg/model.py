@@ -1,0 +1,195 @@
+"""The checkpoint format: a directory with ``model.json`` (the model card) and
+``weights.safetensors``. Loading never unpickles code: the card alone (``arch``,
+``encoder``, ``arch_kwargs``) rebuilds the network with segmentation-models-pytorch and
+the weights are plain tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from geoseg import CLASS_NODATA
+from geoseg.errors import ModelError
+from geoseg.normalization import Normalization
+
+log = logging.getLogger(__name__)
+
+CARD_NAME = "model.json"
+WEIGHTS_NAME = "weights.safetensors"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "landcover-unet-mnv2"
+
+ARCHITECTURES = {"unet": "Unet", "deeplabv3plus": "DeepLabV3Plus", "fpn": "FPN"}
+"""Architecture names accepted in a card (case-insensitive) -> segmentation-models-pytorch class."""
+
+
+class ClassInfo(BaseModel):
+    """One output class: id (the pixel value), name, and display colour ``#rrggbb``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: int = Field(ge=0, lt=CLASS_NODATA)
+    name: str = Field(min_length=1)
+    color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
+
+    def rgba(self) -> tuple[int, int, int, int]:
+        h = self.color.lstrip("#")
+        return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255
+
+
+class ModelCard(BaseModel):
+    """What a checkpoint is, how to feed it, and how well it did (stored as ``model.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "unnamed"
+    version: str = "0"
+    arch: str = "unet"
+    encoder: str = "mobilenet_v2"
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
+    bands: list[str] = Field(min_length=1, description="input bands by name, in model order")
+    classes: list[ClassInfo] = Field(min_length=2)
+    normalization: Normalization = Field(default_factory=Normalization)
+    tile_size: int = Field(512, ge=32, description="recommended model input side, pixels; multiple of 32")
+    halo: int = Field(32, ge=0, description="recommended overlap discarded per tile side, pixels")
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    licence: str | None = None
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        if v.lower() not in ARCHITECTURES:
+            raise ValueError(f"unknown arch {v!r}; choose one of {sorted(ARCHITECTURES)}")
+        return v.lower()
+
+    @field_validator("classes")
+    @classmethod
+    def _dense_ids(cls, v: list[ClassInfo]) -> list[ClassInfo]:
+        ids = [c.id for c in v]
+        if ids != list(range(len(v))):
+            raise ValueError(f"class ids must be 0..{len(v) - 1} in order, got {ids}")
+        return v
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+
+def build_network(card: ModelCard):
+    """A freshly initialised torch module for ``card`` (no pretrained weights are fetched)."""
+    import segmentation_models_pytorch as smp
+
+    kwargs = dict(card.arch_kwargs)
+    for key in ("decoder_channels",):
+        if key in kwargs and isinstance(kwargs[key], list):
+            kwargs[key] = tuple(kwargs[key])
+    try:
+        return smp.create_model(
+            ARCHITECTURES[card.arch],
+            encoder_name=card.encoder,
+            encoder_weights=None,
+            in_channels=len(card.bands),
+            classes=len(card.classes),
+            **kwargs,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(
+            f"cannot build {card.arch}/{card.encoder} with arch_kwargs={card.arch_kwargs}: {exc}"
+        ) from exc
+
+
+class Checkpoint:
+    """A loaded checkpoint: its card, directory and weights hash. ``network()`` builds the module."""
+
+    def __init__(self, path: Path, card: ModelCard, weights_sha256: str):
+        self.path = path
+        self.card = card
+        self.weights_sha256 = weights_sha256
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.card.name}@{self.card.version}:{self.weights_sha256[:12]}"
+
+    def network(self, device: str = "cpu"):
+        """The torch module with the checkpoint's weights, in eval mode on ``device``."""
+        from safetensors.torch import load_file
+
+        net = build_network(self.card)
+        state = load_file(str(self.path / WEIGHTS_NAME), device=device)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelError(
+                f"{self.path / WEIGHTS_NAME}: weights do not match the architecture in {CARD_NAME} "
+                f"({self.card.arch}/{self.card.encoder}, arch_kwargs={self.card.arch_kwargs}): {exc}"
+            ) from exc
+        return net.to(device).eval()
+
+
+def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
+    """Read and validate a checkpoint directory (``None`` = the bundled default model)."""
+    ckpt = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    card_path, weights_path = ckpt / CARD_NAME, ckpt / WEIGHTS_NAME
+    if not ckpt.is_dir():
+        raise ModelError(f"model {ckpt}: not a directory; pass a checkpoint directory holding {CARD_NAME} and {WEIGHTS_NAME}")
+    for p in (card_path, weights_path):
+        if not p.is_file():
+            raise ModelError(f"model {ckpt}: {p.name} is missing; a checkpoint holds {CARD_NAME} and {WEIGHTS_NAME}")
+    try:
+        card = ModelCard.model_validate_json(card_path.read_text())
+    except ValidationError as exc:
+        raise ModelError(f"{card_path}: invalid model card:\n{_format_validation(exc)}") from exc
+    return Checkpoint(ckpt, card, sha256_file(weights_path))
+
+
+def save_checkpoint(path: str | Path, card: ModelCard, state_dict: dict) -> Checkpoint:
+    """Write ``card`` and ``state_dict`` as a checkpoint directory (atomically per file)."""
+    from safetensors.torch import save_file
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    tmp_w = out / (WEIGHTS_NAME + ".tmp")
+    save_file(tensors, str(tmp_w), metadata={"format": "geoseg", "arch": card.arch, "encoder": card.encoder})
+    tmp_w.replace(out / WEIGHTS_NAME)
+    tmp_c = out / (CARD_NAME + ".tmp")
+    tmp_c.write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")
+    tmp_c.replace(out / CARD_NAME)
+    return load_checkpoint(out)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, streamed in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _format_validation(exc: ValidationError) -> str:
+    return "\n".join(
+        f"  {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def checkpoint_payload(ckpt: Checkpoint) -> tuple[str, bytes]:
+    """``(card JSON, safetensors bytes)``: a checkpoint as plain data, to ship to remote workers
+    (no shared filesystem needed, nothing unpickled)."""
+    return ckpt.card.model_dump_json(), (ckpt.path / WEIGHTS_NAME).read_bytes()
+
+
+def network_from_payload(card_json: str, weights: bytes, device: str = "cpu"):
+    """Rebuild the network of :func:`checkpoint_payload` on ``device`` (eval mode)."""
+    from safetensors.torch import load
+
+    card = ModelCard.model_validate_json(card_json)
+    net = build_network(card)
+    net.load_state_dict(load(weights), strict=True)
+    return card, net.to(device).eval()

@@ -1,0 +1,77 @@
+"""Per-scene radiometric normalisation, shared by training and inference (one code path).
+
+Landsat scenes arrive as 8-bit DN, 16-bit DN or display-stretched bytes. A model trained
+on one radiometry must run on another, so inputs are scaled per scene and per band by
+robust percentiles: ``(x - p_low) / (p_high - p_low)``, clipped to ``[clip_min, clip_max]``.
+The percentiles are estimated from a decimated read of the whole scene (an overview
+level when the file has one), so memory stays bounded whatever the raster size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from pydantic import BaseModel, ConfigDict, Field
+from rasterio.enums import Resampling
+
+from geoseg.errors import InputError
+
+STATS_MAX_SIDE = 2048
+"""Longest side (pixels) of the decimated read used to estimate scene percentiles."""
+
+
+class Normalization(BaseModel):
+    """How model inputs are scaled; stored in the model card."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: str = Field("scene_percentile", pattern="^scene_percentile$")
+    low: float = Field(2.0, ge=0, lt=50, description="lower percentile, per band")
+    high: float = Field(98.0, gt=50, le=100, description="upper percentile, per band")
+    clip_min: float = -0.5
+    clip_max: float = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class BandStats:
+    """Per-band scaling of one scene: ``offset`` and ``scale`` in the raster's DN units."""
+
+    offset: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"offset": list(self.offset), "scale": list(self.scale)}
+
+
+def scene_stats(src: rasterio.io.DatasetReader, band_indexes: list[int], norm: Normalization) -> BandStats:
+    """Estimate per-band percentiles of ``src`` over its valid pixels.
+
+    ``band_indexes`` are 1-based rasterio band indexes. Reads at most
+    ``STATS_MAX_SIDE`` pixels along the longest side (nearest resampling, so GDAL
+    uses an overview when there is one); nodata values and internal masks are honoured.
+    """
+    factor = max(1, math.ceil(max(src.width, src.height) / STATS_MAX_SIDE))
+    out_shape = (len(band_indexes), max(1, src.height // factor), max(1, src.width // factor))
+    data = src.read(band_indexes, out_shape=out_shape, resampling=Resampling.nearest, masked=True)
+    valid = ~np.ma.getmaskarray(data).any(axis=0)
+    if not valid.any():
+        raise InputError(f"{src.name}: no valid (non-nodata) pixels in bands {band_indexes}")
+    return stats_from_pixels(np.ma.getdata(data)[:, valid], norm)
+
+
+def stats_from_pixels(values: np.ndarray, norm: Normalization) -> BandStats:
+    """Per-band percentiles of a ``(bands, n)`` array of valid pixel values."""
+    lo, hi = np.percentile(values.astype(np.float64), [norm.low, norm.high], axis=1)
+    return BandStats(tuple(float(v) for v in lo), tuple(float(max(h - l, 1e-6)) for l, h in zip(lo, hi)))
+
+
+def apply(data: np.ndarray, stats: BandStats, norm: Normalization) -> np.ndarray:
+    """Scale a ``(bands, rows, cols)`` DN array to model input (float32, same axis order)."""
+    offset = np.asarray(stats.offset, dtype=np.float32)[:, None, None]
+    scale = np.asarray(stats.scale, dtype=np.float32)[:, None, None]
+    out = (data.astype(np.float32) - offset) / scale
+    np.clip(out, norm.clip_min, norm.clip_max, out=out)
+    return out

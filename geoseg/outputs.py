@@ -1,0 +1,157 @@
+"""Writing results: stitched rasters published as COGs, and atomic publication of files.
+
+Everything is first written under a staging directory inside the output directory
+(same filesystem), then moved into place with :func:`os.replace` once complete, so a
+failed run never leaves a partial file under a final name and never clobbers an
+existing result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.crs import CRS
+
+from geoseg.errors import OutputError
+from geoseg.tiling import PixelBox
+
+log = logging.getLogger(__name__)
+
+
+def output_names(stem: str) -> dict[str, str]:
+    """File names written for one input raster ``<stem>.tif``."""
+    return {
+        "classes": f"{stem}_classes.tif",
+        "confidence": f"{stem}_confidence.tif",
+        "polygons": f"{stem}_polygons.gpkg",
+    }
+
+
+RUN_FILES = ("stats.json", "stats.csv", "manifest.json")
+
+
+class Staging:
+    """A private directory inside ``out_dir`` where a run writes; ``publish()`` moves files into place."""
+
+    def __init__(self, out_dir: Path, overwrite: bool, final_names: Iterable[str]):
+        self.out_dir = out_dir
+        self.final_names = list(final_names)
+        existing = [n for n in self.final_names if (out_dir / n).exists()]
+        if existing and not overwrite:
+            raise OutputError(
+                f"{out_dir}: outputs already exist ({', '.join(existing[:4])}{'...' if len(existing) > 4 else ''}); "
+                "pass --overwrite (or `overwrite: true`) to replace them, or choose another --output"
+            )
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.dir = out_dir / f".geoseg-staging-{uuid.uuid4().hex[:12]}"
+            self.dir.mkdir()
+        except OSError as exc:
+            raise OutputError(f"{out_dir}: cannot create the output directory ({exc}); choose a writable --output") from exc
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def publish(self, names: Iterable[str]) -> list[Path]:
+        """Move staged ``names`` into the output directory (each an atomic rename), manifest last."""
+        names = sorted(names, key=lambda n: n == "manifest.json")
+        out = []
+        for n in names:
+            os.replace(self.dir / n, self.out_dir / n)
+            out.append(self.out_dir / n)
+        return out
+
+    def discard(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class StitchedRaster:
+    """A single-band uint8 raster assembled tile core by tile core, then converted to a COG.
+
+    Cores are written into a tiled GeoTIFF scratch file by window (memory stays flat);
+    :meth:`to_cog` copies it to a Cloud Optimized GeoTIFF with internal overviews.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        crs: CRS | None,
+        transform: Affine,
+        nodata: int,
+        blocksize: int = 512,
+        compress: str = "DEFLATE",
+    ):
+        self.scratch = path.with_name(path.name + ".scratch.tif")
+        self.compress = compress
+        self.blocksize = blocksize
+        self._ds = rasterio.open(
+            self.scratch, "w", driver="GTiff", width=width, height=height, count=1, dtype="uint8",
+            crs=crs, transform=transform, nodata=nodata, tiled=True, blockxsize=256,
+            blockysize=256, compress="DEFLATE", predictor=1, zlevel=1, BIGTIFF="IF_SAFER",
+            SPARSE_OK=True,
+        )
+        self._nodata = nodata
+
+    def write(self, box: PixelBox, values: np.ndarray) -> None:
+        """Write ``values`` (``(rows, cols)`` uint8) over ``box``."""
+        self._ds.write(values, 1, window=box.to_window())
+
+    def to_cog(
+        self,
+        path: Path,
+        *,
+        colormap: dict[int, tuple[int, int, int, int]] | None = None,
+        tags: dict[str, str] | None = None,
+        band_description: str = "",
+        overview_resampling: str = "MODE",
+    ) -> Path:
+        """Finish the scratch file and write it as a COG at ``path`` (the scratch file is removed)."""
+        if colormap:
+            self._ds.write_colormap(1, colormap)
+        if tags:
+            self._ds.update_tags(**tags)
+        if band_description:
+            self._ds.set_band_description(1, band_description)
+        self._ds.close()
+        rasterio.shutil.copy(
+            self.scratch, path, driver="COG", COMPRESS=self.compress, BLOCKSIZE=self.blocksize,
+            OVERVIEW_RESAMPLING=overview_resampling, PREDICTOR="NO", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
+        )
+        self.scratch.unlink(missing_ok=True)
+        return path
+
+    def close(self) -> None:
+        if not self._ds.closed:
+            self._ds.close()
+        self.scratch.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON (numpy scalars converted)."""
+    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

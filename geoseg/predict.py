@@ -1,0 +1,208 @@
+"""The read + predict stages for one batch of tiles: plain Python, no Ray.
+
+:class:`Predictor` runs the network on normalised ``(batch, bands, rows, cols)`` float32
+arrays; :class:`TileProcessor` reads tile windows of one raster, normalises them,
+predicts, and returns the class and confidence of each tile core (halo discarded).
+The Ray actors in :mod:`geoseg.runtime` wrap a ``TileProcessor``; tests use it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from geoseg import CLASS_NODATA
+from geoseg.model import Checkpoint, ModelCard
+from geoseg.normalization import BandStats, apply
+from geoseg.raster import aoi_mask, open_raster, read_window
+from geoseg.tiling import Tile
+
+log = logging.getLogger(__name__)
+
+CONFIDENCE_NODATA = 255
+"""Nodata of the confidence raster (valid values are 0..100)."""
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        from geoseg.errors import ConfigError
+
+        raise ConfigError("device: 'cuda' was requested but no CUDA GPU is visible; use --device auto or cpu")
+    return device
+
+
+class Predictor:
+    """A network on one device. CPU: fp32 + channels_last. CUDA: fp16/bf16 autocast (AMP).
+
+    ``threads`` caps torch's intra-op threads on CPU (one per actor beats one process
+    with many threads on small machines).
+    """
+
+    def __init__(self, card: ModelCard, net, device: str, threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = device
+        self.card = card
+        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
+        self._torch = torch
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, device: str = "auto", threads: int | None = None) -> Predictor:
+        dev = resolve_device(device)
+        return cls(checkpoint.card, checkpoint.network(dev), dev, threads)
+
+    @classmethod
+    def from_payload(cls, card_json: str, weights: bytes, device: str = "auto", threads: int | None = None) -> Predictor:
+        from geoseg.model import network_from_payload
+
+        dev = resolve_device(device)
+        card, net = network_from_payload(card_json, weights, dev)
+        return cls(card, net, dev, threads)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax class probabilities, ``(batch, classes, rows, cols)`` float32.
+
+        Inputs whose sides are not multiples of 32 are reflect-padded for the encoder and
+        the padding is cropped from the output.
+        """
+        torch = self._torch
+        b, c, h, w = batch.shape
+        ph, pw = (-h) % 32, (-w) % 32
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            if self.device == "cuda":
+                with torch.autocast("cuda", dtype=torch.float16):
+                    logits = self.net(x)
+            else:
+                logits = self.net(x)
+            probs = torch.softmax(logits.float(), dim=1)[:, :, :h, :w]
+        return probs.cpu().numpy()
+
+    def classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class id (uint8) and confidence (uint8 percent, 0..100) per pixel, ``(batch, rows, cols)``."""
+        probs = self.probabilities(batch)
+        classes = probs.argmax(axis=1).astype(np.uint8)
+        conf = np.rint(probs.max(axis=1) * 100).astype(np.uint8)
+        return classes, conf
+
+
+@dataclass(frozen=True, slots=True)
+class TileResult:
+    """Prediction for one tile core. Arrays are ``(rows, cols)`` over ``tile.core``.
+
+    ``classes`` holds 255 where the input is nodata or outside the AOI; ``confidence``
+    likewise. ``counts[k]`` is the number of core pixels of class ``k``; ``area_m2[k]``
+    their ground area. ``skipped`` tiles had no valid pixel and carry no arrays.
+    """
+
+    tile: Tile
+    classes: np.ndarray | None
+    confidence: np.ndarray | None
+    counts: np.ndarray
+    area_m2: np.ndarray
+    skipped: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class TileProcessor:
+    """Reads, normalises and predicts tiles of one raster at a time (plain Python).
+
+    The raster stays open between calls for the same path, so a worker pays the open
+    (and, on S3, the header fetch) once per scene.
+    """
+
+    def __init__(self, predictor: Predictor, batch_size: int = 4):
+        self.predictor = predictor
+        self.batch_size = batch_size
+        self._path: str | None = None
+        self._src = None
+
+    def _open(self, path: str):
+        if self._path != path:
+            if self._src is not None:
+                self._src.close()
+            self._src = open_raster(path)
+            self._path = path
+        return self._src
+
+    def process(self, job: SceneJob, tiles: list[Tile]) -> list[TileResult]:
+        """Predict ``tiles`` of ``job``'s raster and return one result per tile, in order."""
+        import time
+
+        from geoseg.raster import pixel_area_m2
+
+        src = self._open(job.path)
+        ncls = len(self.predictor.card.classes)
+        t0 = time.perf_counter()
+        reads = []
+        for tile in tiles:
+            data, valid = read_window(src, job.band_indexes, tile.read)
+            if job.aoi is not None:
+                valid &= aoi_mask(job.aoi, tile.read, job.transform)
+            reads.append((data, valid))
+        t_read = time.perf_counter() - t0
+
+        results: list[TileResult | None] = [None] * len(tiles)
+        todo = []
+        for i, (tile, (data, valid)) in enumerate(zip(tiles, reads)):
+            if not valid[tile.core_in_read()].any():
+                results[i] = TileResult(tile, None, None, np.zeros(ncls, np.int64), np.zeros(ncls), skipped=True)
+            else:
+                todo.append(i)
+
+        t1 = time.perf_counter()
+        # Tiles of one shape go through the network together (edge tiles of small rasters differ).
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i in todo:
+            by_shape.setdefault(reads[i][0].shape[1:], []).append(i)
+        for idxs in by_shape.values():
+            for start in range(0, len(idxs), self.batch_size):
+                chunk = idxs[start : start + self.batch_size]
+                batch = np.stack([apply(reads[i][0], job.stats, self.predictor.card.normalization) for i in chunk])
+                classes, conf = self.predictor.classify(batch)
+                for k, i in enumerate(chunk):
+                    tile = tiles[i]
+                    rs, cs = tile.core_in_read()
+                    valid = reads[i][1][rs, cs]
+                    cl = np.where(valid, classes[k][rs, cs], CLASS_NODATA).astype(np.uint8)
+                    cf = np.where(valid, conf[k][rs, cs], CONFIDENCE_NODATA).astype(np.uint8)
+                    rows = np.arange(tile.core.row, tile.core.row_stop)
+                    row_area = pixel_area_m2(job.crs, job.transform, rows)
+                    counts = np.zeros(ncls, np.int64)
+                    area = np.zeros(ncls)
+                    for c in range(ncls):
+                        per_row = (cl == c).sum(axis=1)
+                        counts[c] = per_row.sum()
+                        area[c] = float(per_row @ row_area)
+                    results[i] = TileResult(tile, cl, cf, counts, area)
+        t_pred = time.perf_counter() - t1
+        per_tile = {"read": t_read / max(len(tiles), 1), "predict": t_pred / max(len(tiles), 1)}
+        return [
+            TileResult(r.tile, r.classes, r.confidence, r.counts, r.area_m2, r.skipped, per_tile)
+            for r in results  # type: ignore[union-attr]
+        ]
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """Everything a worker needs about one input raster to process its tiles (small, picklable)."""
+
+    path: str
+    band_indexes: list[int]
+    stats: BandStats
+    transform: object
+    crs: object
+    aoi: object | None = None

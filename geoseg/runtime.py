@@ -1,0 +1,184 @@
+"""The only module that knows about Ray: a pool of model actors fed a bounded queue of tile batches.
+
+Stages stay plain Python (:class:`geoseg.predict.TileProcessor`); this module wraps one
+in a Ray actor per GPU (``num_gpus=1``) or per CPU slot, submits batches of tiles with
+at most ``workers x max_tasks_in_flight_per_worker`` outstanding (so memory does not grow
+with the raster), and retries batches whose actor died. :class:`LocalExecutor` runs the
+same processor in-process, without Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from geoseg.config import RuntimeConfig
+from geoseg.predict import Predictor, SceneJob, TileProcessor, TileResult
+from geoseg.tiling import Tile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One call to a worker: a batch of tiles of one scene."""
+
+    scene: int
+    tiles: tuple[Tile, ...]
+
+
+@dataclass
+class TaskOutcome:
+    task: Task
+    results: list[TileResult] | None
+    error: str | None = None
+
+
+class LocalExecutor:
+    """Runs tasks one after another in this process (no Ray). For tests and debugging."""
+
+    def __init__(self, payload: tuple[str, bytes], device: str, threads: int | None, batch_size: int):
+        self.processor = TileProcessor(Predictor.from_payload(*payload, device=device, threads=threads), batch_size)
+        self.workers = 1
+        self.description = f"in-process ({self.processor.predictor.device})"
+
+    def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 0) -> Iterator[TaskOutcome]:
+        for task in tasks:
+            error = None
+            for _attempt in range(retries + 1):
+                try:
+                    yield TaskOutcome(task, self.processor.process(jobs[task.scene], list(task.tiles)))
+                    break
+                except Exception as exc:  # noqa: BLE001 - recorded per tile, reported at the end
+                    error = f"{type(exc).__name__}: {exc}"
+            else:
+                yield TaskOutcome(task, None, error)
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """A fixed pool of Ray actors, each holding the model, fed through a bounded window of calls."""
+
+    def __init__(self, payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int):
+        import ray
+
+        self._ray = ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+            address = runtime.address or os.environ.get("RAY_ADDRESS")
+            if address:
+                kwargs["address"] = address
+            else:
+                kwargs["include_dashboard"] = False
+            ray.init(**kwargs)
+            self._owns_ray = True
+        else:
+            self._owns_ray = False
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        cpus = int(resources.get("CPU", 1))
+        use_gpu = device == "cuda" or (device == "auto" and gpus > 0)
+        if device == "cuda" and gpus == 0:
+            from geoseg.errors import ConfigError
+
+            raise ConfigError("device: 'cuda' was requested but the Ray cluster has no GPU; use --device auto or cpu")
+        if use_gpu:
+            n = runtime.num_workers or gpus
+            options = {"num_gpus": 1, "num_cpus": 1}
+            dev = "cuda"
+        else:
+            n = runtime.num_workers or max(1, cpus // runtime.threads_per_worker)
+            options = {"num_cpus": runtime.threads_per_worker}
+            dev = "cpu"
+        # Passed nested in a list so Ray does not pin it as a constructor argument; the driver
+        # keeps the reference alive for the pool's lifetime, so restarted actors can fetch it.
+        self._payload_ref = ray.put(payload)
+        actor_cls = ray.remote(max_restarts=-1, max_task_retries=runtime.max_task_retries)(_TileActor)
+        self.actors = [
+            actor_cls.options(**options).remote([self._payload_ref], dev, runtime.threads_per_worker, batch_size)
+            for _ in range(n)
+        ]
+        self.workers = n
+        self.per_worker = runtime.max_tasks_in_flight_per_worker
+        self.description = f"Ray, {n} {dev.upper()} actor(s)"
+        ray.get([a.ready.remote() for a in self.actors])
+        log.info("started %s", self.description)
+
+    def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 2) -> Iterator[TaskOutcome]:
+        """Yield outcomes as they complete (not in order); at most ``workers x per_worker`` calls out."""
+        ray = self._ray
+        job_refs = [ray.put(j) for j in jobs]
+        queue: deque[tuple[Task, int]] = deque()
+        source = iter(tasks)
+        pending: dict[Any, tuple[Task, int, int]] = {}
+        load = [0] * len(self.actors)
+        limit = len(self.actors) * self.per_worker
+
+        def submit(task: Task, attempt: int) -> None:
+            a = min(range(len(self.actors)), key=load.__getitem__)
+            ref = self.actors[a].process.remote(job_refs[task.scene], task.tiles)
+            pending[ref] = (task, attempt, a)
+            load[a] += 1
+
+        exhausted = False
+        while True:
+            while len(pending) < limit and (queue or not exhausted):
+                if queue:
+                    submit(*queue.popleft())
+                    continue
+                nxt = next(source, None)
+                if nxt is None:
+                    exhausted = True
+                    break
+                submit(nxt, 0)
+            if not pending:
+                return
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            task, attempt, a = pending.pop(ref)
+            load[a] -= 1
+            try:
+                yield TaskOutcome(task, ray.get(ref))
+            except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                msg = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}"
+                if attempt < retries:
+                    log.warning("tiles %s failed (attempt %d): %s; retrying", [t.index for t in task.tiles], attempt + 1, msg)
+                    queue.append((task, attempt + 1))
+                else:
+                    yield TaskOutcome(task, None, msg)
+
+    def close(self) -> None:
+        for a in self.actors:
+            self._ray.kill(a)
+        if self._owns_ray:
+            self._ray.shutdown()
+
+
+class _TileActor:
+    """Ray actor body: one model, one :class:`TileProcessor`."""
+
+    def __init__(self, payload_ref: list, device: str, threads: int, batch_size: int):
+        import ray
+
+        os.environ.setdefault("GDAL_CACHEMAX", "64")
+        payload = ray.get(payload_ref[0])
+        self.processor = TileProcessor(Predictor.from_payload(*payload, device=device, threads=threads), batch_size)
+
+    def ready(self) -> str:
+        return self.processor.predictor.device
+
+    def process(self, job: SceneJob, tiles: tuple[Tile, ...]) -> list[TileResult]:
+        return self.processor.process(job, list(tiles))
+
+
+def make_executor(payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int):
+    """``LocalExecutor`` when ``runtime.local`` is set, else a ``RayExecutor``."""
+    if runtime.local:
+        return LocalExecutor(payload, device, runtime.threads_per_worker, batch_size)
+    return RayExecutor(payload, device, runtime, batch_size)

@@ -1,0 +1,281 @@
+"""``geoseg train``: fit a segmentation-models-pytorch network on (image, labels) pairs.
+
+Chips are sampled from each scene outside a spatially held-out validation block (a
+strip at one side of the scene, separated by a gap), normalised with the same
+per-scene code as inference (:mod:`geoseg.normalization`), augmented (flips, 90°
+rotations, brightness/contrast jitter), and fitted with class-weighted cross-entropy
+that ignores nodata. The best checkpoint by validation mIoU is kept (early stopping).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from geoseg import CLASS_NODATA
+from geoseg.config import Strict
+from geoseg.errors import TrainingError
+from geoseg.metrics import confusion_matrix, scores
+from geoseg.model import ClassInfo, ModelCard, build_network, save_checkpoint
+from geoseg.normalization import Normalization, apply, scene_stats
+from geoseg.raster import RasterInfo, open_raster, read_window, resolve_bands
+
+log = logging.getLogger(__name__)
+
+
+class SceneSpec(Strict):
+    image: str
+    labels: str = Field(description="class raster on any grid (resampled by nearest neighbour to the image grid)")
+    class_map: dict[int, int] | None = Field(None, description="source label value -> model class id")
+
+
+class ValidationSpec(Strict):
+    side: Literal["left", "right", "top", "bottom"] = "right"
+    fraction: float = Field(0.2, gt=0, lt=0.9, description="share of the scene held out")
+    gap: int = Field(16, ge=0, description="pixels between train and validation areas (not used)")
+
+
+class TrainConfig(Strict):
+    name: str = "landcover"
+    version: str = "1"
+    output: str
+    arch: str = "unet"
+    encoder: str = "mobilenet_v2"
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
+    bands: list[str]
+    classes: list[ClassInfo]
+    normalization: Normalization = Field(default_factory=Normalization)
+    scenes: list[SceneSpec] = Field(min_length=1)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    chip_size: int = Field(128, ge=32)
+    batch_size: int = Field(16, ge=1)
+    steps: int = Field(1500, ge=1)
+    eval_every: int = Field(100, ge=1)
+    patience: int = Field(5, ge=1, description="evaluations without mIoU gain before stopping")
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    seed: int = 0
+    threads: int | None = None
+    tile_size: int = 512
+    halo: int = 32
+    licence: str | None = None
+
+
+@dataclass
+class Scene:
+    """One training scene held in memory: normalised image, labels, train/val split."""
+
+    name: str
+    image: np.ndarray  # (bands, rows, cols) float32, normalised
+    labels: np.ndarray  # (rows, cols) uint8, 255 = ignore
+    train_mask: np.ndarray  # (rows, cols) bool
+    val_box: tuple[slice, slice]
+    centres: dict[int, np.ndarray] = field(default_factory=dict)  # train pixels per class
+
+
+def load_scene(spec: SceneSpec, cfg: TrainConfig) -> Scene:
+    """Read an image and its labels (aligned to the image grid), normalise, split spatially."""
+    from rasterio.warp import Resampling, reproject
+
+    with open_raster(spec.image) as src:
+        info = RasterInfo.from_dataset(spec.image, src)
+        idx = resolve_bands(info, list(cfg.bands))
+        stats = scene_stats(src, idx, cfg.normalization)
+        data, valid = read_window(src, idx, info.box)
+        image = apply(data, stats, cfg.normalization)
+        labels = np.full((src.height, src.width), CLASS_NODATA, np.uint8)
+        with open_raster(spec.labels) as lab:
+            src_labels = lab.read(1)
+            lab_nodata = lab.nodata
+            reproject(
+                src_labels, labels, src_transform=lab.transform, src_crs=lab.crs, dst_transform=src.transform,
+                dst_crs=src.crs, resampling=Resampling.nearest, src_nodata=lab_nodata, dst_nodata=CLASS_NODATA,
+            )
+    labels = remap_labels(labels, spec.class_map, len(cfg.classes), spec.labels)
+    labels[~valid] = CLASS_NODATA
+    h, w = labels.shape
+    v = cfg.validation
+    train_mask = np.ones((h, w), bool)
+    if v.side in ("left", "right"):
+        n = int(round(w * v.fraction))
+        cols = slice(w - n, w) if v.side == "right" else slice(0, n)
+        val_box = (slice(0, h), cols)
+        lo, hi = (max(0, w - n - v.gap), w) if v.side == "right" else (0, min(w, n + v.gap))
+        train_mask[:, lo:hi] = False
+    else:
+        n = int(round(h * v.fraction))
+        rows = slice(h - n, h) if v.side == "bottom" else slice(0, n)
+        val_box = (rows, slice(0, w))
+        lo, hi = (max(0, h - n - v.gap), h) if v.side == "bottom" else (0, min(h, n + v.gap))
+        train_mask[lo:hi, :] = False
+    return Scene(Path(spec.image).stem, image, labels, train_mask, val_box)
+
+
+def remap_labels(labels: np.ndarray, class_map: dict[int, int] | None, n_classes: int, source: str) -> np.ndarray:
+    """Apply a source->model class mapping; values not in the map are an error (255 passes)."""
+    present = set(np.unique(labels).tolist()) - {CLASS_NODATA}
+    if class_map is None:
+        bad = sorted(v for v in present if v >= n_classes)
+        if bad:
+            raise TrainingError(
+                f"{source}: label values {bad} are not model classes 0..{n_classes - 1}; add a class_map for this scene"
+            )
+        return labels
+    unknown = sorted(present - set(class_map))
+    if unknown:
+        raise TrainingError(
+            f"{source}: label values {unknown} are not in class_map {dict(class_map)}; map them to a class id or to 255"
+        )
+    lut = np.full(256, CLASS_NODATA, np.uint8)
+    for k, v in class_map.items():
+        if not (0 <= v < n_classes or v == CLASS_NODATA):
+            raise TrainingError(f"{source}: class_map sends {k} to {v}, which is not a class id 0..{n_classes - 1} or 255")
+        lut[k] = v
+    return lut[labels]
+
+
+def sample_chips(scenes: list[Scene], n: int, size: int, rng: np.random.Generator, class_weights: np.ndarray):
+    """Draw ``n`` training chips; chip centres are sampled with rarer classes more likely."""
+    xs, ys = [], []
+    for _ in range(n):
+        s = scenes[rng.integers(len(scenes))]
+        h, w = s.labels.shape
+        # pick a target class by weight, then a centre pixel of that class in the train area
+        for _attempt in range(10):
+            k = rng.choice(len(class_weights), p=class_weights / class_weights.sum())
+            cand = s.centres.get(k)
+            if cand is not None and len(cand):
+                r, c = cand[rng.integers(len(cand))]
+                break
+        else:
+            r, c = rng.integers(h), rng.integers(w)
+        r0 = int(np.clip(r - size // 2, 0, h - size))
+        c0 = int(np.clip(c - size // 2, 0, w - size))
+        img = s.image[:, r0 : r0 + size, c0 : c0 + size]
+        lab = s.labels[r0 : r0 + size, c0 : c0 + size].copy()
+        lab[~s.train_mask[r0 : r0 + size, c0 : c0 + size]] = CLASS_NODATA
+        img, lab = augment(img, lab, rng)
+        xs.append(img)
+        ys.append(lab)
+    return np.stack(xs), np.stack(ys)
+
+
+def augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips, 90° rotations and mild brightness/contrast jitter (normalised units)."""
+    k = int(rng.integers(4))
+    img, lab = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k)
+    if rng.random() < 0.5:
+        img, lab = img[:, :, ::-1], lab[:, ::-1]
+    gain = rng.uniform(0.85, 1.15, size=(img.shape[0], 1, 1)).astype(np.float32)
+    bias = rng.uniform(-0.08, 0.08, size=(img.shape[0], 1, 1)).astype(np.float32)
+    return np.ascontiguousarray(img * gain + bias, dtype=np.float32), np.ascontiguousarray(lab)
+
+
+def evaluate_scenes(net, scenes: list[Scene], n_classes: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Confusion matrices on each scene's held-out block (one forward pass per block)."""
+    import torch
+
+    total = np.zeros((n_classes, n_classes), np.int64)
+    per_scene = {}
+    net.eval()
+    with torch.inference_mode():
+        for s in scenes:
+            rs, cs = s.val_box
+            x = s.image[:, rs, cs]
+            h, w = x.shape[1:]
+            ph, pw = (-h) % 32, (-w) % 32
+            t = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(x))[None], (0, pw, 0, ph), mode="reflect")
+            pred = net(t).argmax(1)[0, :h, :w].numpy().astype(np.uint8)
+            cm = confusion_matrix(s.labels[rs, cs], pred, n_classes)
+            per_scene[s.name] = cm
+            total += cm
+    return total, per_scene
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train, write the best checkpoint to ``cfg.output`` and return its path."""
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    ncls = len(cfg.classes)
+    names = [c.name for c in cfg.classes]
+    scenes = [load_scene(s, cfg) for s in cfg.scenes]
+    for s in scenes:
+        if min(s.labels.shape) < cfg.chip_size:
+            raise TrainingError(f"{s.name}: scene {s.labels.shape} is smaller than chip_size {cfg.chip_size}")
+        lab = np.where(s.train_mask, s.labels, CLASS_NODATA)
+        s.centres = {k: np.argwhere(lab == k) for k in range(ncls)}
+    freq = np.array([sum(int((np.where(s.train_mask, s.labels, 255) == k).sum()) for s in scenes) for k in range(ncls)], float)
+    if (freq == 0).any():
+        log.warning("classes with no training pixels: %s", [n for n, f in zip(names, freq) if f == 0])
+    share = freq / freq.sum()
+    loss_w = np.where(freq > 0, 1.0 / np.sqrt(np.maximum(share, 1e-6)), 0.0)
+    loss_w = loss_w / loss_w[freq > 0].mean()
+    sample_w = np.where(freq > 0, np.sqrt(np.maximum(share, 1e-6)), 0.0)  # flatter than the data
+    card = ModelCard(
+        name=cfg.name, version=cfg.version, arch=cfg.arch, encoder=cfg.encoder, arch_kwargs=cfg.arch_kwargs,
+        bands=list(cfg.bands), classes=cfg.classes, normalization=cfg.normalization,
+        tile_size=cfg.tile_size, halo=cfg.halo, licence=cfg.licence,
+    )
+    net = build_network(card).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(loss_w, dtype=torch.float32), ignore_index=CLASS_NODATA)
+    best = (-1.0, None, None, 0)
+    history = []
+    bad_evals = 0
+    t0 = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        net.train()
+        x, y = sample_chips(scenes, cfg.batch_size, cfg.chip_size, rng, sample_w)
+        xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        loss = loss_fn(net(xt), torch.from_numpy(y).long())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            cm, per_scene = evaluate_scenes(net, scenes, ncls)
+            sc = scores(cm, names)
+            history.append({"step": step, "loss": round(loss.item(), 4), "val_miou": sc["miou"]})
+            log.info("step %d loss %.4f val mIoU %s (%.0fs)", step, loss.item(), sc["miou"], time.perf_counter() - t0)
+            if sc["miou"] is not None and sc["miou"] > best[0]:
+                state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                best = (sc["miou"], state, (cm, per_scene), step)
+                bad_evals = 0
+            else:
+                bad_evals += 1
+                if bad_evals >= cfg.patience:
+                    log.info("early stop at step %d: no val mIoU gain in %d evaluations", step, cfg.patience)
+                    break
+    if best[1] is None:
+        raise TrainingError("no evaluation produced a validation mIoU; check the labels of the validation blocks")
+    cm, per_scene = best[2]
+    card.metrics = {
+        "validation": "spatially held-out block per scene "
+        f"({cfg.validation.side} {cfg.validation.fraction:.0%}, gap {cfg.validation.gap} px), single forward pass",
+        "pooled": scores(cm, names),
+        "per_scene": {k: scores(v, names) for k, v in per_scene.items()},
+    }
+    card.training = {
+        "scenes": [s.model_dump() for s in cfg.scenes],
+        "config": cfg.model_dump(mode="json"),
+        "best_step": best[3],
+        "steps_run": step,
+        "history": history,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "loss_class_weights": [round(float(v), 4) for v in loss_w],
+        "torch": torch.__version__,
+    }
+    save_checkpoint(cfg.output, card, best[1])
+    log.info("wrote %s (val mIoU %.4f at step %d)", cfg.output, best[0], best[3])
+    return Path(cfg.output)
