@@ -157,6 +157,7 @@ def save_checkpoint(path: str | Path, card: ModelCard, state_dict: dict) -> Chec
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     tmp_w = out / (WEIGHTS_NAME + ".tmp")
     save_file(tensors, str(tmp_w), metadata={"format": "geoseg", "arch": card.arch, "encoder": card.encoder})
+    tmp_w.chmod(0o644)
     tmp_w.replace(out / WEIGHTS_NAME)
     tmp_c = out / (CARD_NAME + ".tmp")
     tmp_c.write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")

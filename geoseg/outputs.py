@@ -93,6 +93,7 @@ class StitchedRaster:
         nodata: int,
         blocksize: int = 512,
         compress: str = "DEFLATE",
+        colormap: dict[int, tuple[int, int, int, int]] | None = None,
     ):
         self.scratch = path.with_name(path.name + ".scratch.tif")
         self.compress = compress
@@ -101,9 +102,10 @@ class StitchedRaster:
             self.scratch, "w", driver="GTiff", width=width, height=height, count=1, dtype="uint8",
             crs=crs, transform=transform, nodata=nodata, tiled=True, blockxsize=256,
             blockysize=256, compress="DEFLATE", predictor=1, zlevel=1, BIGTIFF="IF_SAFER",
-            SPARSE_OK=True,
+            SPARSE_OK=True, photometric="palette" if colormap else "minisblack",
         )
-        self._nodata = nodata
+        if colormap:  # must be set before any pixel is written (TIFF photometric tag)
+            self._ds.write_colormap(1, colormap)
 
     def write(self, box: PixelBox, values: np.ndarray) -> None:
         """Write ``values`` (``(rows, cols)`` uint8) over ``box``."""
@@ -113,14 +115,11 @@ class StitchedRaster:
         self,
         path: Path,
         *,
-        colormap: dict[int, tuple[int, int, int, int]] | None = None,
         tags: dict[str, str] | None = None,
         band_description: str = "",
         overview_resampling: str = "MODE",
     ) -> Path:
         """Finish the scratch file and write it as a COG at ``path`` (the scratch file is removed)."""
-        if colormap:
-            self._ds.write_colormap(1, colormap)
         if tags:
             self._ds.update_tags(**tags)
         if band_description:

@@ -20,7 +20,7 @@ import numpy as np
 
 from geoseg import CLASS_NODATA, __version__
 from geoseg.config import SegmentConfig
-from geoseg.errors import ConfigError, InputError, TileError
+from geoseg.errors import AOIError, ConfigError, InputError, TileError
 from geoseg.model import Checkpoint, checkpoint_payload, load_checkpoint, sha256_file
 from geoseg.normalization import scene_stats
 from geoseg.outputs import RUN_FILES, Staging, StitchedRaster, output_names, write_json
@@ -111,7 +111,7 @@ def plan_scene(path: str, cfg: SegmentConfig, ckpt: Checkpoint, tile_size: int, 
         kept = [t for t in tiles if box_intersects(aoi, t.core, info.transform)]
         outside = len(tiles) - len(kept)
         if not kept:
-            raise InputError(f"AOI {cfg.aoi} does not overlap {path}; check the AOI and its CRS")
+            raise AOIError(f"AOI {cfg.aoi} does not overlap {path}; check the AOI and its CRS")
         tiles = kept
     job = SceneJob(path, idx, stats, info.transform, info.crs, aoi)
     return ScenePlan(path, Path(path).stem, info, grid, job, tiles, outside)
@@ -146,7 +146,8 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
         for i, p in enumerate(plans):
             f = _scene_files(p.stem, cfg)
             cls_sink = StitchedRaster(staging.path(f["classes"]), p.info.width, p.info.height, p.info.crs,
-                                      p.info.transform, CLASS_NODATA, cfg.outputs.blocksize, cfg.outputs.compress)
+                                      p.info.transform, CLASS_NODATA, cfg.outputs.blocksize, cfg.outputs.compress,
+                                      colormap={**{c.id: c.rgba() for c in card.classes}, CLASS_NODATA: (0, 0, 0, 0)})
             conf_sink = (StitchedRaster(staging.path(f["confidence"]), p.info.width, p.info.height, p.info.crs,
                                         p.info.transform, CONFIDENCE_NODATA, cfg.outputs.blocksize, cfg.outputs.compress)
                          if cfg.outputs.confidence else None)
@@ -211,8 +212,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
                     "source": p.path,
                     "software": f"geoseg {__version__}",
                 }
-                cls_sink.to_cog(staging.path(f["classes"]), colormap={c.id: c.rgba() for c in card.classes},
-                                tags=tags, band_description="class", overview_resampling="MODE")
+                cls_sink.to_cog(staging.path(f["classes"]), tags=tags, band_description="class", overview_resampling="MODE")
                 written.append(f["classes"])
                 if conf_sink is not None:
                     conf_sink.to_cog(staging.path(f["confidence"]), tags={**tags, "units": "percent (max softmax probability)"},

@@ -115,12 +115,27 @@ def pixel_area_m2(crs: CRS | None, transform: Affine, rows: np.ndarray) -> np.nd
         return np.full(rows.shape, cell, dtype=np.float64)
     if transform.b or transform.d:
         raise InputError("rotated geographic rasters are not supported for area statistics")
-    # Area of a lat/lon cell on the authalic sphere of WGS84 (error < 0.1 % vs the ellipsoid).
-    r_auth = 6371007.181
     lat_top = transform.f + transform.e * rows
     lat_bot = lat_top + transform.e
     dlon = math.radians(abs(transform.a))
-    return (r_auth**2) * dlon * np.abs(np.sin(np.radians(lat_top)) - np.sin(np.radians(lat_bot)))
+    return np.abs(_ellipsoid_zone_area(lat_top) - _ellipsoid_zone_area(lat_bot)) * dlon
+
+
+_WGS84_A = 6378137.0
+_WGS84_F = 1 / 298.257223563
+
+
+def _ellipsoid_zone_area(lat_deg: np.ndarray) -> np.ndarray:
+    """Area (m²) per radian of longitude between the equator and ``lat_deg`` on WGS84.
+
+    Exact for cells bounded by parallels and meridians (no projection involved):
+    ``b²/2 · [sinφ/(1−e²sin²φ) + atanh(e·sinφ)/e]``.
+    """
+    e2 = _WGS84_F * (2 - _WGS84_F)
+    e = math.sqrt(e2)
+    b2 = (_WGS84_A * (1 - _WGS84_F)) ** 2
+    s = np.sin(np.radians(lat_deg))
+    return 0.5 * b2 * (s / (1 - e2 * s * s) + np.arctanh(e * s) / e)
 
 
 def load_aoi(path: str | Path, crs: CRS | None):
@@ -153,7 +168,7 @@ def aoi_mask(geom, box: PixelBox, transform: Affine) -> np.ndarray:
     """
     from rasterio.features import geometry_mask
 
-    win_transform = transform * Affine.translation(box.col, box.row)
+    win_transform = transform @ Affine.translation(box.col, box.row)
     return geometry_mask([geom], out_shape=(box.height, box.width), transform=win_transform, invert=True)
 
 

@@ -81,11 +81,11 @@ class Tile:
 
     def read_transform(self, raster_transform: Affine) -> Affine:
         """Affine transform of the read window (raster CRS units per pixel)."""
-        return raster_transform * Affine.translation(self.read.col, self.read.row)
+        return raster_transform @ Affine.translation(self.read.col, self.read.row)
 
     def core_transform(self, raster_transform: Affine) -> Affine:
         """Affine transform of the core window."""
-        return raster_transform * Affine.translation(self.core.col, self.core.row)
+        return raster_transform @ Affine.translation(self.core.col, self.core.row)
 
 
 @dataclass(frozen=True, slots=True)

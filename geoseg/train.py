@@ -25,20 +25,41 @@ from geoseg.metrics import confusion_matrix, scores
 from geoseg.model import ClassInfo, ModelCard, build_network, save_checkpoint
 from geoseg.normalization import Normalization, apply, scene_stats
 from geoseg.raster import RasterInfo, open_raster, read_window, resolve_bands
+from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
+
+
+class ValidationSpec(Strict):
+    """The spatially held-out block: a strip on one ``side`` of the scene, or an explicit ``block``."""
+
+    side: Literal["left", "right", "top", "bottom"] = "right"
+    fraction: float = Field(0.2, gt=0, lt=0.9, description="share of the scene held out (with `side`)")
+    block: tuple[int, int, int, int] | None = Field(
+        None, description="explicit held-out block [col_off, row_off, width, height] in pixels; overrides side"
+    )
+    gap: int = Field(16, ge=0, description="pixels around the block used for neither training nor validation")
+
+    def box(self, width: int, height: int) -> PixelBox:
+        if self.block is not None:
+            c, r, w, h = self.block
+            if c < 0 or r < 0 or w < 1 or h < 1 or c + w > width or r + h > height:
+                raise TrainingError(f"validation.block {list(self.block)} is not inside the {width}x{height} scene")
+            return PixelBox(c, r, w, h)
+        n_cols, n_rows = int(round(width * self.fraction)), int(round(height * self.fraction))
+        return {
+            "left": PixelBox(0, 0, n_cols, height),
+            "right": PixelBox(width - n_cols, 0, n_cols, height),
+            "top": PixelBox(0, 0, width, n_rows),
+            "bottom": PixelBox(0, height - n_rows, width, n_rows),
+        }[self.side]
 
 
 class SceneSpec(Strict):
     image: str
     labels: str = Field(description="class raster on any grid (resampled by nearest neighbour to the image grid)")
     class_map: dict[int, int] | None = Field(None, description="source label value -> model class id")
-
-
-class ValidationSpec(Strict):
-    side: Literal["left", "right", "top", "bottom"] = "right"
-    fraction: float = Field(0.2, gt=0, lt=0.9, description="share of the scene held out")
-    gap: int = Field(16, ge=0, description="pixels between train and validation areas (not used)")
+    validation: ValidationSpec | None = Field(None, description="this scene's held-out block (default: the top-level one)")
 
 
 class TrainConfig(Strict):
@@ -76,6 +97,7 @@ class Scene:
     labels: np.ndarray  # (rows, cols) uint8, 255 = ignore
     train_mask: np.ndarray  # (rows, cols) bool
     val_box: tuple[slice, slice]
+    validation: ValidationSpec
     centres: dict[int, np.ndarray] = field(default_factory=dict)  # train pixels per class
 
 
@@ -100,21 +122,11 @@ def load_scene(spec: SceneSpec, cfg: TrainConfig) -> Scene:
     labels = remap_labels(labels, spec.class_map, len(cfg.classes), spec.labels)
     labels[~valid] = CLASS_NODATA
     h, w = labels.shape
-    v = cfg.validation
+    v = spec.validation or cfg.validation
+    box = v.box(w, h)
     train_mask = np.ones((h, w), bool)
-    if v.side in ("left", "right"):
-        n = int(round(w * v.fraction))
-        cols = slice(w - n, w) if v.side == "right" else slice(0, n)
-        val_box = (slice(0, h), cols)
-        lo, hi = (max(0, w - n - v.gap), w) if v.side == "right" else (0, min(w, n + v.gap))
-        train_mask[:, lo:hi] = False
-    else:
-        n = int(round(h * v.fraction))
-        rows = slice(h - n, h) if v.side == "bottom" else slice(0, n)
-        val_box = (rows, slice(0, w))
-        lo, hi = (max(0, h - n - v.gap), h) if v.side == "bottom" else (0, min(h, n + v.gap))
-        train_mask[lo:hi, :] = False
-    return Scene(Path(spec.image).stem, image, labels, train_mask, val_box)
+    train_mask[max(0, box.row - v.gap) : box.row_stop + v.gap, max(0, box.col - v.gap) : box.col_stop + v.gap] = False
+    return Scene(Path(spec.image).stem, image, labels, train_mask, box.to_slices(), v)
 
 
 def remap_labels(labels: np.ndarray, class_map: dict[int, int] | None, n_classes: int, source: str) -> np.ndarray:
@@ -261,8 +273,13 @@ def train(cfg: TrainConfig) -> Path:
         raise TrainingError("no evaluation produced a validation mIoU; check the labels of the validation blocks")
     cm, per_scene = best[2]
     card.metrics = {
-        "validation": "spatially held-out block per scene "
-        f"({cfg.validation.side} {cfg.validation.fraction:.0%}, gap {cfg.validation.gap} px), single forward pass",
+        "validation": "spatially held-out block per scene (pixel box [col_off, row_off, width, height]), "
+        "one forward pass over the block",
+        "validation_blocks": {
+            s.name: [s.val_box[1].start, s.val_box[0].start, s.val_box[1].stop - s.val_box[1].start,
+                     s.val_box[0].stop - s.val_box[0].start]
+            for s in scenes
+        },
         "pooled": scores(cm, names),
         "per_scene": {k: scores(v, names) for k, v in per_scene.items()},
     }

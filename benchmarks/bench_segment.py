@@ -1,0 +1,175 @@
+"""Benchmark: `geoseg segment` end to end vs an in-process model loop over the same tiles.
+
+Builds VRT mosaics of a real scene (k x k copies of the bundled Zion crop, or of any
+raster given with --scene), runs the real CLI on each (local Ray, default model), and
+reports in one run:
+
+* end-to-end Mpx/s (whole command, Ray start included) and tile-stage Mpx/s;
+* the same tiles through an in-process model loop (no Ray, no I/O: tiles pre-read and
+  normalised in memory, all cores to torch), Mpx/s;
+* their ratio, and peak RSS summed over every process of the run (driver, raylet, actors).
+
+    python benchmarks/bench_segment.py --sizes 2 4 --out benchmarks/results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import rasterio
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SCENE = REPO / "data" / "sample" / "zion_north_landsat8_2015_crop.tif"
+
+
+def build_mosaic(scene: Path, k: int, out: Path) -> Path:
+    """A VRT that tiles ``scene`` k x k times edge to edge (same pixels, shifted georeferencing)."""
+    with rasterio.open(scene) as src:
+        w, h, t, crs = src.width, src.height, src.transform, src.crs
+        dtype = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}[src.dtypes[0]]
+        bands = []
+        for b in range(1, src.count + 1):
+            sources = "".join(
+                f'<SimpleSource><SourceFilename relativeToVRT="0">{scene.resolve()}</SourceFilename>'
+                f"<SourceBand>{b}</SourceBand>"
+                f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+                f'<DstRect xOff="{j * w}" yOff="{i * h}" xSize="{w}" ySize="{h}"/></SimpleSource>'
+                for i in range(k) for j in range(k)
+            )
+            nd = f"<NoDataValue>{src.nodata}</NoDataValue>" if src.nodata is not None else ""
+            bands.append(f'<VRTRasterBand dataType="{dtype}" band="{b}"><Description>{src.descriptions[b - 1]}</Description>'
+                         f"{nd}{sources}</VRTRasterBand>")
+    gt = ", ".join(repr(v) for v in (t.c, t.a, t.b, t.f, t.d, t.e))
+    out.write_text(f'<VRTDataset rasterXSize="{w * k}" rasterYSize="{h * k}"><SRS>{crs.to_wkt()}</SRS>'
+                   f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>")
+    return out
+
+
+def run_with_peak_rss(cmd: list[str], env: dict) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Run ``cmd``; return wall seconds, peak RSS (bytes) over its whole process tree, result."""
+    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    peak = 0
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not stop.is_set():
+            try:
+                procs = [proc] + proc.children(recursive=True)
+                peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    t0 = time.perf_counter()
+    th.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    return wall, peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def model_loop(vrt: Path, tile_size: int, halo: int, batch: int, threads: int) -> dict:
+    """The same tiles through the model in this process: reads and normalisation excluded from the timing."""
+    import torch
+
+    from geoseg.model import load_checkpoint
+    from geoseg.normalization import apply, scene_stats
+    from geoseg.predict import Predictor
+    from geoseg.raster import RasterInfo, read_window, resolve_bands
+    from geoseg.tiling import TileGrid
+
+    torch.set_num_threads(threads)
+    ck = load_checkpoint(None)
+    pr = Predictor.from_checkpoint(ck, "cpu")
+    with rasterio.open(vrt) as src:
+        info = RasterInfo.from_dataset(str(vrt), src)
+        idx = resolve_bands(info, ck.card.bands)
+        stats = scene_stats(src, idx, ck.card.normalization)
+        grid = TileGrid(info.width, info.height, tile_size, halo)
+        tiles = list(grid)
+        # the model sees every tile once; to keep memory small we time batches as they are read
+        pr.classify(np.zeros((1, len(idx), tile_size, tile_size), np.float32))  # warm-up
+        seconds = 0.0
+        for k in range(0, len(tiles), batch):
+            arrs = [apply(read_window(src, idx, t.read)[0], stats, ck.card.normalization) for t in tiles[k : k + batch]]
+            x = np.stack(arrs)
+            t0 = time.perf_counter()
+            pr.classify(x)
+            seconds += time.perf_counter() - t0
+    px = info.width * info.height
+    return {"tiles": len(tiles), "seconds": seconds, "mpx_s": px / seconds / 1e6}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scene", type=Path, default=DEFAULT_SCENE)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2, 4], help="mosaic factors k (k x k copies)")
+    ap.add_argument("--tile-size", type=int, default=512)
+    ap.add_argument("--halo", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/geoseg-bench"))
+    ap.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": ""}
+    rows = []
+    for k in args.sizes:
+        vrt = build_mosaic(args.scene, k, args.work / f"mosaic_{k}x{k}.vrt")
+        with rasterio.open(vrt) as src:
+            px = src.width * src.height
+            size = f"{src.width}x{src.height}"
+        loop = model_loop(vrt, args.tile_size, args.halo, args.batch_size, threads=os.cpu_count() or 1)
+        cmd = [sys.executable, "-m", "geoseg.cli", "-q", "segment", str(vrt), "--output", str(args.work / f"out_{k}"),
+               "--overwrite", "--tile-size", str(args.tile_size), "--halo", str(args.halo),
+               "--batch-size", str(args.batch_size)]
+        wall, peak, res = run_with_peak_rss(cmd, env)
+        if res.returncode != 0:
+            sys.exit(f"segment failed:\n{res.stderr[-3000:]}")
+        m = json.loads((args.work / f"out_{k}" / "manifest.json").read_text())
+        tiles_s = m["timings_s"]["tiles"]
+        row = {
+            "mosaic": f"{k}x{k}", "pixels": size, "mpx": round(px / 1e6, 2), "tiles": m["tiles"]["processed"],
+            "e2e_s": round(wall, 1), "e2e_mpx_s": round(px / wall / 1e6, 3),
+            "tile_stage_mpx_s": round(px / tiles_s / 1e6, 3),
+            "model_loop_mpx_s": round(loop["mpx_s"], 3),
+            "ratio_e2e_over_loop": round(px / wall / 1e6 / loop["mpx_s"], 3),
+            "ratio_tile_stage_over_loop": round(px / tiles_s / 1e6 / loop["mpx_s"], 3),
+            "peak_rss_mib": round(peak / 2**20), "timings_s": m["timings_s"], "runtime": m["runtime"],
+        }
+        rows.append(row)
+        print(json.dumps({k2: v for k2, v in row.items() if k2 != "timings_s"}), flush=True)
+    result = {"machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                          "cpu": _cpu_name()}, "tile_size": args.tile_size, "halo": args.halo, "rows": rows}
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| mosaic | Mpx | e2e Mpx/s | tile stage Mpx/s | model loop Mpx/s | e2e/loop | stage/loop | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['mosaic']} ({r['pixels']}) | {r['mpx']} | {r['e2e_mpx_s']} | {r['tile_stage_mpx_s']} | "
+              f"{r['model_loop_mpx_s']} | {r['ratio_e2e_over_loop']} | {r['ratio_tile_stage_over_loop']} | {r['peak_rss_mib']} |")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+import pytest
+
+from geoseg.config import SegmentConfig, load_yaml
+from geoseg.errors import ConfigError
+from tests.conftest import REPO
+
+
+def test_shipped_configs_validate():
+    cfg = load_yaml(REPO / "configs" / "default.yaml", SegmentConfig)
+    assert cfg.inputs == ["data/sample/nc_raleigh_landsat7_2000.tif"] and cfg.runtime.threads_per_worker == 1
+
+
+def test_unknown_key_is_an_error_naming_it(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("inputs: [a.tif]\ntile_sise: 256\nruntime:\n  num_wrkers: 2\n")
+    with pytest.raises(ConfigError) as exc:
+        load_yaml(p, SegmentConfig)
+    msg = str(exc.value)
+    assert "tile_sise: unknown key" in msg and "runtime.num_wrkers: unknown key" in msg and str(p) in msg
+
+
+def test_flags_override_yaml_and_none_flags_do_not(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("tile_size: 256\nhalo: 16\n")
+    cfg = load_yaml(p, SegmentConfig, {"tile_size": 384, "halo": None, "runtime.num_workers": 3})
+    assert (cfg.tile_size, cfg.halo, cfg.runtime.num_workers) == (384, 16, 3)
+
+
+@pytest.mark.parametrize("text,needle", [("tile_size: 200\n", "multiple of 32"), ("device: tpu\n", "device"),
+                                          ("batch_size: 0\n", "batch_size"), ("- a\n- b\n", "mapping")])
+def test_bad_values_are_errors(tmp_path, text, needle):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        load_yaml(p, SegmentConfig)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_yaml(tmp_path / "nope.yaml", SegmentConfig)

@@ -1,0 +1,214 @@
+"""The segment job end to end in-process (no Ray): outputs, nodata, AOI, stats, atomic publication."""
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+from shapely.geometry import box, mapping
+
+from geoseg.config import SegmentConfig
+from geoseg.errors import AOIError, BandError, OutputError
+from geoseg.pipeline import segment
+from tests.conftest import NC_IMAGE, ZION_IMAGE
+
+
+def _cfg(inputs, out, **kw):
+    base = dict(inputs=[str(p) for p in inputs], output=str(out), tile_size=256, halo=32, device="cpu",
+                runtime={"local": True})
+    base.update(kw)
+    return SegmentConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def nc_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nc") / "out"
+    summary = segment(_cfg([NC_IMAGE], out), progress=False)
+    return out, summary
+
+
+def test_outputs_are_named_by_input_stem(nc_run):
+    out, summary = nc_run
+    stem = NC_IMAGE.stem
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"{stem}_classes.tif", f"{stem}_confidence.tif", f"{stem}_polygons.gpkg",
+                            "stats.json", "stats.csv", "manifest.json"])
+    assert summary.ok and [p.name for p in summary.files][-1] == "manifest.json"
+
+
+def test_class_map_is_a_valid_cog_on_the_input_grid(nc_run):
+    out, _ = nc_run
+    path = out / f"{NC_IMAGE.stem}_classes.tif"
+    is_valid, errors, _ = cog_validate(str(path))
+    assert is_valid, errors
+    with rasterio.open(path) as cls, rasterio.open(NC_IMAGE) as src:
+        assert cls.dtypes[0] == "uint8" and cls.nodata == 255
+        assert cls.crs == src.crs and cls.transform == src.transform and cls.shape == src.shape
+        assert cls.tags()["class_names"] == "other,forest,water,urban"
+        cmap = cls.colormap(1)
+        assert cmap[1] == (0x1B, 0x78, 0x37, 255)
+        assert cls.compression.name.upper() in ("DEFLATE", "ZSTD")
+        assert cls.overviews(1) == [] or cls.overviews(1)[0] == 2
+        assert set(np.unique(cls.read(1))) <= {0, 1, 2, 3, 255}
+
+
+def test_confidence_is_a_percent_cog_on_the_same_grid(nc_run):
+    out, _ = nc_run
+    path = out / f"{NC_IMAGE.stem}_confidence.tif"
+    assert cog_validate(str(path))[0]
+    with rasterio.open(path) as conf, rasterio.open(out / f"{NC_IMAGE.stem}_classes.tif") as cls:
+        c, k = conf.read(1), cls.read(1)
+        assert conf.transform == cls.transform and conf.nodata == 255
+        assert ((c == 255) == (k == 255)).all()
+        assert c[c != 255].min() >= 25 and c[c != 255].max() <= 100  # 4 classes: max softmax >= 1/4
+
+
+def test_stats_add_up_to_the_valid_area(nc_run):
+    out, _ = nc_run
+    stats = json.loads((out / "stats.json").read_text())["inputs"][NC_IMAGE.stem]
+    with rasterio.open(out / f"{NC_IMAGE.stem}_classes.tif") as cls:
+        k = cls.read(1)
+        cell_m2 = abs(cls.transform.a * cls.transform.e)
+    counts = np.bincount(k[k != 255], minlength=4)
+    assert [r["pixels"] for r in stats["classes"]] == counts.tolist()
+    assert stats["valid_pixels"] == int((k != 255).sum())
+    assert sum(r["area_ha"] for r in stats["classes"]) == pytest.approx(stats["valid_pixels"] * cell_m2 / 1e4, rel=1e-6)
+    assert sum(r["percent"] for r in stats["classes"]) == pytest.approx(100, abs=1e-3)
+    csv_rows = (out / "stats.csv").read_text().strip().splitlines()
+    assert csv_rows[0] == "input,class_id,class_name,pixels,area_ha,percent" and len(csv_rows) == 5
+
+
+def test_polygons_are_valid_and_cover_the_class_map(nc_run):
+    out, _ = nc_run
+    gdf = gpd.read_file(out / f"{NC_IMAGE.stem}_polygons.gpkg")
+    with rasterio.open(out / f"{NC_IMAGE.stem}_classes.tif") as cls:
+        k = cls.read(1)
+        crs = cls.crs
+        cell = abs(cls.transform.a * cls.transform.e)
+    assert list(gdf.columns[:3]) == ["class_id", "class_name", "area_m2"]
+    assert gdf.crs == crs and gdf.geometry.is_valid.all()
+    for cid in range(4):
+        sub = gdf[gdf.class_id == cid]
+        assert sub.area_m2.sum() == pytest.approx((k == cid).sum() * cell, rel=1e-9)
+        assert (sub.class_name == ["other", "forest", "water", "urban"][cid]).all()
+
+
+def test_manifest_records_inputs_model_config_and_timings(nc_run):
+    out, _ = nc_run
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "success"
+    inp = m["inputs"][0]
+    assert inp["sha256"] and inp["size_bytes"] == NC_IMAGE.stat().st_size and inp["bands"] == ["green", "red", "nir"]
+    assert m["model"]["weights_sha256"] and m["config"]["tile_size"] == 256
+    assert m["tiles"]["total"] == 9 and m["tiles"]["failed"] == 0
+    assert {"plan", "tiles", "total"} <= set(m["timings_s"]) and m["versions"]["torch"]
+
+
+def test_nodata_in_gives_255_out_and_never_a_class(make_raster, tmp_path):
+    with rasterio.open(ZION_IMAGE) as src:
+        arr = src.read()
+        profile = dict(transform=src.transform, crs=src.crs.to_string(), descriptions=list(src.descriptions))
+    arr[:, 100:180, 200:330] = 65535          # a hole
+    arr[2, 400, 10] = 65535                   # one band only
+    arr[:, :, :96] = 65535                    # a fully nodata strip: the 6 tiles whose 96-px cores lie in it are skipped
+    path = make_raster(arr, nodata=65535, name="holes.tif", **profile)
+    segment(_cfg([path], tmp_path / "o", tile_size=128, halo=16, outputs={"polygons": False}), progress=False)
+    with rasterio.open(tmp_path / "o" / "holes_classes.tif") as cls:
+        k = cls.read(1)
+    invalid = (arr == 65535).any(axis=0)
+    assert (k[invalid] == 255).all() and (k[~invalid] != 255).all()
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["tiles"]["skipped"] == 6
+
+
+def test_bands_by_index_give_the_same_map_as_by_name(tmp_path):
+    a = segment(_cfg([NC_IMAGE], tmp_path / "a", bands=["green", "red", "nir"], outputs={"polygons": False}), progress=False)
+    b = segment(_cfg([NC_IMAGE], tmp_path / "b", bands=[2, 3, 4], outputs={"polygons": False}), progress=False)
+    with rasterio.open(a.output_dir / f"{NC_IMAGE.stem}_classes.tif") as x, rasterio.open(b.output_dir / f"{NC_IMAGE.stem}_classes.tif") as y:
+        np.testing.assert_array_equal(x.read(1), y.read(1))
+
+
+def test_missing_band_fails_before_writing_anything(tmp_path):
+    with pytest.raises(BandError, match="swir2"):
+        segment(_cfg([NC_IMAGE], tmp_path / "o", bands=["green", "red", "swir2"]), progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_aoi_restricts_tiles_and_masks_outside(tmp_path):
+    with rasterio.open(NC_IMAGE) as src:
+        b = src.bounds
+        crs = src.crs
+    # left third of the scene, written in EPSG:4326 to exercise reprojection
+    aoi = gpd.GeoDataFrame(geometry=[box(b.left, b.bottom, b.left + (b.right - b.left) / 3, b.top)], crs=crs).to_crs(4326)
+    aoi_path = tmp_path / "aoi.geojson"
+    aoi.to_file(aoi_path, driver="GeoJSON")
+    s = segment(_cfg([NC_IMAGE], tmp_path / "o", tile_size=128, halo=16, aoi=str(aoi_path), outputs={"polygons": False}),
+                progress=False)
+    segment(_cfg([NC_IMAGE], tmp_path / "full", tile_size=128, halo=16, outputs={"polygons": False}), progress=False)
+    with rasterio.open(tmp_path / "o" / f"{NC_IMAGE.stem}_classes.tif") as cls:
+        k = cls.read(1)
+    with rasterio.open(tmp_path / "full" / f"{NC_IMAGE.stem}_classes.tif") as cls:
+        full = cls.read(1)
+    third = k.shape[1] // 3
+    assert (k[:, third + 3 :] == 255).all()  # outside: masked
+    np.testing.assert_array_equal(k[:, : third - 3], full[:, : third - 3])  # inside: as without an AOI
+    assert s.manifest["tiles"]["outside_aoi"] > 0
+
+
+def test_aoi_that_misses_the_raster_is_a_clear_error(tmp_path):
+    gpd.GeoDataFrame(geometry=[box(10, 10, 11, 11)], crs=4326).to_file(tmp_path / "far.geojson", driver="GeoJSON")
+    with pytest.raises(AOIError, match="does not overlap"):
+        segment(_cfg([NC_IMAGE], tmp_path / "o", aoi=str(tmp_path / "far.geojson")), progress=False)
+
+
+def test_existing_outputs_are_never_clobbered_without_overwrite(nc_run, tmp_path):
+    out, _ = nc_run
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(OutputError, match="--overwrite"):
+        segment(_cfg([NC_IMAGE], out), progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_a_failed_run_with_overwrite_leaves_the_previous_result_intact(tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    segment(_cfg([NC_IMAGE], out, outputs={"polygons": False}), progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    import geoseg.predict
+
+    def broken(self, batch):
+        raise RuntimeError("simulated model crash")
+
+    monkeypatch.setattr(geoseg.predict.Predictor, "classify", broken)
+    from geoseg.errors import TileError
+
+    with pytest.raises(TileError, match="simulated model crash"):
+        segment(_cfg([NC_IMAGE], out, overwrite=True, outputs={"polygons": False}), progress=False)
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before
+    failed_manifest = next(out.glob(".geoseg-staging-*/manifest.json"))
+    m = json.loads(failed_manifest.read_text())
+    assert m["status"] == "failed" and m["tiles"]["failed"] == 9
+    assert "simulated model crash" in m["inputs"][0]["failed_tiles"][0]["error"]
+
+
+def test_geographic_input_areas_are_in_square_metres(make_raster, tmp_path):
+    from affine import Affine
+
+    with rasterio.open(NC_IMAGE) as src:
+        arr = src.read()
+        desc = list(src.descriptions)
+    # same pixels, placed on a 0.0003 deg grid near 8.4 deg S (like the Pucallpa scenes)
+    path = make_raster(arr, crs="EPSG:4326", transform=Affine(0.0003, 0, -74.6, 0, -0.0003, -8.3), nodata=0,
+                       descriptions=desc, name="geo.tif")
+    s = segment(_cfg([path], tmp_path / "o"), progress=False)
+    stats = json.loads((tmp_path / "o" / "stats.json").read_text())["inputs"]["geo"]
+    gdf = gpd.read_file(tmp_path / "o" / "geo_polygons.gpkg")
+    assert gdf.crs.to_epsg() == 4326
+    # cell ~ 33.4 m x 33.0 m at 8.3 deg S
+    approx_cell = 0.0003 * 111320 * np.cos(np.radians(8.35)) * 0.0003 * 110600
+    assert stats["valid_area_ha"] == pytest.approx(stats["valid_pixels"] * approx_cell / 1e4, rel=0.01)
+    assert gdf.area_m2.sum() / 1e4 == pytest.approx(stats["valid_area_ha"], rel=1e-3)
+    assert s.ok

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from geoseg.errors import BandError, InputError
+from geoseg.normalization import Normalization, apply, scene_stats
+from geoseg.raster import RasterInfo, gdal_path, open_raster, pixel_area_m2, read_window, resolve_bands
+from geoseg.tiling import PixelBox
+from tests.conftest import NC_IMAGE
+
+
+def _info(path):
+    with rasterio.open(path) as src:
+        return RasterInfo.from_dataset(str(path), src)
+
+
+def test_bands_resolve_by_name_case_insensitively_and_by_index():
+    info = _info(NC_IMAGE)
+    assert resolve_bands(info, ["green", "RED", "nir"]) == [2, 3, 4]
+    assert resolve_bands(info, [4, "3", "green"]) == [4, 3, 2]
+
+
+def test_missing_band_error_lists_the_bands_the_file_has():
+    info = _info(NC_IMAGE)
+    with pytest.raises(BandError) as exc:
+        resolve_bands(info, ["green", "red", "swir2"])
+    msg = str(exc.value)
+    assert "swir2" in msg and "1:blue" in msg and "5:swir1" in msg and str(NC_IMAGE) in msg
+    with pytest.raises(BandError, match="index 9 is out of range"):
+        resolve_bands(info, [9])
+
+
+def test_unnamed_bands_get_positional_names(make_raster):
+    path = make_raster(np.zeros((3, 10, 10), np.uint8))
+    assert _info(path).band_names == ("band1", "band2", "band3")
+
+
+@pytest.mark.parametrize("dtype,nodata", [("uint8", 0), ("uint16", 65535), ("int16", -9999), ("float32", -1.0)])
+def test_window_reads_flag_nodata_in_any_band(make_raster, dtype, nodata):
+    rng = np.random.default_rng(0)
+    arr = (rng.integers(1, 200, size=(3, 40, 50))).astype(dtype)
+    arr[1, 5, 7] = nodata  # one band only
+    arr[:, 30:, 40:] = nodata
+    path = make_raster(arr, nodata=nodata)
+    with rasterio.open(path) as src:
+        data, valid = read_window(src, [1, 2, 3], PixelBox(0, 0, 50, 40))
+    assert data.shape == (3, 40, 50) and data.dtype == np.dtype(dtype)
+    assert not valid[5, 7] and not valid[30:, 40:].any()
+    assert valid.sum() == 40 * 50 - 1 - 10 * 10
+
+
+def test_float_nan_is_invalid_without_declared_nodata(make_raster):
+    arr = np.ones((1, 8, 8), np.float32)
+    arr[0, 2, 3] = np.nan
+    path = make_raster(arr)
+    with rasterio.open(path) as src:
+        _, valid = read_window(src, [1], PixelBox(0, 0, 8, 8))
+    assert valid.sum() == 63 and not valid[2, 3]
+
+
+def test_scene_stats_ignore_nodata_and_scale_to_unit_range(make_raster):
+    arr = np.tile(np.arange(100, 200, dtype=np.uint16), (2, 100, 1))
+    arr[:, :10, :] = 65535
+    path = make_raster(arr, nodata=65535)
+    norm = Normalization(low=0, high=100)
+    with rasterio.open(path) as src:
+        stats = scene_stats(src, [1, 2], norm)
+        data, _ = read_window(src, [1, 2], PixelBox(0, 0, 100, 100))
+    assert stats.offset == (100.0, 100.0) and stats.scale == (99.0, 99.0)
+    x = apply(data[:, 10:, :], stats, norm)
+    assert x.min() == 0.0 and x.max() == 1.0
+
+
+def test_scene_stats_on_all_nodata_is_a_clear_error(make_raster):
+    path = make_raster(np.zeros((1, 10, 10), np.uint8), nodata=0)
+    with rasterio.open(path) as src, pytest.raises(InputError, match="no valid"):
+        scene_stats(src, [1], Normalization())
+
+
+def test_pixel_area_projected_and_geographic():
+    from rasterio.crs import CRS
+
+    a = pixel_area_m2(CRS.from_epsg(32612), Affine(30, 0, 0, 0, -30, 0), np.arange(3))
+    assert np.allclose(a, 900.0)
+    # US survey feet: 1 ft^2 = 0.09290341 m^2
+    ft = pixel_area_m2(CRS.from_epsg(2264), Affine(10, 0, 0, 0, -10, 0), np.arange(1))
+    assert ft[0] == pytest.approx(100 * 0.3048006096**2, rel=1e-6)
+    # 0.001 deg cells: near the equator ~111.2 m x 110.6 m; at 60 deg N about half as wide
+    eq = pixel_area_m2(CRS.from_epsg(4326), Affine(0.001, 0, 0, 0, -0.001, 0.0005), np.arange(1))[0]
+    n60 = pixel_area_m2(CRS.from_epsg(4326), Affine(0.001, 0, 0, 0, -0.001, 60.0005), np.arange(1))[0]
+    assert eq == pytest.approx(111195 * 111195 / 1e6, rel=0.01)
+    assert n60 / eq == pytest.approx(0.5, rel=0.02)  # ~cos(60 deg), a little more on the ellipsoid
+    # exact against pyproj's geodesic area of the same cells
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    for lat in (-8.3, 45.0, 71.2):
+        t = Affine(0.01, 0, -74.6, 0, -0.01, lat)
+        got = pixel_area_m2(CRS.from_epsg(4326), t, np.array([0]))[0]
+        ref, _ = geod.polygon_area_perimeter([-74.6, -74.59, -74.59, -74.6], [lat, lat, lat - 0.01, lat - 0.01])
+        assert got == pytest.approx(abs(ref), rel=1e-5)
+
+
+def test_s3_urls_are_read_through_vsis3():
+    assert gdal_path("s3://bucket/a/b.tif") == "/vsis3/bucket/a/b.tif"
+    assert gdal_path("/data/x.tif") == "/data/x.tif"
+
+
+def test_unreadable_input_is_an_input_error(tmp_path):
+    bad = tmp_path / "notaraster.tif"
+    bad.write_text("hello")
+    with pytest.raises(InputError, match="cannot open as a raster"):
+        open_raster(bad)

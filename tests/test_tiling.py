@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geoseg.errors import ConfigError
+from geoseg.tiling import PixelBox, TileGrid
+
+grids = st.builds(
+    lambda w, h, ts, halo_frac: TileGrid(w, h, ts, min(int(ts * halo_frac), (ts - 1) // 2)),
+    st.integers(1, 700),
+    st.integers(1, 700),
+    st.sampled_from([32, 64, 96, 128, 256]),
+    st.floats(0, 0.45),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(grids)
+def test_cores_cover_every_pixel_exactly_once(grid):
+    cover = np.zeros((grid.height, grid.width), np.int32)
+    for t in grid:
+        cover[t.core.to_slices()] += 1
+    assert (cover == 1).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(grids)
+def test_reads_stay_inside_raster_and_contain_their_core(grid):
+    for t in grid:
+        r = t.read
+        assert 0 <= r.col and 0 <= r.row and r.col_stop <= grid.width and r.row_stop <= grid.height
+        assert r.width == min(grid.tile_size, grid.width) and r.height == min(grid.tile_size, grid.height)
+        rs, cs = t.core_in_read()  # raises if the core is not inside the read window
+        assert rs.stop - rs.start == t.core.height and cs.stop - cs.start == t.core.width
+
+
+@settings(max_examples=100, deadline=None)
+@given(grids)
+def test_halo_context_is_kept_away_from_image_edges(grid):
+    """Each core has at least `halo` pixels of context on every side that is not the image edge."""
+    for t in grid:
+        assert t.core.col - t.read.col >= min(grid.halo, t.core.col)
+        assert t.core.row - t.read.row >= min(grid.halo, t.core.row)
+        assert t.read.col_stop - t.core.col_stop >= min(grid.halo, grid.width - t.core.col_stop)
+        assert t.read.row_stop - t.core.row_stop >= min(grid.halo, grid.height - t.core.row_stop)
+
+
+def test_grid_is_deterministic_and_indexed_row_major():
+    g = TileGrid(1000, 700, 256, 32)
+    tiles = list(g)
+    assert tiles == list(TileGrid(1000, 700, 256, 32))
+    assert [t.index for t in tiles] == list(range(len(g)))
+    assert g.shape == (4, 6)
+    last = tiles[-1]
+    assert last.read == PixelBox(1000 - 256, 700 - 256, 256, 256)  # shifted back inside, no padding
+
+
+def test_tile_transform_offsets_by_read_window():
+    from affine import Affine
+
+    g = TileGrid(300, 300, 128, 16)
+    t = g.tile(1, 1)
+    tr = Affine(30, 0, 1000, 0, -30, 5000)
+    assert t.read_transform(tr) * (0, 0) == tr * (t.read.col, t.read.row)
+    assert t.core_transform(tr) * (0, 0) == tr * (t.core.col, t.core.row)
+
+
+@pytest.mark.parametrize("tile_size,halo", [(64, 32), (64, 40), (32, -1)])
+def test_invalid_halo_is_a_config_error(tile_size, halo):
+    with pytest.raises(ConfigError):
+        TileGrid(100, 100, tile_size, halo)
