@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--tile-size", type=int, default=512)
     ap.add_argument("--halo", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--no-polygons", action="store_true", help="skip the polygon output (whole-map vectorization)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/geoseg-bench"))
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     args = ap.parse_args()
@@ -134,6 +135,10 @@ def main() -> None:
         cmd = [sys.executable, "-m", "geoseg.cli", "-q", "segment", str(vrt), "--output", str(args.work / f"out_{k}"),
                "--overwrite", "--tile-size", str(args.tile_size), "--halo", str(args.halo),
                "--batch-size", str(args.batch_size)]
+        if args.no_polygons:
+            cfg = args.work / "no_polygons.yaml"
+            cfg.write_text("outputs:\n  polygons: false\n")
+            cmd += ["--config", str(cfg)]
         wall, peak, res = run_with_peak_rss(cmd, env)
         if res.returncode != 0:
             sys.exit(f"segment failed:\n{res.stderr[-3000:]}")
@@ -150,7 +155,7 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps({k2: v for k2, v in row.items() if k2 != "timings_s"}), flush=True)
-    result = {"machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    result = {"polygons": not args.no_polygons, "machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
                           "cpu": _cpu_name()}, "tile_size": args.tile_size, "halo": args.halo, "rows": rows}
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -135,6 +135,33 @@ def train(config_path, output, steps, seed):
 
 
 @main.command()
+@click.argument("image")
+@click.argument("labels")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory (metrics.json + class map).")
+@click.option("-m", "--model", help="Checkpoint directory. Default: the bundled model.")
+@click.option("--class-map", type=click.Path(dir_okay=False), help="YAML mapping label values to model class ids (255 = ignore).")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Segment YAML config for tiling/runtime.")
+@click.option("--local", is_flag=True, default=None, help="Run in this process without Ray.")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace existing outputs.")
+@click.pass_context
+@_handle_errors
+def evaluate(ctx, image, labels, output, model, class_map, config_path, local, overwrite):
+    """Score a model on IMAGE against LABELS (a class raster on any grid) through the segment pipeline.
+
+    Writes OUTPUT/metrics.json with per_class (iou, precision, recall, f1, support), miou,
+    overall_accuracy and confusion_matrix (rows: reference, columns: predicted), and prints a table.
+    """
+    from geoseg.config import SegmentConfig, load_yaml
+    from geoseg.evaluate import evaluate as run_evaluate
+    from geoseg.evaluate import format_table
+
+    cfg = load_yaml(config_path, SegmentConfig, {"overwrite": overwrite, "runtime.local": local})
+    metrics = run_evaluate(image, labels, output, model, class_map, cfg, progress=ctx.obj["progress"])
+    click.echo(format_table(metrics))
+    click.echo(f"wrote {Path(output) / 'metrics.json'}")
+
+
+@main.command()
 @click.argument("path", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @_handle_errors

@@ -24,8 +24,9 @@ CARD_NAME = "model.json"
 WEIGHTS_NAME = "weights.safetensors"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "landcover-unet-mnv2"
 
-ARCHITECTURES = {"unet": "Unet", "deeplabv3plus": "DeepLabV3Plus", "fpn": "FPN"}
-"""Architecture names accepted in a card (case-insensitive) -> segmentation-models-pytorch class."""
+ARCHITECTURES = {"unet": "Unet", "deeplabv3plus": "DeepLabV3Plus", "fpn": "FPN", "spectral_index": None}
+"""Architecture names accepted in a card (case-insensitive) -> segmentation-models-pytorch class
+(``spectral_index`` is the classical baseline of :mod:`geoseg.baseline`)."""
 
 
 class ClassInfo(BaseModel):
@@ -83,6 +84,10 @@ class ModelCard(BaseModel):
 
 def build_network(card: ModelCard):
     """A freshly initialised torch module for ``card`` (no pretrained weights are fetched)."""
+    if card.arch == "spectral_index":
+        from geoseg.baseline import SpectralIndexNet
+
+        return SpectralIndexNet(card.bands, card.class_names)
     import segmentation_models_pytorch as smp
 
     kwargs = dict(card.arch_kwargs)

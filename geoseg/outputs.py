@@ -139,8 +139,10 @@ class StitchedRaster:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON (numpy scalars converted)."""
-    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    """Write ``data`` as indented JSON (numpy scalars converted), atomically (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
     return path
 
 

@@ -12,22 +12,22 @@ import glob
 import logging
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 
-from geoseg import CLASS_NODATA, __version__
+from geoseg import __version__
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError, TileError
 from geoseg.model import Checkpoint, checkpoint_payload, load_checkpoint, sha256_file
 from geoseg.normalization import scene_stats
-from geoseg.outputs import RUN_FILES, Staging, StitchedRaster, output_names, write_json
-from geoseg.predict import CONFIDENCE_NODATA, SceneJob
+from geoseg.outputs import RUN_FILES, Staging, write_json
+from geoseg.predict import SceneJob
 from geoseg.raster import RasterInfo, box_intersects, load_aoi, open_raster, resolve_bands
 from geoseg.runtime import Task, make_executor
 from geoseg.stats import class_table, write_stats_csv
+from geoseg.stitch import SceneWriter, scene_files
 from geoseg.tiling import TileGrid
 
 log = logging.getLogger(__name__)
@@ -44,16 +44,6 @@ class ScenePlan:
     job: SceneJob
     tiles: list
     outside_aoi: int = 0
-
-
-@dataclass
-class SceneProgress:
-    counts: np.ndarray
-    area_m2: np.ndarray
-    remaining: int
-    done: int = 0
-    skipped: int = 0
-    failed: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -119,165 +109,97 @@ def plan_scene(path: str, cfg: SegmentConfig, ckpt: Checkpoint, tile_size: int, 
 
 def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
     """Run the whole job for ``cfg``; raises :class:`TileError` if any tile failed."""
-    from tqdm import tqdm
-
-    from geoseg.vectorize import vectorize_file
-
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
     if not cfg.output:
         raise ConfigError("output: no output directory; pass --output DIR or set `output` in the config")
     inputs = expand_inputs(cfg.inputs)
     ckpt = load_checkpoint(cfg.model)
-    card = ckpt.card
-    tile_size = cfg.tile_size or card.tile_size
-    halo = cfg.halo if cfg.halo is not None else card.halo
-    t0 = time.perf_counter()
+    tile_size = cfg.tile_size or ckpt.card.tile_size
+    halo = cfg.halo if cfg.halo is not None else ckpt.card.halo
     plans = [plan_scene(p, cfg, ckpt, tile_size, halo) for p in inputs]
-    timings["plan"] = time.perf_counter() - t0
+    timings = {"plan": time.perf_counter() - t_start}
 
-    out_dir = Path(cfg.output)
-    names = [n for p in plans for n in _scene_files(p.stem, cfg).values()] + list(RUN_FILES)
-    staging = Staging(out_dir, cfg.overwrite, names)
-    ncls = len(card.classes)
-    sinks: dict[int, tuple[StitchedRaster, StitchedRaster | None]] = {}
+    out = cfg.outputs
+    names = [n for p in plans for n in scene_files(p.stem, out.confidence, out.polygons).values()] + list(RUN_FILES)
+    staging = Staging(Path(cfg.output), cfg.overwrite, names)
+    writers: list[SceneWriter] = []
+    keep_staging = False
     try:
-        for i, p in enumerate(plans):
-            f = _scene_files(p.stem, cfg)
-            cls_sink = StitchedRaster(staging.path(f["classes"]), p.info.width, p.info.height, p.info.crs,
-                                      p.info.transform, CLASS_NODATA, cfg.outputs.blocksize, cfg.outputs.compress,
-                                      colormap={**{c.id: c.rgba() for c in card.classes}, CLASS_NODATA: (0, 0, 0, 0)})
-            conf_sink = (StitchedRaster(staging.path(f["confidence"]), p.info.width, p.info.height, p.info.crs,
-                                        p.info.transform, CONFIDENCE_NODATA, cfg.outputs.blocksize, cfg.outputs.compress)
-                         if cfg.outputs.confidence else None)
-            sinks[i] = (cls_sink, conf_sink)
-        progress_by_scene = {i: SceneProgress(np.zeros(ncls, np.int64), np.zeros(ncls), len(p.tiles)) for i, p in enumerate(plans)}
-        tasks = [
-            Task(i, tuple(p.tiles[k : k + cfg.runtime.tiles_per_task]))
-            for i, p in enumerate(plans)
-            for k in range(0, len(p.tiles), cfg.runtime.tiles_per_task)
+        writers = [
+            SceneWriter(p.info, p.stem, staging.dir, ckpt.card, confidence=out.confidence, polygons=out.polygons,
+                        blocksize=out.blocksize, compress=out.compress)
+            for p in plans
         ]
-        t0 = time.perf_counter()
-        executor = make_executor(checkpoint_payload(ckpt), cfg.device, cfg.runtime, cfg.batch_size)
-        timings["startup"] = time.perf_counter() - t0
-        log.info("running on %s", executor.description)
-        t0 = time.perf_counter()
-        stage_seconds = {"read": 0.0, "predict": 0.0, "stitch": 0.0}
-        try:
-            total_tiles = sum(len(p.tiles) for p in plans)
-            bar = tqdm(total=total_tiles, unit="tile", desc="segment", disable=not progress, dynamic_ncols=True)
-            for outcome in executor.run([p.job for p in plans], tasks, cfg.runtime.max_task_retries):
-                sp = progress_by_scene[outcome.task.scene]
-                if outcome.results is None:
-                    sp.failed.extend({"tile": t.index, "window": list(t.core.to_window().flatten()), "error": outcome.error}
-                                     for t in outcome.task.tiles)
-                else:
-                    ts = time.perf_counter()
-                    cls_sink, conf_sink = sinks[outcome.task.scene]
-                    for r in outcome.results:
-                        for k in ("read", "predict"):
-                            stage_seconds[k] += r.seconds.get(k, 0.0)
-                        if r.skipped:
-                            sp.skipped += 1
-                            continue
-                        cls_sink.write(r.tile.core, r.classes)
-                        if conf_sink is not None:
-                            conf_sink.write(r.tile.core, r.confidence)
-                        sp.counts += r.counts
-                        sp.area_m2 += r.area_m2
-                        sp.done += 1
-                    stage_seconds["stitch"] += time.perf_counter() - ts
-                bar.update(len(outcome.task.tiles))
-            bar.close()
-        finally:
-            executor.close()
-        timings["tiles"] = time.perf_counter() - t0
-        timings.update({f"worker_{k}": v for k, v in stage_seconds.items() if k != "stitch"})
-        timings["stitch"] = stage_seconds["stitch"]
-        failed = {plans[i].path: sp.failed for i, sp in progress_by_scene.items() if sp.failed}
-
-        t0 = time.perf_counter()
-        written: list[str] = []
-        per_input_stats: dict[str, list[dict]] = {}
-        polygons: dict[str, int] = {}
-        if not failed:
-            for i, p in enumerate(plans):
-                f = _scene_files(p.stem, cfg)
-                cls_sink, conf_sink = sinks[i]
-                tags = {
-                    "class_names": ",".join(card.class_names),
-                    "class_ids": ",".join(str(c.id) for c in card.classes),
-                    "model": ckpt.model_id,
-                    "source": p.path,
-                    "software": f"geoseg {__version__}",
-                }
-                cls_sink.to_cog(staging.path(f["classes"]), tags=tags, band_description="class", overview_resampling="MODE")
-                written.append(f["classes"])
-                if conf_sink is not None:
-                    conf_sink.to_cog(staging.path(f["confidence"]), tags={**tags, "units": "percent (max softmax probability)"},
-                                     band_description="confidence", overview_resampling="AVERAGE")
-                    written.append(f["confidence"])
-                timings.setdefault("cog", 0.0)
-                if cfg.outputs.polygons:
-                    tv = time.perf_counter()
-                    polygons[p.stem] = vectorize_file(staging.path(f["classes"]), staging.path(f["polygons"]), card.class_names)
-                    timings["vectorize"] = timings.get("vectorize", 0.0) + time.perf_counter() - tv
-                    written.append(f["polygons"])
-                sp = progress_by_scene[i]
-                per_input_stats[p.stem] = class_table(sp.counts, sp.area_m2, card.class_names)
-        timings["write"] = time.perf_counter() - t0 - timings.get("vectorize", 0.0)
-
-        ended = datetime.now(timezone.utc)
+        runtime = _run_tiles(cfg, ckpt, plans, writers, timings, progress)
+        failed = any(w.failed for w in writers)
+        written = [] if failed else [n for w in writers for n in w.finish(ckpt.model_id)]
+        for key in ("stitch", "cog", "vectorize"):
+            timings[key] = sum(w.seconds[key] for w in writers)
         timings["total"] = time.perf_counter() - t_start
-        manifest = _manifest(cfg, ckpt, plans, progress_by_scene, per_input_stats, polygons, timings, started, ended,
-                             failed, executor.description, tile_size, halo)
+        manifest = _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, halo)
+        write_json(staging.path("manifest.json"), manifest)
         if failed:
-            write_json(staging.path("manifest.json"), manifest)
-            for cls_sink, conf_sink in sinks.values():
-                cls_sink.close()
-                if conf_sink is not None:
-                    conf_sink.close()
-            n = sum(len(v) for v in failed.values())
-            first = next(iter(failed.values()))[0]
+            keep_staging = True
+            bad = [(w, f) for w in writers for f in w.failed]
+            w, first = bad[0]
             raise TileError(
-                f"{n} tile(s) failed after retries; no outputs were published (existing results are untouched). "
-                f"First failure: tile {first['tile']} of {next(iter(failed))}: {first['error']}. "
+                f"{len(bad)} tile(s) failed after retries; no outputs were published (existing results are untouched). "
+                f"First failure: tile {first['tile']} of {w.info.path}: {first['error']}. "
                 f"Details: {staging.path('manifest.json')}"
             )
-        stats_doc = {
-            "inputs": {
-                stem: {"classes": rows, "valid_pixels": int(sum(r["pixels"] for r in rows)),
-                       "valid_area_ha": round(sum(r["area_ha"] for r in rows), 4)}
-                for stem, rows in per_input_stats.items()
-            }
-        }
-        write_json(staging.path("stats.json"), stats_doc)
-        write_stats_csv(staging.path("stats.csv"), per_input_stats)
-        write_json(staging.path("manifest.json"), manifest)
+        tables = {w.stem: class_table(w.counts, w.area_m2, ckpt.card.class_names) for w in writers}
+        write_json(staging.path("stats.json"), {"inputs": {
+            stem: {"classes": rows, "valid_pixels": int(sum(r["pixels"] for r in rows)),
+                   "valid_area_ha": round(sum(r["area_ha"] for r in rows), 4)}
+            for stem, rows in tables.items()
+        }})
+        write_stats_csv(staging.path("stats.csv"), tables)
         files = staging.publish(written + list(RUN_FILES))
         staging.discard()
-        return RunSummary(out_dir, files, manifest, True)
+        return RunSummary(Path(cfg.output), files, manifest, True)
     except BaseException:
-        for cls_sink, conf_sink in sinks.values():
-            cls_sink.close()
-            if conf_sink is not None:
-                conf_sink.close()
-        if not (staging.dir / "manifest.json").exists():
+        for w in writers:
+            w.close()
+        if not keep_staging:
             staging.discard()
         raise
 
 
-def _scene_files(stem: str, cfg: SegmentConfig) -> dict[str, str]:
-    names = output_names(stem)
-    if not cfg.outputs.confidence:
-        names.pop("confidence")
-    if not cfg.outputs.polygons:
-        names.pop("polygons")
-    return names
+def _run_tiles(cfg: SegmentConfig, ckpt: Checkpoint, plans: list[ScenePlan], writers: list[SceneWriter],
+               timings: dict[str, float], progress: bool) -> str:
+    """Stream every tile of every scene through one executor queue into the writers; returns the runtime."""
+    from tqdm import tqdm
+
+    per_task = cfg.runtime.tiles_per_task
+    tasks = (Task(i, tuple(p.tiles[k : k + per_task])) for i, p in enumerate(plans) for k in range(0, len(p.tiles), per_task))
+    t0 = time.perf_counter()
+    executor = make_executor(checkpoint_payload(ckpt), cfg.device, cfg.runtime, cfg.batch_size)
+    timings["startup"] = time.perf_counter() - t0
+    log.info("running on %s", executor.description)
+    t0 = time.perf_counter()
+    worker = {"read": 0.0, "predict": 0.0}
+    bar = tqdm(total=sum(len(p.tiles) for p in plans), unit="tile", desc="segment", disable=not progress, dynamic_ncols=True)
+    try:
+        for outcome in executor.run([p.job for p in plans], tasks, cfg.runtime.max_task_retries):
+            writer = writers[outcome.task.scene]
+            if outcome.results is None:
+                writer.fail(outcome.task.tiles, outcome.error)
+            else:
+                writer.add(outcome.results)
+                for r in outcome.results:
+                    for k in worker:
+                        worker[k] += r.seconds.get(k, 0.0)
+            bar.update(len(outcome.task.tiles))
+    finally:
+        bar.close()
+        executor.close()
+    timings["tiles"] = time.perf_counter() - t0
+    timings.update({f"worker_{k}": v for k, v in worker.items()})
+    return executor.description
 
 
-def _manifest(cfg, ckpt, plans, progress, stats, polygons, timings, started, ended, failed, runtime, tile_size, halo) -> dict:
+def _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, halo) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
@@ -290,8 +212,7 @@ def _manifest(cfg, ckpt, plans, progress, stats, polygons, timings, started, end
 
     versions["gdal"] = rasterio.__gdal_version__
     inputs = []
-    for i, p in enumerate(plans):
-        sp = progress[i]
+    for p, sp in zip(plans, writers):
         entry = {
             "path": p.path,
             "width": p.info.width,
@@ -302,7 +223,7 @@ def _manifest(cfg, ckpt, plans, progress, stats, polygons, timings, started, end
             "normalization_stats": p.job.stats.to_dict(),
             "tiles": {"total": len(p.grid), "outside_aoi": p.outside_aoi, "processed": sp.done,
                       "skipped_nodata": sp.skipped, "failed": len(sp.failed)},
-            "polygons": polygons.get(p.stem),
+            "polygons": sp.polygon_count,
         }
         local = Path(p.path)
         if local.is_file():
@@ -313,9 +234,9 @@ def _manifest(cfg, ckpt, plans, progress, stats, polygons, timings, started, end
         inputs.append(entry)
     return {
         "geoseg_version": __version__,
-        "status": "failed" if failed else "success",
+        "status": "failed" if any(w.failed for w in writers) else "success",
         "started": started.isoformat(),
-        "ended": ended.isoformat(),
+        "ended": datetime.now(timezone.utc).isoformat(),
         "inputs": inputs,
         "model": {"id": ckpt.model_id, "path": str(ckpt.path), "name": ckpt.card.name, "version": ckpt.card.version,
                   "weights_sha256": ckpt.weights_sha256, "arch": ckpt.card.arch, "encoder": ckpt.card.encoder},
@@ -324,9 +245,9 @@ def _manifest(cfg, ckpt, plans, progress, stats, polygons, timings, started, end
         "tiles": {
             "total": sum(len(p.grid) for p in plans),
             "outside_aoi": sum(p.outside_aoi for p in plans),
-            "processed": sum(s.done for s in progress.values()),
-            "skipped": sum(s.skipped for s in progress.values()),
-            "failed": sum(len(s.failed) for s in progress.values()),
+            "processed": sum(w.done for w in writers),
+            "skipped": sum(w.skipped for w in writers),
+            "failed": sum(len(w.failed) for w in writers),
         },
         "runtime": runtime,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

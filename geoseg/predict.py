@@ -68,8 +68,8 @@ class Predictor:
         card, net = network_from_payload(card_json, weights, dev)
         return cls(card, net, dev, threads)
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """Softmax class probabilities, ``(batch, classes, rows, cols)`` float32.
+    def _probs(self, batch: np.ndarray):
+        """Softmax probabilities as a tensor on the device, ``(batch, classes, rows, cols)``.
 
         Inputs whose sides are not multiples of 32 are reflect-padded for the encoder and
         the padding is cropped from the output.
@@ -88,15 +88,21 @@ class Predictor:
                     logits = self.net(x)
             else:
                 logits = self.net(x)
-            probs = torch.softmax(logits.float(), dim=1)[:, :, :h, :w]
-        return probs.cpu().numpy()
+            return torch.softmax(logits.float(), dim=1)[:, :, :h, :w]
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax class probabilities, ``(batch, classes, rows, cols)`` float32 on the host."""
+        return self._probs(batch).cpu().numpy()
 
     def classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class id (uint8) and confidence (uint8 percent, 0..100) per pixel, ``(batch, rows, cols)``."""
-        probs = self.probabilities(batch)
-        classes = probs.argmax(axis=1).astype(np.uint8)
-        conf = np.rint(probs.max(axis=1) * 100).astype(np.uint8)
-        return classes, conf
+        """Class id (uint8) and confidence (uint8 percent, 0..100) per pixel, ``(batch, rows, cols)``.
+
+        Reduced on the device, so only uint8 maps cross back to the host.
+        """
+        with self._torch.inference_mode():
+            conf, classes = self._probs(batch).max(dim=1)
+            conf = (conf * 100).round_().to(self._torch.uint8)
+            return classes.to(self._torch.uint8).cpu().numpy(), conf.cpu().numpy()
 
 
 @dataclass(frozen=True, slots=True)

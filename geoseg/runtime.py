@@ -96,14 +96,14 @@ class RayExecutor:
             n = runtime.num_workers or max(1, cpus // runtime.threads_per_worker)
             options = {"num_cpus": runtime.threads_per_worker}
             dev = "cpu"
-        # Passed nested in a list so Ray does not pin it as a constructor argument; the driver
-        # keeps the reference alive for the pool's lifetime, so restarted actors can fetch it.
+        # The model travels once through the object store; the pool (not Ray) replaces dead
+        # actors, so a lost actor's calls are resubmitted to a fresh one (see `run`).
         self._payload_ref = ray.put(payload)
-        actor_cls = ray.remote(max_restarts=-1, max_task_retries=runtime.max_task_retries)(_TileActor)
-        self.actors = [
-            actor_cls.options(**options).remote([self._payload_ref], dev, runtime.threads_per_worker, batch_size)
-            for _ in range(n)
-        ]
+        actor_cls = ray.remote(max_restarts=0)(_TileActor)
+        self._new_actor = lambda: actor_cls.options(**options).remote(
+            [self._payload_ref], dev, runtime.threads_per_worker, batch_size
+        )
+        self.actors = [self._new_actor() for _ in range(n)]
         self.workers = n
         self.per_worker = runtime.max_tasks_in_flight_per_worker
         self.description = f"Ray, {n} {dev.upper()} actor(s)"
@@ -116,14 +116,15 @@ class RayExecutor:
         job_refs = [ray.put(j) for j in jobs]
         queue: deque[tuple[Task, int]] = deque()
         source = iter(tasks)
-        pending: dict[Any, tuple[Task, int, int]] = {}
+        pending: dict[Any, tuple[Task, int, int, Any]] = {}
         load = [0] * len(self.actors)
         limit = len(self.actors) * self.per_worker
 
         def submit(task: Task, attempt: int) -> None:
             a = min(range(len(self.actors)), key=load.__getitem__)
-            ref = self.actors[a].process.remote(job_refs[task.scene], task.tiles)
-            pending[ref] = (task, attempt, a)
+            actor = self.actors[a]
+            ref = actor.process.remote(job_refs[task.scene], task.tiles)
+            pending[ref] = (task, attempt, a, actor)
             load[a] += 1
 
         exhausted = False
@@ -141,17 +142,24 @@ class RayExecutor:
                 return
             done, _ = ray.wait(list(pending), num_returns=1)
             ref = done[0]
-            task, attempt, a = pending.pop(ref)
+            task, attempt, a, actor = pending.pop(ref)
             load[a] -= 1
             try:
                 yield TaskOutcome(task, ray.get(ref))
             except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                if isinstance(exc, ray.exceptions.RayActorError) and self.actors[a] is actor:
+                    self._replace(a)
                 msg = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}"
                 if attempt < retries:
                     log.warning("tiles %s failed (attempt %d): %s; retrying", [t.index for t in task.tiles], attempt + 1, msg)
                     queue.append((task, attempt + 1))
                 else:
                     yield TaskOutcome(task, None, msg)
+
+    def _replace(self, a: int) -> None:
+        """Swap dead actor ``a`` for a fresh one (its other pending calls fail and are retried too)."""
+        log.warning("model actor %d died; starting a replacement", a)
+        self.actors[a] = self._new_actor()
 
     def close(self) -> None:
         for a in self.actors:
@@ -164,6 +172,7 @@ class _TileActor:
     """Ray actor body: one model, one :class:`TileProcessor`."""
 
     def __init__(self, payload_ref: list, device: str, threads: int, batch_size: int):
+        # payload_ref arrives nested in a list so that Ray passes the reference, not the bytes
         import ray
 
         os.environ.setdefault("GDAL_CACHEMAX", "64")

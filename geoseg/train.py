@@ -55,9 +55,16 @@ class ValidationSpec(Strict):
         }[self.side]
 
 
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".fgb", ".shp", ".parquet")
+
+
 class SceneSpec(Strict):
     image: str
-    labels: str = Field(description="class raster on any grid (resampled by nearest neighbour to the image grid)")
+    labels: str = Field(
+        description="class raster on any grid (resampled by nearest neighbour to the image grid), or labelled "
+        "polygons (GeoPackage/GeoJSON/FlatGeobuf/GeoParquet, any CRS) rasterized onto the image grid"
+    )
+    class_field: str = Field("class", description="attribute holding the label value, for polygon labels")
     class_map: dict[int, int] | None = Field(None, description="source label value -> model class id")
     validation: ValidationSpec | None = Field(None, description="this scene's held-out block (default: the top-level one)")
 
@@ -112,13 +119,14 @@ def load_scene(spec: SceneSpec, cfg: TrainConfig) -> Scene:
         data, valid = read_window(src, idx, info.box)
         image = apply(data, stats, cfg.normalization)
         labels = np.full((src.height, src.width), CLASS_NODATA, np.uint8)
-        with open_raster(spec.labels) as lab:
-            src_labels = lab.read(1)
-            lab_nodata = lab.nodata
-            reproject(
-                src_labels, labels, src_transform=lab.transform, src_crs=lab.crs, dst_transform=src.transform,
-                dst_crs=src.crs, resampling=Resampling.nearest, src_nodata=lab_nodata, dst_nodata=CLASS_NODATA,
-            )
+        if spec.labels.lower().endswith(VECTOR_SUFFIXES):
+            labels = rasterize_labels(spec.labels, spec.class_field, src.crs, src.transform, labels.shape)
+        else:
+            with open_raster(spec.labels) as lab:
+                reproject(
+                    lab.read(1), labels, src_transform=lab.transform, src_crs=lab.crs, dst_transform=src.transform,
+                    dst_crs=src.crs, resampling=Resampling.nearest, src_nodata=lab.nodata, dst_nodata=CLASS_NODATA,
+                )
     labels = remap_labels(labels, spec.class_map, len(cfg.classes), spec.labels)
     labels[~valid] = CLASS_NODATA
     h, w = labels.shape
@@ -127,6 +135,31 @@ def load_scene(spec: SceneSpec, cfg: TrainConfig) -> Scene:
     train_mask = np.ones((h, w), bool)
     train_mask[max(0, box.row - v.gap) : box.row_stop + v.gap, max(0, box.col - v.gap) : box.col_stop + v.gap] = False
     return Scene(Path(spec.image).stem, image, labels, train_mask, box.to_slices(), v)
+
+
+def rasterize_labels(path: str, field: str, crs, transform, shape: tuple[int, int]) -> np.ndarray:
+    """Burn labelled polygons into a ``(rows, cols)`` uint8 raster on the image grid (255 where none).
+
+    A pixel takes the value of the polygon covering its centre (GDAL's rule); where
+    polygons overlap, the later feature wins.
+    """
+    import geopandas as gpd
+    from rasterio.features import rasterize
+
+    from geoseg.raster import gdal_path
+
+    gdf = gpd.read_parquet(path) if path.lower().endswith(".parquet") else gpd.read_file(gdal_path(path))
+    if field not in gdf.columns:
+        raise TrainingError(f"{path}: no attribute {field!r}; it has {list(gdf.columns.drop('geometry'))}. "
+                            "Set `class_field` for this scene")
+    if gdf.crs is None:
+        raise TrainingError(f"{path}: labelled polygons have no CRS; save them with one")
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].to_crs(crs)
+    values = gdf[field].to_numpy()
+    if not np.issubdtype(values.dtype, np.integer) or values.min(initial=0) < 0 or values.max(initial=0) > 255:
+        raise TrainingError(f"{path}: `{field}` must hold integer label values 0..255, got {values.dtype}")
+    return rasterize(zip(gdf.geometry, values.astype(int)), out_shape=shape, transform=transform,
+                     fill=CLASS_NODATA, dtype="uint8")
 
 
 def remap_labels(labels: np.ndarray, class_map: dict[int, int] | None, n_classes: int, source: str) -> np.ndarray:
@@ -238,6 +271,8 @@ def train(cfg: TrainConfig) -> Path:
         bands=list(cfg.bands), classes=cfg.classes, normalization=cfg.normalization,
         tile_size=cfg.tile_size, halo=cfg.halo, licence=cfg.licence,
     )
+    if cfg.arch == "spectral_index":
+        return _fit_baseline(cfg, card, scenes)
     net = build_network(card).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
@@ -272,17 +307,7 @@ def train(cfg: TrainConfig) -> Path:
     if best[1] is None:
         raise TrainingError("no evaluation produced a validation mIoU; check the labels of the validation blocks")
     cm, per_scene = best[2]
-    card.metrics = {
-        "validation": "spatially held-out block per scene (pixel box [col_off, row_off, width, height]), "
-        "one forward pass over the block",
-        "validation_blocks": {
-            s.name: [s.val_box[1].start, s.val_box[0].start, s.val_box[1].stop - s.val_box[1].start,
-                     s.val_box[0].stop - s.val_box[0].start]
-            for s in scenes
-        },
-        "pooled": scores(cm, names),
-        "per_scene": {k: scores(v, names) for k, v in per_scene.items()},
-    }
+    _record_metrics(card, scenes, cm, per_scene)
     card.training = {
         "scenes": [s.model_dump() for s in cfg.scenes],
         "config": cfg.model_dump(mode="json"),
@@ -295,4 +320,42 @@ def train(cfg: TrainConfig) -> Path:
     }
     save_checkpoint(cfg.output, card, best[1])
     log.info("wrote %s (val mIoU %.4f at step %d)", cfg.output, best[0], best[3])
+    return Path(cfg.output)
+
+
+def _record_metrics(card: ModelCard, scenes: list[Scene], cm: np.ndarray, per_scene: dict[str, np.ndarray]) -> None:
+    names = card.class_names
+    card.metrics = {
+        "validation": "spatially held-out block per scene (pixel box [col_off, row_off, width, height]), "
+        "one forward pass over the block",
+        "validation_blocks": {
+            s.name: [s.val_box[1].start, s.val_box[0].start, s.val_box[1].stop - s.val_box[1].start,
+                     s.val_box[0].stop - s.val_box[0].start]
+            for s in scenes
+        },
+        "pooled": scores(cm, names),
+        "per_scene": {k: scores(v, names) for k, v in per_scene.items()},
+    }
+
+
+def _fit_baseline(cfg: TrainConfig, card: ModelCard, scenes: list[Scene]) -> Path:
+    """Fit the spectral-index thresholds on the training areas and score them on the held-out blocks."""
+    from geoseg.baseline import fit_thresholds
+
+    t0 = time.perf_counter()
+    net = build_network(card)
+    fitted = fit_thresholds(net, [s.image for s in scenes],
+                            [np.where(s.train_mask, s.labels, CLASS_NODATA) for s in scenes], len(card.classes),
+                            seed=cfg.seed)
+    cm, per_scene = evaluate_scenes(net, scenes, len(card.classes))
+    _record_metrics(card, scenes, cm, per_scene)
+    card.training = {
+        "scenes": [s.model_dump() for s in cfg.scenes],
+        "config": cfg.model_dump(mode="json"),
+        "method": "coordinate-descent search of NDVI/NDWI/brightness thresholds maximising train-area mIoU",
+        "thresholds": fitted,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    save_checkpoint(cfg.output, card, net.state_dict())
+    log.info("wrote baseline %s (val mIoU %s)", cfg.output, card.metrics["pooled"]["miou"])
     return Path(cfg.output)

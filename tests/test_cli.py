@@ -27,7 +27,7 @@ def test_segment_cli_with_yaml_on_ray(ray_cluster, tmp_path):
     assert "tiles processed" in result.output and "forest" in result.output and str(out.resolve()) in result.output
     m = json.loads((out / "manifest.json").read_text())
     assert m["runtime"] == "Ray, 2 CPU actor(s)" and m["status"] == "success"
-    assert m["tiles"]["processed"] == 4 + 9 and m["tiles"]["failed"] == 0
+    assert m["tiles"]["processed"] == 9 + 9 and m["tiles"]["failed"] == 0
     for img in (NC_IMAGE, ZION_IMAGE):
         with rasterio.open(out / f"{img.stem}_classes.tif") as cls, rasterio.open(img) as src:
             assert cls.shape == src.shape

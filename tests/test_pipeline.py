@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
-from shapely.geometry import box, mapping
+from shapely.geometry import box
 
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, BandError, OutputError
@@ -212,3 +212,57 @@ def test_geographic_input_areas_are_in_square_metres(make_raster, tmp_path):
     assert stats["valid_area_ha"] == pytest.approx(stats["valid_pixels"] * approx_cell / 1e4, rel=0.01)
     assert gdf.area_m2.sum() / 1e4 == pytest.approx(stats["valid_area_ha"], rel=1e-3)
     assert s.ok
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_other_radiometries_give_the_same_map(make_raster, tmp_path, dtype):
+    """Per-scene percentile scaling makes the map invariant to a linear change of units (DN -> reflectance)."""
+    with rasterio.open(ZION_IMAGE) as src:
+        dn = src.read().astype(np.float64)
+        kw = dict(transform=src.transform, crs=src.crs.to_string(), descriptions=list(src.descriptions))
+    if dtype == "int16":
+        arr, nodata = (dn / 4 - 2000).astype(np.int16), -32768
+    else:
+        arr, nodata = (dn * 2.75e-5 - 0.2).astype(np.float32), -9999.0
+    path = make_raster(arr, nodata=nodata, name=f"zion_{dtype}.tif", **kw)
+    segment(_cfg([ZION_IMAGE, path], tmp_path / "o", outputs={"polygons": False}), progress=False)
+    with rasterio.open(tmp_path / "o" / f"{ZION_IMAGE.stem}_classes.tif") as a, \
+            rasterio.open(tmp_path / "o" / f"zion_{dtype}_classes.tif") as b:
+        ref, got = a.read(1), b.read(1)
+    assert (ref == got).mean() > 0.999
+
+
+def test_vrt_mosaic_input(tmp_path):
+    from benchmarks.bench_segment import build_mosaic
+
+    vrt = build_mosaic(ZION_IMAGE, 2, tmp_path / "mosaic.vrt")
+    segment(_cfg([vrt], tmp_path / "o", outputs={"polygons": False, "confidence": False}), progress=False)
+    segment(_cfg([ZION_IMAGE], tmp_path / "single", outputs={"polygons": False, "confidence": False}), progress=False)
+    with rasterio.open(tmp_path / "o" / "mosaic_classes.tif") as m, \
+            rasterio.open(tmp_path / "single" / f"{ZION_IMAGE.stem}_classes.tif") as s:
+        mosaic, single = m.read(1), s.read(1)
+        assert m.shape == (1024, 1024) and cog_validate(m.name)[0]
+    # the mosaic repeats the scene; away from the copies' seams the map repeats it too
+    inner = (slice(40, 472), slice(40, 472))
+    for r0, c0 in [(0, 0), (512, 512)]:
+        block = mosaic[r0 : r0 + 512, c0 : c0 + 512]
+        assert (block[inner] == single[inner]).mean() > 0.99
+
+
+def test_internal_mask_marks_nodata(tmp_path):
+    with rasterio.open(ZION_IMAGE) as src:
+        profile = {**src.profile, "nodata": None}
+        data = src.read()
+        desc = src.descriptions
+    path = tmp_path / "masked.tif"
+    mask = np.full(data.shape[1:], 255, np.uint8)
+    mask[200:260, 100:400] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data)
+            dst.write_mask(mask)
+            dst.descriptions = desc
+    segment(_cfg([path], tmp_path / "o", outputs={"polygons": False}), progress=False)
+    with rasterio.open(tmp_path / "o" / "masked_classes.tif") as cls:
+        k = cls.read(1)
+    assert (k[mask == 0] == 255).all() and (k[mask == 255] != 255).all()

@@ -1,0 +1,97 @@
+"""``geoseg evaluate``: score a model on a labelled raster through the same tiled pipeline as ``segment``.
+
+The labels (a class raster on any grid) are aligned to the image grid by nearest
+neighbour through a :class:`rasterio.vrt.WarpedVRT` and compared block by block with the
+predicted class map, so memory stays bounded. Pixels that are nodata in either are
+ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import yaml
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geoseg import CLASS_NODATA
+from geoseg.config import SegmentConfig
+from geoseg.errors import ConfigError, InputError
+from geoseg.metrics import confusion_matrix, scores
+from geoseg.outputs import write_json
+from geoseg.raster import open_raster
+
+log = logging.getLogger(__name__)
+
+BLOCK = 1024
+
+
+def load_class_map(path: str | Path | None) -> dict[int, int] | None:
+    """A YAML mapping ``source value: model class id`` (``255`` = ignore), or None."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"class map {p}: no such file")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(k, int) and isinstance(v, int) for k, v in data.items()):
+        raise ConfigError(f"class map {p}: must map integer label values to integer class ids, e.g. `5: 1`")
+    return data
+
+
+def compare_rasters(classes_path: Path, labels_path: str | Path, n_classes: int,
+                    class_map: dict[int, int] | None = None) -> np.ndarray:
+    """Confusion matrix (reference rows x predicted columns) of a class map against labels on any grid."""
+    from geoseg.train import remap_labels
+
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    with rasterio.open(classes_path) as pred, open_raster(labels_path) as lab:
+        if lab.crs is None:
+            raise InputError(f"{labels_path}: labels have no CRS; they must be georeferenced to be aligned")
+        with WarpedVRT(lab, crs=pred.crs, transform=pred.transform, width=pred.width, height=pred.height,
+                       resampling=Resampling.nearest, nodata=lab.nodata if lab.nodata is not None else CLASS_NODATA) as ref:
+            for row in range(0, pred.height, BLOCK):
+                for col in range(0, pred.width, BLOCK):
+                    win = Window(col, row, min(BLOCK, pred.width - col), min(BLOCK, pred.height - row))
+                    p = pred.read(1, window=win)
+                    r = ref.read(1, window=win)
+                    if ref.nodata is not None:
+                        r = np.where(r == ref.nodata, CLASS_NODATA, r)
+                    r = remap_labels(r.astype(np.uint8), class_map, n_classes, str(labels_path))
+                    cm += confusion_matrix(r, p, n_classes)
+    return cm
+
+
+def evaluate(image: str, labels: str, output: str, model: str | None = None, class_map_path: str | None = None,
+             cfg: SegmentConfig | None = None, progress: bool = True) -> dict:
+    """Segment ``image`` into ``output``, score it against ``labels``; writes ``output/metrics.json``."""
+    from geoseg.model import load_checkpoint
+    from geoseg.pipeline import segment
+
+    base = cfg or SegmentConfig()
+    run_cfg = base.model_copy(update={"inputs": [image], "output": output, "model": model or base.model,
+                                      "outputs": base.outputs.model_copy(update={"polygons": False})})
+    summary = segment(run_cfg, progress=progress)
+    card = load_checkpoint(run_cfg.model).card
+    classes_path = Path(output) / f"{Path(image).stem}_classes.tif"
+    cm = compare_rasters(classes_path, labels, len(card.classes), load_class_map(class_map_path))
+    metrics = scores(cm, card.class_names)
+    metrics.update({"image": image, "labels": labels, "model": summary.manifest["model"]["id"],
+                    "class_map": class_map_path})
+    write_json(Path(output) / "metrics.json", metrics)
+    return metrics
+
+
+def format_table(metrics: dict) -> str:
+    """A plain-text table of per-class scores, mIoU and overall accuracy."""
+    lines = [f"{'class':10s} {'IoU':>7s} {'prec':>7s} {'recall':>7s} {'F1':>7s} {'support':>10s}"]
+    fmt = lambda v: f"{v:7.3f}" if v is not None else "    n/a"  # noqa: E731
+    for name, m in metrics["per_class"].items():
+        lines.append(f"{name:10s} {fmt(m['iou'])} {fmt(m['precision'])} {fmt(m['recall'])} {fmt(m['f1'])} {m['support']:10d}")
+    lines.append(f"mIoU {fmt(metrics['miou']).strip()}   overall accuracy {fmt(metrics['overall_accuracy']).strip()}"
+                 f"   pixels {metrics['pixels']}")
+    return "\n".join(lines)

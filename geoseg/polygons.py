@@ -1,0 +1,858 @@
+"""Block-wise vectorization of class maps of any size: exact, seam-free, bounded memory.
+
+The class map (single-band uint8, 255 = nodata) is read window by window in row-major
+block order and never whole. Per block, each class is labelled into 4-connected
+fragments (``scipy.ndimage.label``, cross structure) and the label raster is
+polygonized with ``rasterio.features.shapes`` in *pixel* coordinates, where every
+vertex is an integer and unions are exact. A union-find over the fragments that touch
+an internal block edge joins them across block seams (same class on both sides of a
+seam = same region). Only the last label row of the previous block row (``O(width)``)
+and the previous block's last column are kept. A region is complete once, after a
+block row, none of its fragments touches that row's bottom edge: its fragments are
+unioned, collinear vertices dropped, and it is emitted; fragments that touch no
+internal edge are emitted at once. The result is the same set of polygons as
+whole-raster ``shapes(classes, mask=classes != 255, connectivity=4)`` (same count,
+areas, vertices), whatever the block size. Memory: ``O(width x block_size)`` plus the
+geometry of regions still open.
+
+``polygon_id`` is ``row * width + col + 1`` of the region's first pixel in raster
+(row-major) order: stable across block sizes, never 0 (0 = nodata in the instance raster).
+
+Minimum mapping unit (``mmu_m2``): two passes. Pass 1 computes every region's area and,
+for regions that may be small, the pixel edges they share with each neighbouring
+region. Regions below the MMU are then reassigned (see :func:`_resolve_mmu` for the
+rule); pass 2 vectorizes with the reassignment applied per block.
+
+Simplification (``simplify_m``): see :mod:`geoseg.coverage`: each block row (strip) is
+simplified as one polygon coverage with its top and bottom lines pinned, so shared
+boundaries stay identical across polygons, strips and blocks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import shapely
+from affine import Affine
+from rasterio.features import shapes
+from rasterio.windows import Window
+
+from geoseg import CLASS_NODATA
+from geoseg.errors import ConfigError, InputError, OutputError
+from geoseg.raster import open_raster
+from geoseg.tiling import PixelBox
+from geoseg.vectorize import EQUAL_AREA_CRS, class_names_from_raster
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("polygon_id", "class_id", "class_name", "area_m2", "area_ha", "perimeter_m",
+           "mean_confidence", "source", "model", "acquired")
+"""Attribute columns of every polygon table, in order (``geometry`` follows)."""
+
+_ACQUIRED_TAGS = ("acquired", "ACQUIRED", "acquisition_date", "ACQUISITION_DATE", "DATE_ACQUIRED", "TIFFTAG_DATETIME")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def vectorize_blocks(
+    path: str | Path,
+    *,
+    block_size: int = 1024,
+    mmu_m2: float = 0.0,
+    simplify_m: float = 0.0,
+    confidence: str | Path | None = None,
+    class_names: list[str] | None = None,
+    instance_path: str | Path | None = None,
+    overwrite: bool = False,
+) -> Iterator:
+    """Polygons of the class map at ``path``, as a stream of GeoDataFrame batches.
+
+    Each batch has the columns :data:`COLUMNS` plus ``geometry`` (Polygons in the class
+    map's CRS), rows sorted by ``polygon_id``; every region is in exactly one batch.
+    ``confidence``: a confidence raster on the same grid (uint8 0..100, 255 nodata) for
+    ``mean_confidence``. ``instance_path``: also write a uint32 GeoTIFF (COG) of
+    ``polygon_id`` per pixel (0 = nodata), moved into place when the stream is exhausted.
+    Validation errors (missing file, bad parameters) are raised on the first ``next()``.
+    """
+    _check_params(block_size, mmu_m2, simplify_m)
+    with open_raster(path) as src:
+        _check_class_map(path, src)
+        ctx = _Context.from_dataset(path, src, class_names)
+        conf_src = None
+        try:
+            if confidence is not None:
+                conf_src = open_raster(confidence)
+                _check_same_grid(path, src, confidence, conf_src)
+            remap = _mmu_pass(src, block_size, mmu_m2, ctx) if mmu_m2 > 0 else None
+            inst = _InstanceWriter(instance_path, src, block_size, overwrite) if instance_path else None
+            try:
+                yield from _vectorize_pass(src, conf_src, block_size, simplify_m, remap, ctx, inst)
+                if inst:
+                    inst.finish()
+            finally:
+                if inst:
+                    inst.discard()
+        finally:
+            if conf_src is not None:
+                conf_src.close()
+
+
+def polygon_frame(path: str | Path, **kwargs):
+    """All polygons of :func:`vectorize_blocks` as one GeoDataFrame sorted by ``polygon_id``.
+
+    Holds every polygon in memory: for rasters of ordinary size and for tests; stream
+    large maps with :func:`vectorize_blocks` / :func:`vectorize_to_file` instead.
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    batches = list(vectorize_blocks(path, **kwargs))
+    if not batches:  # nothing but nodata
+        with open_raster(path) as src:
+            crs = src.crs
+        return gpd.GeoDataFrame({c: [] for c in COLUMNS}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    gdf = pd.concat(batches, ignore_index=True) if len(batches) > 1 else batches[0]
+    gdf = gpd.GeoDataFrame(gdf, geometry="geometry", crs=batches[0].crs)
+    return gdf.sort_values("polygon_id", ignore_index=True)
+
+
+def vectorize_to_file(
+    path: str | Path, out_path: str | Path, *, crs=None, overwrite: bool = False, layer: str = "landcover", **kwargs
+) -> int:
+    """Vectorize ``path`` block-wise straight into ``out_path`` (.gpkg, .parquet, .fgb); returns the polygon count.
+
+    ``crs``: output CRS (default: the class map's). Other keywords go to
+    :func:`vectorize_blocks` (``instance_path`` obeys the same ``overwrite``).
+    """
+    from geoseg.coverage import check_output_path, write_polygons
+
+    check_output_path(out_path, overwrite)  # fail before the (long) scan, not after
+    batches = vectorize_blocks(path, overwrite=overwrite, **kwargs)
+    return write_polygons(batches, out_path, crs=crs, overwrite=overwrite, layer=layer)
+
+
+# --------------------------------------------------------------------------- validation & context
+
+
+def _check_params(block_size, mmu_m2, simplify_m) -> None:
+    if not isinstance(block_size, (int, np.integer)) or isinstance(block_size, bool) or block_size < 1:
+        raise ConfigError(f"block_size must be a positive whole number of pixels, got {block_size!r}")
+    for name, v in (("mmu_m2", mmu_m2), ("simplify_m", simplify_m)):
+        if not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v) or v < 0:
+            raise ConfigError(f"{name} must be a number >= 0 (0 disables it), got {v!r}")
+
+
+def _check_class_map(path, src) -> None:
+    if src.count != 1 or src.dtypes[0] != "uint8":
+        raise InputError(
+            f"{path}: not a class map ({src.count} band(s) of {src.dtypes[0]}); give the single-band uint8 "
+            "*_classes.tif written by `geoseg segment`"
+        )
+
+
+def _check_same_grid(path, src, conf_path, conf) -> None:
+    if (conf.width, conf.height) != (src.width, src.height) or not conf.transform.almost_equals(src.transform):
+        raise InputError(
+            f"{conf_path}: confidence raster is not on the class map's grid ({conf.width}x{conf.height} vs "
+            f"{src.width}x{src.height} px of {path}); give the *_confidence.tif written with that class map"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every batch needs to turn pixel-space fragments into attributed polygons."""
+
+    source: str
+    width: int
+    height: int
+    transform: Affine
+    crs: object
+    names: tuple[str, ...]
+    model: str | None
+    acquired: str | None
+
+    @classmethod
+    def from_dataset(cls, path, src, class_names):
+        names = list(class_names) if class_names else class_names_from_raster(src)
+        names = tuple(names + ["unknown"] * (256 - len(names)))
+        tags = src.tags()
+        return cls(str(path), src.width, src.height, src.transform, src.crs, names, tags.get("model") or None,
+                   _acquired(tags))
+
+    def row_area_m2(self, r0: int, r1: int) -> np.ndarray:
+        """Ground area (m²) of one pixel in rows ``r0..r1-1``."""
+        from geoseg.raster import pixel_area_m2
+
+        if self.crs is None:
+            raise InputError(f"{self.source}: has no CRS, so areas in m² are unknown; assign a CRS to the file "
+                             "(or set mmu_m2/simplify_m to 0)")
+        return pixel_area_m2(self.crs, self.transform, np.arange(r0, r1))
+
+
+def _acquired(tags: dict) -> str | None:
+    """An ISO date (``YYYY-MM-DD``) from the first date-like tag, else None."""
+    for key in _ACQUIRED_TAGS:
+        value = tags.get(key)
+        if value:
+            m = re.match(r"\s*(\d{4})[-:/](\d{2})[-:/](\d{2})", value)
+            return f"{m[1]}-{m[2]}-{m[3]}" if m else value.strip()
+    return None
+
+
+def _block_rows(width: int, height: int, block_size: int) -> Iterator[list[PixelBox]]:
+    """The block grid, one list of boxes per block row, row-major."""
+    for r0 in range(0, height, block_size):
+        h = min(block_size, height - r0)
+        yield [PixelBox(c0, r0, min(block_size, width - c0), h) for c0 in range(0, width, block_size)]
+
+
+# --------------------------------------------------------------------------- labelling & joining
+
+
+@dataclass(slots=True)
+class _Block:
+    """One block's 4-connected fragments: ``labels`` 1..n (0 = nodata) and per-label arrays."""
+
+    box: PixelBox
+    classes: np.ndarray  # (h, w) uint8
+    labels: np.ndarray  # (h, w) int32
+    label_class: np.ndarray  # (n + 1,) uint8, [0] = nodata
+    fid: np.ndarray  # (n + 1,) int64: raster index row * width + col of each fragment's first pixel, [0] = -1
+
+    @property
+    def n(self) -> int:
+        return len(self.fid) - 1
+
+
+def _label_block(classes: np.ndarray, box: PixelBox, width: int) -> _Block:
+    from scipy import ndimage
+
+    h, w = classes.shape
+    labels = np.zeros((h, w), np.int32)
+    label_class, fids = [np.array([CLASS_NODATA], np.uint8)], [np.array([-1], np.int64)]
+    n = 0
+    for c in np.flatnonzero(np.bincount(classes.ravel(), minlength=256)):
+        if c == CLASS_NODATA:
+            continue
+        mask = classes == c
+        lab, k = ndimage.label(mask)  # default structure: 4-connectivity
+        # ndimage numbers regions in raster-scan order of their first pixel, so the first
+        # pixels are where the running maximum of the labels steps up.
+        running = np.maximum.accumulate(lab.ravel())
+        first = np.flatnonzero(np.diff(running, prepend=0))
+        fids.append((box.row + first // w) * np.int64(width) + box.col + first % w)
+        label_class.append(np.full(k, c, np.uint8))
+        labels[mask] = lab[mask] + n
+        n += k
+    return _Block(box, classes, labels, np.concatenate(label_class), np.concatenate(fids))
+
+
+class _UnionFind:
+    """Union-find over fragment ids, keeping each root's members so a closed region can be dropped."""
+
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+        self.members: dict[int, list[int]] = {}
+
+    def add(self, x: int) -> None:
+        self.parent[x] = x
+        self.members[x] = [x]
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if len(self.members[ra]) < len(self.members[rb]):
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.members[ra].extend(self.members.pop(rb))
+
+    def pop(self, root: int) -> list[int]:
+        members = self.members.pop(root)
+        for m in members:
+            del self.parent[m]
+        return members
+
+
+class _Joiner:
+    """Joins fragments across block seams; keeps only the seams' pixels (O(width + block_size))."""
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+        self.uf = _UnionFind()
+        self.top_fid = np.full(width, -1, np.int64)
+        self.top_cls = np.full(width, CLASS_NODATA, np.uint8)
+        self.bot_fid = self.top_fid.copy()
+        self.bot_cls = self.top_cls.copy()
+        self.left_fid = self.left_cls = None
+
+    def seams(self, blk: _Block):
+        """``[(prev_fid, prev_cls, cur_fid, cur_cls)]`` for the left and top seams of ``blk`` (if internal)."""
+        b, out = blk.box, []
+        if b.col > 0:
+            out.append((self.left_fid, self.left_cls, blk.fid[blk.labels[:, 0]], blk.classes[:, 0]))
+        if b.row > 0:
+            sl = slice(b.col, b.col_stop)
+            out.append((self.top_fid[sl], self.top_cls[sl], blk.fid[blk.labels[0]], blk.classes[0]))
+        return out
+
+    def join(self, blk: _Block) -> np.ndarray:
+        """Register ``blk``'s fragments on internal edges and join them to their neighbours; returns is_node per label."""
+        b, lab = blk.box, blk.labels
+        is_node = np.zeros(blk.n + 1, bool)
+        for internal, edge in ((b.row > 0, lab[0]), (b.row_stop < self.height, lab[-1]),
+                               (b.col > 0, lab[:, 0]), (b.col_stop < self.width, lab[:, -1])):
+            if internal:
+                is_node[edge] = True
+        is_node[0] = False
+        uf = self.uf
+        for f in blk.fid[is_node].tolist():
+            uf.add(f)
+        for prev_fid, prev_cls, cur_fid, cur_cls in self.seams(blk):
+            same = (prev_cls == cur_cls) & (cur_cls != CLASS_NODATA)
+            if same.any():
+                pairs = np.unique(np.stack([prev_fid[same], cur_fid[same]], axis=1), axis=0)
+                for a, c in pairs.tolist():
+                    uf.union(a, c)
+        return is_node
+
+    def advance(self, blk: _Block) -> None:
+        """Remember ``blk``'s right column and bottom row for the blocks that follow."""
+        b = blk.box
+        self.left_fid = blk.fid[blk.labels[:, -1]]
+        self.left_cls = blk.classes[:, -1].copy()
+        self.bot_fid[b.col:b.col_stop] = blk.fid[blk.labels[-1]]
+        self.bot_cls[b.col:b.col_stop] = blk.classes[-1]
+
+    def open_roots(self, last_row: bool) -> set[int]:
+        """Roots of the regions that reach this block row's bottom edge (so may continue below)."""
+        if last_row:
+            return set()
+        fids = np.unique(self.bot_fid[self.bot_fid >= 0]).tolist()
+        return {self.uf.find(f) for f in fids}
+
+    def end_row(self, last_row: bool) -> list[list[int]]:
+        """Close every region that does not continue below; returns their member fragment ids."""
+        keep = self.open_roots(last_row)
+        closed = [self.uf.pop(r) for r in list(self.uf.members) if r not in keep]
+        self.top_fid, self.bot_fid = self.bot_fid, self.top_fid
+        self.top_cls, self.bot_cls = self.bot_cls, self.top_cls
+        self.bot_fid.fill(-1)
+        self.bot_cls.fill(CLASS_NODATA)
+        self.left_fid = self.left_cls = None
+        return closed
+
+
+# --------------------------------------------------------------------------- minimum mapping unit
+
+
+@dataclass(frozen=True, slots=True)
+class _Remap:
+    """Class reassignment from the MMU pass: fragment first-pixel ids (sorted) -> new class."""
+
+    fid: np.ndarray
+    new_class: np.ndarray
+
+    def apply(self, classes: np.ndarray, box: PixelBox, width: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.fid, [box.row * width, box.row_stop * width])
+        cols = self.fid[lo:hi] % width
+        if not ((cols >= box.col) & (cols < box.col_stop)).any():
+            return classes
+        blk = _label_block(classes, box, width)
+        idx = np.clip(np.searchsorted(self.fid, blk.fid), 0, len(self.fid) - 1)
+        hit = self.fid[idx] == blk.fid
+        lut = blk.label_class.copy()
+        lut[hit] = self.new_class[idx[hit]]
+        return lut[blk.labels]
+
+
+def _edge_pairs(labels: np.ndarray):
+    """Label pairs of 4-neighbouring pixels in different fragments (both valid)."""
+    out_a, out_b = [], []
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
+        m = (a != b) & (a > 0) & (b > 0)
+        out_a.append(a[m])
+        out_b.append(b[m])
+    return np.concatenate(out_a), np.concatenate(out_b)
+
+
+def _mmu_pass(src, block_size: int, mmu_m2: float, ctx: _Context) -> _Remap:
+    """Pass 1: region areas and, for regions that may be below ``mmu_m2``, their neighbours."""
+    W, H = src.width, src.height
+    joiner = _Joiner(W, H)
+    node_area: dict[int, float] = {}
+    node_cls: dict[int, int] = {}
+    small_fid, small_comp = [], []  # fragments of regions below the MMU, and their region's id
+    comp_id, comp_cls, comp_area = [], [], []  # regions below the MMU
+    e_src, e_dst, e_dcls, e_cnt = [], [], [], []  # (small fragment, neighbour fragment, its class, shared edges)
+    top_small = np.zeros(W, bool)
+    bot_small = np.zeros(W, bool)
+
+    def record(fa, fb, ca, cb, sa, sb, cnt):
+        for s, f1, f2, c2 in ((sa, fa, fb, cb), (sb, fb, fa, ca)):
+            e_src.append(f1[s]), e_dst.append(f2[s]), e_dcls.append(c2[s]), e_cnt.append(cnt[s])
+
+    rows = list(_block_rows(W, H, block_size))
+    for bi, row in enumerate(rows):
+        left_small = None
+        for box in row:
+            classes = src.read(1, window=box.to_window())
+            blk = _label_block(classes, box, W)
+            area = np.bincount(blk.labels.ravel(), weights=np.repeat(ctx.row_area_m2(box.row, box.row_stop), box.width),
+                               minlength=blk.n + 1)
+            small = area < mmu_m2
+            small[0] = False
+            is_node = joiner.join(blk)
+            # edges inside the block
+            la, lb = _edge_pairs(blk.labels)
+            keep = small[la] | small[lb]
+            if keep.any():
+                key, cnt = np.unique(la[keep].astype(np.int64) * (blk.n + 1) + lb[keep], return_counts=True)
+                a, b = key // (blk.n + 1), key % (blk.n + 1)
+                record(blk.fid[a], blk.fid[b], blk.label_class[a], blk.label_class[b], small[a], small[b], cnt)
+            # edges across the left and top seams
+            prev_smalls = ([left_small] if box.col > 0 else []) + ([top_small[box.col:box.col_stop]] if box.row > 0 else [])
+            cur_smalls = ([small[blk.labels[:, 0]]] if box.col > 0 else []) + ([small[blk.labels[0]]] if box.row > 0 else [])
+            for (pf, pc, cf, cc), ps, cs in zip(joiner.seams(blk), prev_smalls, cur_smalls):
+                m = (pc != cc) & (pc != CLASS_NODATA) & (cc != CLASS_NODATA) & (ps | cs)
+                if m.any():
+                    pairs, cnt = np.unique(np.stack([pf[m], cf[m], pc[m], cc[m], ps[m], cs[m]], axis=1), axis=0,
+                                           return_counts=True)
+                    record(pairs[:, 0], pairs[:, 1], pairs[:, 2], pairs[:, 3], pairs[:, 4] > 0, pairs[:, 5] > 0, cnt)
+            for f, c, a in zip(blk.fid[is_node].tolist(), blk.label_class[is_node].tolist(), area[is_node].tolist()):
+                node_area[f], node_cls[f] = a, c
+            alone = ~is_node & small
+            alone[0] = False
+            small_fid.append(blk.fid[alone]), small_comp.append(blk.fid[alone])
+            comp_id.append(blk.fid[alone]), comp_cls.append(blk.label_class[alone]), comp_area.append(area[alone])
+            left_small = small[blk.labels[:, -1]]
+            bot_small[box.col:box.col_stop] = small[blk.labels[-1]]
+            joiner.advance(blk)
+        for members in joiner.end_row(bi == len(rows) - 1):
+            total = sum(node_area.pop(m) for m in members)
+            cls = node_cls[members[0]]
+            for m in members:
+                del node_cls[m]
+            if total < mmu_m2:
+                small_fid.append(np.array(members, np.int64)), small_comp.append(np.full(len(members), min(members)))
+                comp_id.append(np.array([min(members)])), comp_cls.append(np.array([cls])), comp_area.append(np.array([total]))
+        top_small, bot_small = bot_small, top_small
+        bot_small.fill(False)
+
+    def cat(x, dtype):
+        return np.concatenate(x).astype(dtype) if x else np.zeros(0, dtype)
+
+    return _resolve_mmu(
+        cat(small_fid, np.int64), cat(small_comp, np.int64),
+        (cat(comp_id, np.int64), cat(comp_cls, np.uint8), cat(comp_area, np.float64)),
+        cat(e_src, np.int64), cat(e_dst, np.int64), cat(e_dcls, np.uint8), cat(e_cnt, np.int64),
+    )
+
+
+def _pick(src: np.ndarray, cls: np.ndarray, cnt: np.ndarray):
+    """Per ``src``, the class with the largest summed ``cnt`` (ties: the lowest class id)."""
+    key, inv = np.unique(src * 256 + cls, return_inverse=True)
+    tot = np.bincount(inv, weights=cnt)
+    s, c = key // 256, key % 256
+    order = np.lexsort((c, -tot, s))
+    s, c = s[order], c[order]
+    first = np.r_[True, s[1:] != s[:-1]]
+    return s[first], c[first]
+
+
+def _resolve_mmu(frag_fid, frag_comp, comps, e_src, e_dst, e_dcls, e_cnt) -> _Remap:
+    """The MMU rule, applied to all regions below the MMU at once.
+
+    * A region below the MMU takes the class it shares the most pixel edges with among
+      its neighbouring regions *at or above* the MMU (4-neighbours; ties: lowest class
+      id). It then touches a region of that class, so it joins it.
+    * A small region with only small neighbours waits: in later rounds it takes the most
+      common class among neighbours already resolved (each of which is joined to a
+      region at or above the MMU), so it joins them too.
+    * A cluster of small regions that touches no region at or above the MMU at all (an
+      island among nodata / the raster edge) becomes one region of the class of its
+      largest member (ties: lowest class id); it stays below the MMU only when the whole
+      island is. Nodata is never a neighbour and is never filled.
+
+    Hence every output region is at least ``mmu_m2`` except such islands.
+    """
+    comp_id, comp_cls, comp_area = comps
+    m = len(comp_id)
+    if m == 0:
+        return _Remap(np.zeros(0, np.int64), np.zeros(0, np.uint8))
+    order = np.argsort(comp_id)
+    comp_id, comp_cls, comp_area = comp_id[order], comp_cls[order], comp_area[order]
+    frag_order = np.argsort(frag_fid)
+    frag_fid, frag_comp = frag_fid[frag_order], frag_comp[frag_order]
+    frag_idx = np.searchsorted(comp_id, frag_comp)  # comp index of each small fragment
+
+    def lookup(f):
+        i = np.clip(np.searchsorted(frag_fid, f), 0, len(frag_fid) - 1)
+        return np.where(frag_fid[i] == f, frag_idx[i], -1)
+
+    src, dst = lookup(e_src), lookup(e_dst)
+    keep = src >= 0  # the source fragment may be small yet belong to a large region
+    src, dst, dcls, cnt = src[keep], dst[keep], e_dcls[keep].astype(np.int64), e_cnt[keep]
+    target = np.full(m, -1, np.int64)
+    big = dst < 0
+    if big.any():
+        s, c = _pick(src[big], dcls[big], cnt[big])
+        target[s] = c
+    while True:
+        ok = ~big & (target[src] < 0) & (target[np.maximum(dst, 0)] >= 0)
+        if not ok.any():
+            break
+        s, c = _pick(src[ok], target[dst[ok]], cnt[ok])
+        target[s] = c
+    left = target < 0
+    if left.any():  # islands of small regions: one class per cluster
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        e = ~big & left[src] & left[np.maximum(dst, 0)]
+        graph = coo_matrix((np.ones(e.sum()), (src[e], dst[e])), shape=(m, m))
+        _, cluster = connected_components(graph, directed=False)
+        idx = np.flatnonzero(left)
+        order = np.lexsort((comp_cls[idx], -comp_area[idx], cluster[idx]))
+        idx = idx[order]
+        first = np.r_[True, cluster[idx][1:] != cluster[idx][:-1]]
+        winner = dict(zip(cluster[idx][first].tolist(), comp_cls[idx][first].tolist()))
+        target[idx] = [winner[c] for c in cluster[idx].tolist()]
+    changed = target[frag_idx] != comp_cls[frag_idx]
+    log.info("MMU: %d regions below the MMU, %d reassigned", m, int((target != comp_cls).sum()))
+    return _Remap(frag_fid[changed], target[frag_idx][changed].astype(np.uint8))
+
+
+# --------------------------------------------------------------------------- vectorizing pass
+
+
+class _Frag:
+    """A fragment of a region still open (touches an internal block edge)."""
+
+    __slots__ = ("cls", "npix", "csum", "ccnt", "geom", "strip")
+
+    def __init__(self, cls, npix, csum, ccnt, geom, strip):
+        self.cls, self.npix, self.csum, self.ccnt, self.geom, self.strip = cls, npix, csum, ccnt, geom, strip
+
+
+def _polygonize(labels: np.ndarray, box: PixelBox, n: int) -> np.ndarray:
+    """Pixel-space polygons (integer vertices) of labels 1..n of one block, indexed by label."""
+    geoms = np.empty(n + 1, object)
+    found = list(shapes(labels, mask=labels > 0, connectivity=4, transform=Affine.translation(box.col, box.row)))
+    if found:
+        geoms[np.array([v for _, v in found], np.int64)] = _build_polygons([g["coordinates"] for g, _ in found])
+    return geoms
+
+
+def _build_polygons(polys: list) -> np.ndarray:
+    """Shapely polygons from GeoJSON-like ring lists, built in one vectorized call."""
+    rings = [r for p in polys for r in p]
+    ring_len = np.fromiter(map(len, rings), np.int64, len(rings))
+    coords = np.array(list(itertools.chain.from_iterable(rings)), dtype=np.float64)
+    lr = shapely.linearrings(coords, indices=np.repeat(np.arange(len(rings)), ring_len))
+    n_rings = np.fromiter(map(len, polys), np.int64, len(polys))
+    return shapely.polygons(lr, indices=np.repeat(np.arange(len(polys)), n_rings))
+
+
+def _nodata_polygons(nodata: np.ndarray, box: PixelBox) -> list:
+    """Pixel-space polygons of the nodata pixels of one block."""
+    found = [g["coordinates"] for g, _ in shapes(nodata.view(np.uint8), mask=nodata, connectivity=4,
+                                                 transform=Affine.translation(box.col, box.row))]
+    return _build_polygons(found).tolist() if found else []
+
+
+def _vectorize_pass(src, conf_src, block_size, simplify_m, remap, ctx, inst):
+    from geoseg.coverage import simplify_strip
+
+    W, H = src.width, src.height
+    joiner = _Joiner(W, H)
+    frags: dict[int, _Frag] = {}
+    tol_px = 0.0
+    if simplify_m > 0:
+        mid = ctx.row_area_m2(H // 2, H // 2 + 1)[0]
+        tol_px = simplify_m / float(np.sqrt(mid))
+    conf_nodata = (conf_src.nodata if conf_src is not None and conf_src.nodata is not None else CLASS_NODATA)
+    rows = list(_block_rows(W, H, block_size))
+    for bi, row in enumerate(rows):
+        last = bi == len(rows) - 1
+        strip = _Batch()  # standalone fragments of this block row (held back only when simplifying)
+        nodata_geoms, strip_blocks = [], []
+        for box in row:
+            classes = src.read(1, window=box.to_window())
+            if remap is not None:
+                classes = remap.apply(classes, box, W)
+            blk = _label_block(classes, box, W)
+            flat = blk.labels.ravel()
+            npix = np.bincount(flat, minlength=blk.n + 1)
+            if conf_src is not None:
+                conf = conf_src.read(1, window=box.to_window()).ravel()
+                ok = conf != conf_nodata
+                csum = np.bincount(flat, weights=np.where(ok, conf, 0), minlength=blk.n + 1)
+                ccnt = np.bincount(flat, weights=ok, minlength=blk.n + 1)
+            else:
+                csum = ccnt = np.zeros(blk.n + 1)
+            geoms = _polygonize(blk.labels, box, blk.n)
+            if tol_px:
+                nd = classes == CLASS_NODATA
+                if nd.any():
+                    nodata_geoms.extend(_nodata_polygons(nd, box))
+                strip_blocks.append((box, blk.labels, blk.fid))
+            is_node = joiner.join(blk)
+            for i in np.flatnonzero(is_node).tolist():
+                frags[int(blk.fid[i])] = _Frag(int(blk.label_class[i]), int(npix[i]), float(csum[i]), float(ccnt[i]),
+                                               geoms[i], bi)
+            alone = ~is_node
+            alone[0] = False
+            strip.add(blk.fid[alone] + 1, blk.label_class[alone], geoms[alone], npix[alone], csum[alone], ccnt[alone])
+            if inst is not None:
+                inst.write(box, np.where(blk.labels > 0, blk.fid[blk.labels] + 1, 0).astype(np.uint32))
+            joiner.advance(blk)
+            if not tol_px:
+                yield from strip.emit(ctx)
+        if tol_px:
+            _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px, simplify_strip)
+        closed = _Batch()
+        for members in joiner.end_row(last):
+            parts = [frags.pop(m) for m in members]
+            pid = min(members) + 1
+            geoms = [p.geom for p in parts if p.geom is not None]
+            geom = geoms[0] if len(geoms) == 1 else _union_exact(geoms)
+            closed.add(np.array([pid]), np.array([parts[0].cls]), np.array([geom]),
+                       np.array([sum(p.npix for p in parts)]), np.array([sum(p.csum for p in parts)]),
+                       np.array([sum(p.ccnt for p in parts)]))
+            if inst is not None and len(members) > 1:
+                inst.remap(np.array(members, np.int64) + 1, pid)
+        yield from strip.emit(ctx, simplified=bool(tol_px))
+        yield from closed.emit(ctx, simplified=bool(tol_px))
+
+
+def _union_exact(geoms):
+    """Union of pixel-space polygons that meet along shared edges, collinear vertices dropped.
+
+    Exact: vertices are integers and pieces meet only along axis-parallel pixel edges, so
+    no intersection point is ever rounded. (No ``grid_size``: snap-rounding would move
+    the diagonal edges of simplified pieces that pass within half a pixel of a vertex.)
+    """
+    parts = shapely.get_parts(np.asarray(geoms, dtype=object))
+    rings, owner = shapely.get_rings(parts, return_index=True)
+    is_shell = np.r_[True, owner[1:] != owner[:-1]]
+    holes = rings[~is_shell]
+    if len(holes) == 0:
+        return shapely.simplify(shapely.union_all(parts), 0)
+    # Holes of the parts are interior to them and never meet another part, so union only
+    # the outer rings (far fewer vertices) and put the parts' holes back.
+    outline = shapely.simplify(shapely.union_all(shapely.polygons(rings[is_shell])), 0)
+    if outline.geom_type != "Polygon":  # not expected for a 4-connected region; fall back
+        return shapely.simplify(shapely.union_all(parts), 0)
+    return shapely.polygons(outline.exterior, holes=np.concatenate([np.array(outline.interiors, dtype=object), holes]))
+
+
+def _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px, simplify_strip) -> None:
+    """Simplify block row ``bi`` as one coverage of pieces: its standalone fragments, one
+    piece per open region (the union of its fragments in this row) and one for nodata."""
+    by_root: dict[int, list[int]] = {}
+    for root, members in joiner.uf.members.items():
+        mine = [m for m in members if frags[m].strip == bi and frags[m].geom is not None]
+        if mine:
+            by_root[root] = mine
+    region_pieces = [_union_exact([frags[m].geom for m in ms]) if len(ms) > 1 else frags[ms[0]].geom
+                     for ms in by_root.values()]
+    nodata = [_union_exact(nodata_geoms)] if nodata_geoms else []
+    alone = strip.geoms()
+    pieces = np.array(list(alone) + region_pieces + nodata, dtype=object)
+    if len(pieces) == 0:
+        return
+    # piece index of every pixel of the row, to find where pieces must share a vertex
+    keys = [strip.ids() - 1] + [np.array(ms, np.int64) for ms in by_root.values()]
+    vals = [np.arange(len(alone))] + [np.full(len(ms), len(alone) + i) for i, ms in enumerate(by_root.values())]
+    keys, vals = np.concatenate(keys), np.concatenate(vals)
+    order = np.argsort(keys)
+    keys, vals = keys[order], vals[order]
+    r0 = strip_blocks[0][0].row
+    piece_map = np.empty((strip_blocks[0][0].height, joiner.width), np.int64)
+    for box, labels, fid in strip_blocks:
+        lut = vals[np.clip(np.searchsorted(keys, fid), 0, len(keys) - 1)]
+        lut[0] = len(pieces) - 1  # nodata (only present when the block has nodata)
+        piece_map[:, box.col:box.col_stop] = lut[labels]
+    out = simplify_strip(pieces, piece_map, r0, tol_px)
+    strip.set_geoms(out[: len(alone)])
+    for ms, g in zip(by_root.values(), out[len(alone):len(alone) + len(region_pieces)]):
+        frags[ms[0]].geom = g
+        for m in ms[1:]:
+            frags[m].geom = None
+
+
+class _Batch:
+    """Regions ready to be emitted, in pixel space, turned into a GeoDataFrame by :meth:`emit`."""
+
+    def __init__(self):
+        self.parts: list[tuple] = []
+
+    def add(self, pid, cls, geoms, npix, csum, ccnt) -> None:
+        if len(pid):
+            self.parts.append((pid, cls, geoms, npix, csum, ccnt))
+
+    def geoms(self) -> np.ndarray:
+        return np.concatenate([p[2] for p in self.parts]) if self.parts else np.empty(0, object)
+
+    def ids(self) -> np.ndarray:
+        return np.concatenate([p[0] for p in self.parts]).astype(np.int64) if self.parts else np.zeros(0, np.int64)
+
+    def set_geoms(self, geoms) -> None:
+        i = 0
+        for k, p in enumerate(self.parts):
+            self.parts[k] = (p[0], p[1], np.asarray(geoms[i:i + len(p[0])], dtype=object), *p[3:])
+            i += len(p[0])
+
+    def emit(self, ctx: _Context, simplified: bool = False):
+        if not self.parts:
+            return
+        cols = [np.concatenate([p[i] for p in self.parts]) for i in range(6)]
+        self.parts = []
+        pid, cls, geoms, npix, csum, ccnt = cols
+        if simplified:  # drop the collinear vertices left along pinned strip lines
+            geoms = shapely.simplify(geoms, 0)
+        yield _frame(ctx, pid.astype(np.int64), cls, geoms, csum, ccnt)
+
+
+def _frame(ctx: _Context, pid, cls, pix_geoms, csum, ccnt):
+    """GeoDataFrame of regions: pixel-space geometry -> CRS coordinates + attributes."""
+    import geopandas as gpd
+    import pandas as pd
+
+    order = np.argsort(pid)
+    pid, cls, pix_geoms, csum, ccnt = pid[order], cls[order], pix_geoms[order], csum[order], ccnt[order]
+    t = ctx.transform
+
+    def to_crs_coords(xy):  # GDAL's order of operations: gt0 + gt1 * x + gt2 * y
+        x, y = xy[:, 0], xy[:, 1]
+        return np.column_stack([t.c + t.a * x + t.b * y, t.f + t.d * x + t.e * y])
+
+    geoms = shapely.transform(pix_geoms, to_crs_coords)
+    area, perim = _area_perimeter(geoms, ctx.crs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.where(ccnt > 0, csum / np.maximum(ccnt, 1), np.nan)
+    n = len(pid)
+    df = pd.DataFrame({
+        "polygon_id": pid,
+        "class_id": cls.astype(np.int32),
+        "class_name": np.asarray(ctx.names, dtype=object)[cls],
+        "area_m2": area,
+        "area_ha": area / 1e4,
+        "perimeter_m": perim,
+        "mean_confidence": mean_conf,
+        "source": np.full(n, ctx.source, dtype=object),
+        "model": np.full(n, ctx.model, dtype=object),
+        "acquired": np.full(n, ctx.acquired, dtype=object),
+    })
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=ctx.crs), crs=ctx.crs)
+
+
+def _area_perimeter(geoms: np.ndarray, crs) -> tuple[np.ndarray, np.ndarray]:
+    """Areas (m²) and perimeters (m, holes included) of CRS-coordinate polygons.
+
+    Projected CRS: planar, times the CRS unit factor. Geographic: area in EPSG:6933
+    (equal-area), perimeter as the geodesic length of every ring on WGS84.
+    """
+    if crs is None:
+        return shapely.area(geoms), shapely.length(geoms)
+    if not crs.is_geographic:
+        factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+        return shapely.area(geoms) * factor**2, shapely.length(geoms) * factor
+    from pyproj import Geod, Transformer
+
+    tr = Transformer.from_crs(crs, EQUAL_AREA_CRS, always_xy=True)
+    ea = shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    geod = Geod(ellps="WGS84")
+    rings, idx = shapely.get_rings(geoms, return_index=True)
+    ring_len = np.array([geod.line_length(*np.asarray(r.coords).T) for r in rings])
+    return shapely.area(ea), np.bincount(idx, weights=ring_len, minlength=len(geoms))
+
+
+# --------------------------------------------------------------------------- instance raster
+
+
+class _InstanceWriter:
+    """uint32 ``polygon_id`` raster (0 = nodata), written block by block.
+
+    A block is written as soon as it is labelled, with each fragment's own first-pixel
+    id; the ids of fragments of multi-block regions are corrected in place once their
+    region closes (only the blocks holding them are rewritten), then the scratch file
+    is copied to a COG and renamed into place.
+    """
+
+    def __init__(self, path, src, block_size: int, overwrite: bool):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise OutputError(f"{self.path}: already exists; pass overwrite=True to replace it, or choose another path")
+        if src.width * src.height + 1 > np.iinfo(np.uint32).max:
+            raise ConfigError(f"instance raster: {src.width}x{src.height} px needs ids above 2^32; "
+                              "drop instance_path for rasters of more than 4.29e9 pixels")
+        if not self.path.parent.is_dir():
+            raise OutputError(f"{self.path.parent}: directory does not exist; create it or choose another path")
+        self.scratch = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.scratch.tif")
+        self.width = src.width
+        self._remaps: dict[tuple[int, int], list[tuple[np.ndarray, int]]] = {}
+        bs = max(16, min(512, (block_size + 15) // 16 * 16))
+        self._ds = rasterio.open(
+            self.scratch, "w+", driver="GTiff", width=src.width, height=src.height, count=1, dtype="uint32",
+            crs=src.crs, transform=src.transform, nodata=0, tiled=True, blockxsize=bs, blockysize=bs,
+            BIGTIFF="IF_SAFER", SPARSE_OK=True,
+        )
+        self.block_size = block_size
+
+    def write(self, box: PixelBox, ids: np.ndarray) -> None:
+        self._ds.write(ids, 1, window=box.to_window())
+
+    def remap(self, old_ids: np.ndarray, pid: int) -> None:
+        """Fragments ``old_ids`` (their own first-pixel ids) belong to region ``pid``."""
+        bs = self.block_size
+        for old in old_ids[old_ids != pid].tolist():
+            r, c = divmod(old - 1, self.width)
+            self._remaps.setdefault((r // bs, c // bs), []).append((old, pid))
+
+    def finish(self) -> None:
+        bs = self.block_size
+        for (br, bc), pairs in self._remaps.items():
+            r0, c0 = br * bs, bc * bs
+            win = Window(c0, r0, min(bs, self._ds.width - c0), min(bs, self._ds.height - r0))
+            ids = self._ds.read(1, window=win)
+            old, new = np.array(pairs, np.int64).T
+            order = np.argsort(old)
+            old, new = old[order], new[order]
+            i = np.clip(np.searchsorted(old, ids), 0, len(old) - 1)
+            hit = old[i] == ids
+            ids[hit] = new[i[hit]]
+            self._ds.write(ids, 1, window=win)
+        self._ds.update_tags(content="polygon_id of the vector output (0 = nodata)")
+        self._ds.close()
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp.tif")
+        try:
+            rasterio.shutil.copy(self.scratch, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="NO",
+                                 OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER")
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        if not self._ds.closed:
+            self._ds.close()
+        self.scratch.unlink(missing_ok=True)

@@ -1,0 +1,119 @@
+"""The stitch stage: tile results -> one scene's class/confidence rasters and class areas.
+
+Plain Python (no Ray): :class:`SceneWriter` takes :class:`~geoseg.predict.TileResult`
+objects in any order, writes each tile core by window (the halo was already discarded
+by the worker), accumulates per-class pixel counts and areas, and at the end turns the
+scratch rasters into COGs and polygons. Because tile cores partition the raster
+(:mod:`geoseg.tiling`), the stitched map does not depend on tile size or arrival order.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from geoseg import CLASS_NODATA, __version__
+from geoseg.model import ModelCard
+from geoseg.outputs import StitchedRaster, output_names
+from geoseg.predict import CONFIDENCE_NODATA, TileResult
+from geoseg.raster import RasterInfo
+from geoseg.tiling import Tile
+
+
+class SceneWriter:
+    """Assembles one input's outputs under ``staging_dir`` (file names from :func:`output_names`)."""
+
+    def __init__(
+        self,
+        info: RasterInfo,
+        stem: str,
+        staging_dir: Path,
+        card: ModelCard,
+        *,
+        confidence: bool = True,
+        polygons: bool = True,
+        blocksize: int = 512,
+        compress: str = "DEFLATE",
+    ):
+        self.info = info
+        self.stem = stem
+        self.card = card
+        self.dir = staging_dir
+        self.files = scene_files(stem, confidence, polygons)
+        ncls = len(card.classes)
+        self.counts = np.zeros(ncls, np.int64)
+        self.area_m2 = np.zeros(ncls)
+        self.done = 0
+        self.skipped = 0
+        self.failed: list[dict] = []
+        self.polygon_count: int | None = None
+        self.seconds = {"stitch": 0.0, "cog": 0.0, "vectorize": 0.0}
+        grid = (info.width, info.height, info.crs, info.transform)
+        cmap = {**{c.id: c.rgba() for c in card.classes}, CLASS_NODATA: (0, 0, 0, 0)}
+        self._classes = StitchedRaster(self.dir / self.files["classes"], *grid, CLASS_NODATA, blocksize, compress, colormap=cmap)
+        self._confidence = (
+            StitchedRaster(self.dir / self.files["confidence"], *grid, CONFIDENCE_NODATA, blocksize, compress)
+            if confidence else None
+        )
+
+    def add(self, results: list[TileResult]) -> None:
+        """Write the cores of ``results`` and count their classes."""
+        t0 = time.perf_counter()
+        for r in results:
+            if r.skipped:
+                self.skipped += 1
+                continue
+            self._classes.write(r.tile.core, r.classes)
+            if self._confidence is not None:
+                self._confidence.write(r.tile.core, r.confidence)
+            self.counts += r.counts
+            self.area_m2 += r.area_m2
+            self.done += 1
+        self.seconds["stitch"] += time.perf_counter() - t0
+
+    def fail(self, tiles: tuple[Tile, ...], error: str | None) -> None:
+        """Record tiles that failed after all retries (reported in the manifest)."""
+        self.failed.extend({"tile": t.index, "window": list(t.core.to_window().flatten()), "error": error} for t in tiles)
+
+    def finish(self, model_id: str) -> list[str]:
+        """Write the COGs (and polygons); return the staged file names."""
+        from geoseg.vectorize import vectorize_file
+
+        tags = {
+            "class_names": ",".join(self.card.class_names),
+            "class_ids": ",".join(str(c.id) for c in self.card.classes),
+            "model": model_id,
+            "source": self.info.path,
+            "software": f"geoseg {__version__}",
+        }
+        t0 = time.perf_counter()
+        self._classes.to_cog(self.dir / self.files["classes"], tags=tags, band_description="class",
+                             overview_resampling="MODE")
+        if self._confidence is not None:
+            self._confidence.to_cog(self.dir / self.files["confidence"], tags={**tags, "units": "percent (max softmax probability)"},
+                                    band_description="confidence", overview_resampling="AVERAGE")
+        self.seconds["cog"] += time.perf_counter() - t0
+        if "polygons" in self.files:
+            t0 = time.perf_counter()
+            self.polygon_count = vectorize_file(self.dir / self.files["classes"], self.dir / self.files["polygons"],
+                                                self.card.class_names)
+            self.seconds["vectorize"] += time.perf_counter() - t0
+        return list(self.files.values())
+
+    def close(self) -> None:
+        """Drop scratch files (after a failure)."""
+        self._classes.close()
+        if self._confidence is not None:
+            self._confidence.close()
+
+
+def scene_files(stem: str, confidence: bool = True, polygons: bool = True) -> dict[str, str]:
+    """The output file names for one input, by kind (``classes``, ``confidence``, ``polygons``)."""
+    names = output_names(stem)
+    if not confidence:
+        names.pop("confidence")
+    if not polygons:
+        names.pop("polygons")
+    return names
