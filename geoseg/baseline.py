@@ -46,15 +46,20 @@ class SpectralIndexNet(nn.Module):
         return ndvi, ndwi, (g + r + n) / 3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ndvi, ndwi, bright = self.indexes(x.float())
-        water = ndwi > self.t_water
-        forest = ~water & (ndvi > self.t_forest)
-        urban = ~water & ~forest & (ndvi < self.t_urban) & (bright < self.t_bright)
-        other = ~(water | forest | urban)
+        th = {k: getattr(self, k) for k in THRESHOLDS}
+        masks = rule(*self.indexes(x.float()), th)
         out = torch.zeros(x.shape[0], 4, *x.shape[2:], device=x.device)
-        for k, m in zip(self.cls, (other, forest, water, urban)):
+        for k, m in zip(self.cls, masks):
             out[:, k] = m.float() * 8.0  # confident one-hot scores
         return out
+
+
+def rule(ndvi, ndwi, bright, th: dict):
+    """Masks ``(other, forest, water, urban)``; works on numpy arrays and torch tensors alike."""
+    water = ndwi > th["t_water"]
+    forest = ~water & (ndvi > th["t_forest"])
+    urban = ~water & ~forest & (ndvi < th["t_urban"]) & (bright < th["t_bright"])
+    return ~(water | forest | urban), forest, water, urban
 
 
 def fit_thresholds(net: SpectralIndexNet, images: list[np.ndarray], labels: list[np.ndarray],
@@ -84,10 +89,9 @@ def fit_thresholds(net: SpectralIndexNet, images: list[np.ndarray], labels: list
     best = {k: float(np.median(v)) for k, v in grids.items()}
 
     def miou(th: dict[str, float]) -> float:
-        for k, v in th.items():
-            getattr(net, k).fill_(v)
-        with torch.inference_mode():
-            pred = net(x).argmax(1).numpy().ravel()
+        pred = np.zeros(y.shape, np.uint8)
+        for k, m in zip(net.cls, rule(ndvi, ndwi, bright, th)):
+            pred[m] = k
         return scores(confusion_matrix(y, pred, n_classes), ["c"] * n_classes)["miou"] or 0.0
 
     score = miou(best)
@@ -98,5 +102,6 @@ def fit_thresholds(net: SpectralIndexNet, images: list[np.ndarray], labels: list
                 s = miou(trial)
                 if s > score:
                     score, best = s, trial
-    miou(best)  # leave the best thresholds in the module
+    for k, v in best.items():  # leave the best thresholds in the module
+        getattr(net, k).fill_(v)
     return {**best, "train_miou": round(score, 4)}

@@ -77,17 +77,11 @@ def t_junctions(piece_map: np.ndarray, row0: int):
     """
     a, b = piece_map[:-1, :-1], piece_map[:-1, 1:]  # the 2x2 pixels around each interior corner
     c, d = piece_map[1:, :-1], piece_map[1:, 1:]
-    out = []
-    for same, o1, o2, horizontal in ((a == b, c, d, True), (c == d, a, b, True),
-                                     (a == c, b, d, False), (b == d, a, c, False)):
-        p = a if same is not None and (o1 is c or o1 is a and o2 is b and False) else None
-        del p
-        owner = {id(c): a, id(a): c, id(b): a}.get(id(o1))  # placeholder, replaced below
-        del owner
-        out.append((same, o1, o2, horizontal))
     pieces, xs, ys, hs = [], [], [], []
-    for (same, o1, o2, horizontal), owner in zip(out, (a, c, a, b)):
-        hit = same & (o1 != o2) & (o1 != owner) & (o2 != owner)
+    # (owner, its partner, the two others, owner's edge is horizontal)
+    for owner, partner, o1, o2, horizontal in ((a, b, c, d, True), (c, d, a, b, True),
+                                               (a, c, b, d, False), (b, d, a, c, False)):
+        hit = (owner == partner) & (o1 != o2) & (o1 != owner) & (o2 != owner)
         i, j = np.nonzero(hit)
         pieces.append(owner[i, j]), xs.append(j + 1), ys.append(i + 1 + row0)
         hs.append(np.full(len(i), horizontal))
@@ -112,14 +106,14 @@ def node_pieces(pieces: np.ndarray, pid: np.ndarray, px: np.ndarray, py: np.ndar
     k_at = np.full(len(pid), -1, np.int64)
     for is_h in (True, False):
         # segments along x (horizontal) keyed by (piece, y, x_min); vertical ones by (piece, x, y_min)
-        along0, along1, across = (x0, x1, y0) if is_h else (y0 - ymin, y1 - ymin, x0)
+        along0, along1, across = (x0, x1, y0 - ymin) if is_h else (y0 - ymin, y1 - ymin, x0)
         m = (y0 == y1) & (x0 != x1) if is_h else (x0 == x1) & (y0 != y1)
         lo, hi = np.minimum(along0[m], along1[m]), np.maximum(along0[m], along1[m])
         key = (owner[seg[m]] * span + across[m].astype(np.int64)) * span + lo.astype(np.int64)
         order = np.argsort(key)
         key, lo, hi, segs = key[order], lo[order], hi[order], seg[m][order]
         q = horizontal == is_h
-        p_along, p_across = (px[q], py[q]) if is_h else (py[q] - ymin, px[q])
+        p_along, p_across = (px[q], py[q] - ymin) if is_h else (py[q] - ymin, px[q])
         qkey = (pid[q] * span + p_across.astype(np.int64)) * span + p_along.astype(np.int64)
         i = np.searchsorted(key, qkey, side="right") - 1
         ok = i >= 0
@@ -141,9 +135,8 @@ def node_pieces(pieces: np.ndarray, pid: np.ndarray, px: np.ndarray, py: np.ndar
     single = ~multi[part_owner]
     rebuilt[part_owner[single]] = new_parts[single]
     if multi.any():
-        mp = shapely.multipolygons(new_parts[~single], indices=part_owner[~single])
-        rebuilt[np.unique(part_owner[~single])] = mp[np.unique(part_owner[~single])] if len(mp) > len(
-            np.unique(part_owner[~single])) else mp
+        which, idx = np.unique(part_owner[~single], return_inverse=True)
+        rebuilt[which] = shapely.multipolygons(new_parts[~single], indices=idx)
     out = pieces.copy()
     out[targets] = rebuilt
     return out

@@ -644,25 +644,75 @@ def _vectorize_pass(src, conf_src, block_size, simplify_m, remap, ctx, inst):
         yield from closed.emit(ctx, simplified=bool(tol_px))
 
 
+def _drop_collinear(geoms):
+    """``geoms`` (pixel-space (Multi)Polygons, integer vertices) without collinear vertices.
+
+    Exact integer arithmetic (cross products of pixel-corner coordinates), cyclic over
+    each ring, so a collinear ring start goes too; geometry and validity are unchanged.
+    """
+    single = not isinstance(geoms, np.ndarray)
+    geoms = np.atleast_1d(np.asarray(geoms, dtype=object))
+    parts, part_owner = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    last = np.r_[ring_of[1:] != ring_of[:-1], True]  # closing vertex of each ring (repeats the first)
+    xy, rid = coords[~last], ring_of[~last]
+    start = np.r_[0, np.flatnonzero(rid[1:] != rid[:-1]) + 1]
+    length = np.diff(np.r_[start, len(rid)])
+    pos = np.arange(len(rid)) - np.repeat(start, length)
+    prev = np.repeat(start, length) + (pos - 1) % np.repeat(length, length)
+    nxt = np.repeat(start, length) + (pos + 1) % np.repeat(length, length)
+    d1, d2 = xy - xy[prev], xy[nxt] - xy
+    keep = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0] != 0
+    if keep.all():
+        return geoms[0] if single else geoms
+    xy, rid = xy[keep], rid[keep]
+    first = np.r_[True, rid[1:] != rid[:-1]]
+    closed_xy = np.insert(xy, np.r_[np.flatnonzero(first)[1:], len(xy)], xy[first], axis=0)
+    closed_rid = np.insert(rid, np.r_[np.flatnonzero(first)[1:], len(rid)], rid[first])
+    new_parts = shapely.polygons(shapely.linearrings(closed_xy, indices=closed_rid), indices=ring_part)
+    out = np.empty(len(geoms), dtype=object)
+    multi = shapely.get_type_id(geoms) == 6
+    one = ~multi[part_owner]
+    out[part_owner[one]] = new_parts[one]
+    if multi.any():
+        which, idx = np.unique(part_owner[~one], return_inverse=True)
+        out[which] = shapely.multipolygons(new_parts[~one], indices=idx)
+    return out[0] if single else out
+
+
 def _union_exact(geoms):
     """Union of pixel-space polygons that meet along shared edges, collinear vertices dropped.
 
     Exact: vertices are integers and pieces meet only along axis-parallel pixel edges, so
     no intersection point is ever rounded. (No ``grid_size``: snap-rounding would move
     the diagonal edges of simplified pieces that pass within half a pixel of a vertex.)
+    A hole of a part lies inside that part and meets no other, so only the outer rings
+    (far fewer vertices) are unioned and the parts' holes are put back afterwards.
     """
     parts = shapely.get_parts(np.asarray(geoms, dtype=object))
     rings, owner = shapely.get_rings(parts, return_index=True)
     is_shell = np.r_[True, owner[1:] != owner[:-1]]
-    holes = rings[~is_shell]
+    shells = shapely.polygons(rings[is_shell])
+    outline = _drop_collinear(shapely.union_all(shells))
+    holes, hole_owner = rings[~is_shell], owner[~is_shell]
     if len(holes) == 0:
-        return shapely.simplify(shapely.union_all(parts), 0)
-    # Holes of the parts are interior to them and never meet another part, so union only
-    # the outer rings (far fewer vertices) and put the parts' holes back.
-    outline = shapely.simplify(shapely.union_all(shapely.polygons(rings[is_shell])), 0)
-    if outline.geom_type != "Polygon":  # not expected for a 4-connected region; fall back
-        return shapely.simplify(shapely.union_all(parts), 0)
-    return shapely.polygons(outline.exterior, holes=np.concatenate([np.array(outline.interiors, dtype=object), holes]))
+        return outline
+    if outline.geom_type == "Polygon":
+        return shapely.polygons(outline.exterior, holes=np.concatenate([np.array(outline.interiors, dtype=object), holes]))
+    # several disjoint parts (a region's piece within one block row): give each hole to its part
+    out_parts = shapely.get_parts(outline)
+    with_holes = np.unique(hole_owner)
+    inside, part = shapely.STRtree(out_parts).query(shapely.point_on_surface(shells[with_holes]), predicate="within")
+    part_of = np.full(len(shells), -1)
+    part_of[with_holes[inside]] = part
+    hole_part = part_of[hole_owner]
+    rebuilt = []
+    for k, p in enumerate(out_parts):
+        extra = holes[hole_part == k]
+        rebuilt.append(p if len(extra) == 0 else shapely.polygons(
+            p.exterior, holes=np.concatenate([np.array(p.interiors, dtype=object), extra])))
+    return shapely.multipolygons(rebuilt)
 
 
 def _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px, simplify_strip) -> None:
@@ -729,7 +779,7 @@ class _Batch:
         self.parts = []
         pid, cls, geoms, npix, csum, ccnt = cols
         if simplified:  # drop the collinear vertices left along pinned strip lines
-            geoms = shapely.simplify(geoms, 0)
+            geoms = _drop_collinear(geoms)
         yield _frame(ctx, pid.astype(np.int64), cls, geoms, csum, ccnt)
 
 

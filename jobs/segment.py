@@ -12,5 +12,9 @@ import sys
 
 from geoseg.cli import main
 
+GLOBAL_FLAGS = {"-v", "-vv", "-q", "-qq", "--verbose", "--quiet"}
+
 if __name__ == "__main__":
-    sys.exit(main(["segment", *sys.argv[1:]]))
+    args = sys.argv[1:]
+    flags = [a for a in args if a in GLOBAL_FLAGS]  # geoseg's -v/-q go before the subcommand
+    sys.exit(main([*flags, "segment", *[a for a in args if a not in GLOBAL_FLAGS]]))

@@ -28,7 +28,7 @@ def _cfg(tmp_path, **kw):
     base = dict(output=str(tmp_path / "ck"), bands=["green", "red", "nir"], classes=CLASSES,
                 arch_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
                 scenes=[{"image": str(ZION_IMAGE), "labels": str(ZION_LABELS)}],
-                chip_size=64, batch_size=8, steps=40, eval_every=20, patience=5, lr=3e-3, threads=2)
+                chip_size=64, batch_size=8, steps=30, eval_every=15, patience=5, lr=3e-3, threads=2)
     base.update(kw)
     return TrainConfig(**base)
 
