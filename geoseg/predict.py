@@ -127,22 +127,26 @@ class TileProcessor:
     """Reads, normalises and predicts tiles of one raster at a time (plain Python).
 
     The raster stays open between calls for the same path, so a worker pays the open
-    (and, on S3, the header fetch) once per scene.
+    (and, on S3, the header fetch) once per scene. Datasets are per thread (GDAL handles
+    must not be shared), so a GPU actor may run two calls at once: one reading while the
+    other computes.
     """
 
     def __init__(self, predictor: Predictor, batch_size: int = 4):
+        import threading
+
         self.predictor = predictor
         self.batch_size = batch_size
-        self._path: str | None = None
-        self._src = None
+        self._local = threading.local()
 
     def _open(self, path: str):
-        if self._path != path:
-            if self._src is not None:
-                self._src.close()
-            self._src = open_raster(path)
-            self._path = path
-        return self._src
+        loc = self._local
+        if getattr(loc, "path", None) != path:
+            if getattr(loc, "src", None) is not None:
+                loc.src.close()
+            loc.src = open_raster(path)
+            loc.path = path
+        return loc.src
 
     def process(self, job: SceneJob, tiles: list[Tile]) -> list[TileResult]:
         """Predict ``tiles`` of ``job``'s raster and return one result per tile, in order."""

@@ -90,7 +90,8 @@ class RayExecutor:
             raise ConfigError("device: 'cuda' was requested but the Ray cluster has no GPU; use --device auto or cpu")
         if use_gpu:
             n = runtime.num_workers or gpus
-            options = {"num_gpus": 1, "num_cpus": 1}
+            # two concurrent calls per GPU actor: one reads and normalises while the other runs the model
+            options = {"num_gpus": 1, "num_cpus": 1, "max_concurrency": 2}
             dev = "cuda"
         else:
             n = runtime.num_workers or max(1, cpus // runtime.threads_per_worker)

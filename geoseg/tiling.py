@@ -93,7 +93,8 @@ class TileGrid:
     """A tiling of a ``width x height`` raster into tiles of ``tile_size`` with ``halo``.
 
     ``tile_size`` is the model input side (pixels); the core side is
-    ``tile_size - 2 * halo``. Cores are laid out from the top-left corner.
+    ``tile_size - 2 * halo``, except along an axis no longer than ``tile_size``, where a
+    single tile reads (and keeps) the whole axis. Cores are laid out from the top-left corner.
     """
 
     width: int
@@ -116,10 +117,15 @@ class TileGrid:
     def core_size(self) -> int:
         return self.tile_size - 2 * self.halo
 
+    def _axis_core(self, extent: int) -> int:
+        """Core length along an axis: the whole axis when one tile reads all of it (no halo needed)."""
+        return extent if extent <= self.tile_size else self.core_size
+
     @property
     def shape(self) -> tuple[int, int]:
         """Number of tiles as ``(rows, cols)``."""
-        return _ceil_div(self.height, self.core_size), _ceil_div(self.width, self.core_size)
+        return (_ceil_div(self.height, self._axis_core(self.height)),
+                _ceil_div(self.width, self._axis_core(self.width)))
 
     def __len__(self) -> int:
         rows, cols = self.shape
@@ -136,8 +142,8 @@ class TileGrid:
         rows, cols = self.shape
         if not (0 <= grid_row < rows and 0 <= grid_col < cols):
             raise IndexError(f"tile ({grid_row}, {grid_col}) outside grid {rows}x{cols}")
-        c0, cw = _core_span(grid_col, self.core_size, self.width)
-        r0, rh = _core_span(grid_row, self.core_size, self.height)
+        c0, cw = _core_span(grid_col, self._axis_core(self.width), self.width)
+        r0, rh = _core_span(grid_row, self._axis_core(self.height), self.height)
         rc0, rcw = _read_span(c0, self.halo, self.tile_size, self.width)
         rr0, rrh = _read_span(r0, self.halo, self.tile_size, self.height)
         return Tile(
