@@ -739,7 +739,10 @@ def _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px, 
     r0 = strip_blocks[0][0].row
     piece_map = np.empty((strip_blocks[0][0].height, joiner.width), np.int64)
     for box, labels, fid in strip_blocks:
-        lut = vals[np.clip(np.searchsorted(keys, fid), 0, len(keys) - 1)]
+        if len(keys):
+            lut = vals[np.clip(np.searchsorted(keys, fid), 0, len(keys) - 1)]
+        else:  # a row of nothing but nodata
+            lut = np.zeros(len(fid), np.int64)
         lut[0] = len(pieces) - 1  # nodata (only present when the block has nodata)
         piece_map[:, box.col:box.col_stop] = lut[labels]
     out = simplify_strip(pieces, piece_map, r0, tol_px)

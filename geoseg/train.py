@@ -69,6 +69,16 @@ class SceneSpec(Strict):
     validation: ValidationSpec | None = Field(None, description="this scene's held-out block (default: the top-level one)")
 
 
+class TrainerSpec(Strict):
+    """Where the loop runs."""
+
+    ray: bool = Field(True, description="run on Ray Train (TorchTrainer); false: in this process")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP); one per GPU when use_gpu")
+    use_gpu: bool | None = Field(None, description="None: when the Ray cluster has GPUs")
+    address: str | None = Field(None, description="Ray address; None: RAY_ADDRESS if set, else a local Ray")
+    storage_path: str | None = Field(None, description="Ray Train storage (shared or s3:// on multi-node clusters)")
+
+
 class TrainConfig(Strict):
     name: str = "landcover"
     version: str = "1"
@@ -89,7 +99,8 @@ class TrainConfig(Strict):
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     seed: int = 0
-    threads: int | None = None
+    threads: int | None = Field(None, description="torch threads per worker")
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     tile_size: int = 512
     halo: int = 32
     licence: str | None = None
@@ -222,7 +233,7 @@ def augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator) -> tuple
     return np.ascontiguousarray(img * gain + bias, dtype=np.float32), np.ascontiguousarray(lab)
 
 
-def evaluate_scenes(net, scenes: list[Scene], n_classes: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def evaluate_scenes(net, scenes: list[Scene], n_classes: int, device: str = "cpu") -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Confusion matrices on each scene's held-out block (one forward pass per block)."""
     import torch
 
@@ -236,7 +247,7 @@ def evaluate_scenes(net, scenes: list[Scene], n_classes: int) -> tuple[np.ndarra
             h, w = x.shape[1:]
             ph, pw = (-h) % 32, (-w) % 32
             t = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(x))[None], (0, pw, 0, ph), mode="reflect")
-            pred = net(t).argmax(1)[0, :h, :w].numpy().astype(np.uint8)
+            pred = net(t.to(device)).argmax(1)[0, :h, :w].cpu().numpy().astype(np.uint8)
             cm = confusion_matrix(s.labels[rs, cs], pred, n_classes)
             per_scene[s.name] = cm
             total += cm
@@ -244,13 +255,45 @@ def evaluate_scenes(net, scenes: list[Scene], n_classes: int) -> tuple[np.ndarra
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train, write the best checkpoint to ``cfg.output`` and return its path."""
-    import torch
+    """Train, write the best checkpoint to ``cfg.output`` and return its path.
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    With ``trainer.ray`` (the default) the loop runs on Ray Train workers (DDP; CPU or GPU);
+    otherwise in this process. Both run :func:`fit`.
+    """
+    cfg = _resolve_paths(cfg)
+    if cfg.arch == "spectral_index":
+        card, state = _fit_baseline(cfg)
+    elif cfg.trainer.ray:
+        from geoseg.runtime import train_on_ray
+
+        card, state = train_on_ray(cfg)
+    else:
+        card, state = fit(cfg)
+    save_checkpoint(cfg.output, card, state)
+    log.info("wrote %s (val mIoU %s)", cfg.output, card.metrics["pooled"]["miou"])
+    return Path(cfg.output)
+
+
+def _resolve_paths(cfg: TrainConfig) -> TrainConfig:
+    """Absolute local paths (workers run elsewhere); a missing file is an error before any work starts."""
+    scenes = []
+    for i, sc in enumerate(cfg.scenes):
+        upd = {}
+        for key in ("image", "labels"):
+            value = getattr(sc, key)
+            if "://" in value or value.startswith("/vsi"):
+                continue
+            p = Path(value)
+            if not p.exists():
+                raise TrainingError(f"scenes[{i}].{key}: {value} does not exist; fix the path in the training config")
+            upd[key] = str(p.resolve())
+        scenes.append(sc.model_copy(update=upd))
+    out = cfg.output if "://" in cfg.output else str(Path(cfg.output).resolve())
+    return cfg.model_copy(update={"scenes": scenes, "output": out})
+
+
+def prepare_data(cfg: TrainConfig) -> tuple[list[Scene], np.ndarray, np.ndarray, ModelCard]:
+    """Scenes in memory, class loss weights and sampling weights, and the card to fill."""
     ncls = len(cfg.classes)
     names = [c.name for c in cfg.classes]
     scenes = [load_scene(s, cfg) for s in cfg.scenes]
@@ -259,7 +302,7 @@ def train(cfg: TrainConfig) -> Path:
             raise TrainingError(f"{s.name}: scene {s.labels.shape} is smaller than chip_size {cfg.chip_size}")
         lab = np.where(s.train_mask, s.labels, CLASS_NODATA)
         s.centres = {k: np.argwhere(lab == k) for k in range(ncls)}
-    freq = np.array([sum(int((np.where(s.train_mask, s.labels, 255) == k).sum()) for s in scenes) for k in range(ncls)], float)
+    freq = np.array([sum(len(s.centres[k]) for s in scenes) for k in range(ncls)], float)
     if (freq == 0).any():
         log.warning("classes with no training pixels: %s", [n for n, f in zip(names, freq) if f == 0])
     share = freq / freq.sum()
@@ -271,39 +314,61 @@ def train(cfg: TrainConfig) -> Path:
         bands=list(cfg.bands), classes=cfg.classes, normalization=cfg.normalization,
         tile_size=cfg.tile_size, halo=cfg.halo, licence=cfg.licence,
     )
-    if cfg.arch == "spectral_index":
-        return _fit_baseline(cfg, card, scenes)
-    net = build_network(card).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(loss_w, dtype=torch.float32), ignore_index=CLASS_NODATA)
+    return scenes, loss_w, sample_w, card
+
+
+def fit(cfg: TrainConfig, rank: int = 0, world: int = 1, prepare_model=None, device: str = "cpu"):
+    """The training loop; returns ``(card with metrics, best state_dict on CPU)``.
+
+    Distributed (``world > 1``): ``prepare_model`` wraps the network (DDP), each rank draws
+    its own chips (seed + rank), and rank 0's early-stopping decision is broadcast so that
+    every rank stops at the same step.
+    """
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed + rank)
+    scenes, loss_w, sample_w, card = prepare_data(cfg)
+    ncls = len(cfg.classes)
+    net = build_network(card).to(device).to(memory_format=torch.channels_last)
+    model = prepare_model(net) if prepare_model else net
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.steps >= 20:  # warm up over 10 % of the steps, then anneal
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    else:  # too few steps for a schedule (smoke runs)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(loss_w, dtype=torch.float32, device=device),
+                                        ignore_index=CLASS_NODATA)
     best = (-1.0, None, None, 0)
     history = []
     bad_evals = 0
     t0 = time.perf_counter()
     for step in range(1, cfg.steps + 1):
-        net.train()
+        model.train()
         x, y = sample_chips(scenes, cfg.batch_size, cfg.chip_size, rng, sample_w)
-        xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-        loss = loss_fn(net(xt), torch.from_numpy(y).long())
+        xt = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+        loss = loss_fn(model(xt), torch.from_numpy(y).long().to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            cm, per_scene = evaluate_scenes(net, scenes, ncls)
-            sc = scores(cm, names)
-            history.append({"step": step, "loss": round(loss.item(), 4), "val_miou": sc["miou"]})
-            log.info("step %d loss %.4f val mIoU %s (%.0fs)", step, loss.item(), sc["miou"], time.perf_counter() - t0)
-            if sc["miou"] is not None and sc["miou"] > best[0]:
-                state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                best = (sc["miou"], state, (cm, per_scene), step)
+            cm, per_scene = evaluate_scenes(net, scenes, ncls, device)
+            miou = scores(cm, card.class_names)["miou"]
+            history.append({"step": step, "loss": round(loss.item(), 4), "val_miou": miou})
+            if rank == 0:
+                log.info("step %d loss %.4f val mIoU %s (%.0fs)", step, loss.item(), miou, time.perf_counter() - t0)
+            if miou is not None and miou > best[0]:
+                best = (miou, {k: v.detach().to("cpu").clone() for k, v in net.state_dict().items()}, (cm, per_scene), step)
                 bad_evals = 0
             else:
                 bad_evals += 1
-                if bad_evals >= cfg.patience:
+            if _agree_to_stop(bad_evals >= cfg.patience, world, device):
+                if rank == 0:
                     log.info("early stop at step %d: no val mIoU gain in %d evaluations", step, cfg.patience)
-                    break
+                break
     if best[1] is None:
         raise TrainingError("no evaluation produced a validation mIoU; check the labels of the validation blocks")
     cm, per_scene = best[2]
@@ -313,14 +378,25 @@ def train(cfg: TrainConfig) -> Path:
         "config": cfg.model_dump(mode="json"),
         "best_step": best[3],
         "steps_run": step,
+        "workers": world,
         "history": history,
         "seconds": round(time.perf_counter() - t0, 1),
         "loss_class_weights": [round(float(v), 4) for v in loss_w],
         "torch": torch.__version__,
     }
-    save_checkpoint(cfg.output, card, best[1])
-    log.info("wrote %s (val mIoU %.4f at step %d)", cfg.output, best[0], best[3])
-    return Path(cfg.output)
+    return card, best[1]
+
+
+def _agree_to_stop(stop: bool, world: int, device: str) -> bool:
+    """Rank 0's early-stopping decision, shared with every rank."""
+    if world == 1:
+        return stop
+    import torch
+    import torch.distributed as dist
+
+    flag = torch.tensor([1 if stop else 0], device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 def _record_metrics(card: ModelCard, scenes: list[Scene], cm: np.ndarray, per_scene: dict[str, np.ndarray]) -> None:
@@ -338,11 +414,12 @@ def _record_metrics(card: ModelCard, scenes: list[Scene], cm: np.ndarray, per_sc
     }
 
 
-def _fit_baseline(cfg: TrainConfig, card: ModelCard, scenes: list[Scene]) -> Path:
+def _fit_baseline(cfg: TrainConfig) -> tuple[ModelCard, dict]:
     """Fit the spectral-index thresholds on the training areas and score them on the held-out blocks."""
     from geoseg.baseline import fit_thresholds
 
     t0 = time.perf_counter()
+    scenes, _, _, card = prepare_data(cfg)
     net = build_network(card)
     fitted = fit_thresholds(net, [s.image for s in scenes],
                             [np.where(s.train_mask, s.labels, CLASS_NODATA) for s in scenes], len(card.classes),
@@ -356,6 +433,4 @@ def _fit_baseline(cfg: TrainConfig, card: ModelCard, scenes: list[Scene]) -> Pat
         "thresholds": fitted,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    save_checkpoint(cfg.output, card, net.state_dict())
-    log.info("wrote baseline %s (val mIoU %s)", cfg.output, card.metrics["pooled"]["miou"])
-    return Path(cfg.output)
+    return card, net.state_dict()
