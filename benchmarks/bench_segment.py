@@ -112,6 +112,51 @@ def model_loop(vrt: Path, tile_size: int, halo: int, batch: int, threads: int) -
     return {"tiles": len(tiles), "seconds": seconds, "mpx_s": px / seconds / 1e6}
 
 
+def agreement(tile_sizes: list[tuple[int, int]]) -> list[dict]:
+    """Tiled vs single-pass class agreement on the bundled scenes (cropped to multiples of 32 px,
+    so that the single pass needs no padding)."""
+    import tempfile
+
+    from rasterio.windows import Window
+
+    from geoseg.config import SegmentConfig
+    from geoseg.model import load_checkpoint
+    from geoseg.normalization import apply, scene_stats
+    from geoseg.pipeline import segment
+    from geoseg.predict import Predictor
+    from geoseg.raster import RasterInfo, read_window, resolve_bands
+
+    ck = load_checkpoint(None)
+    pr = Predictor.from_checkpoint(ck, "cpu")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("nc_raleigh_landsat7_2000.tif", "zion_north_landsat8_2015_crop.tif"):
+            crop = Path(tmp) / name
+            with rasterio.open(REPO / "data" / "sample" / name) as src:
+                w = Window(0, 0, src.width // 32 * 32, src.height // 32 * 32)
+                with rasterio.open(crop, "w", **{**src.profile, "width": w.width, "height": w.height,
+                                                  "transform": src.window_transform(w)}) as dst:
+                    dst.write(src.read(window=w))
+                    dst.descriptions = src.descriptions
+            with rasterio.open(crop) as src:
+                info = RasterInfo.from_dataset(str(crop), src)
+                idx = resolve_bands(info, ck.card.bands)
+                data, valid = read_window(src, idx, info.box)
+                x = apply(data, scene_stats(src, idx, ck.card.normalization), ck.card.normalization)
+            ref = np.where(valid, pr.classify(x[None])[0][0], 255)
+            for ts, halo in tile_sizes:
+                out = Path(tmp) / f"{crop.stem}_{ts}_{halo}"
+                segment(SegmentConfig(inputs=[str(crop)], output=str(out), tile_size=ts, halo=halo, device="cpu",
+                                      runtime={"local": True}, outputs={"polygons": False, "confidence": False}),
+                        progress=False)
+                with rasterio.open(out / f"{crop.stem}_classes.tif") as c:
+                    tiled = c.read(1)
+                v = ref != 255
+                rows.append({"scene": name, "size": f"{info.width}x{info.height}", "tile_size": ts, "halo": halo,
+                             "agreement": round(float((tiled[v] == ref[v]).mean()), 5)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scene", type=Path, default=DEFAULT_SCENE)
@@ -124,6 +169,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    agree = agreement([(128, 32), (256, 32), (256, 48)])
+    for a in agree:
+        print(json.dumps(a), flush=True)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": ""}
     rows = []
     for k in args.sizes:
@@ -155,10 +203,14 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps({k2: v for k2, v in row.items() if k2 != "timings_s"}), flush=True)
-    result = {"polygons": not args.no_polygons, "machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    result = {"agreement": agree, "polygons": not args.no_polygons, "machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
                           "cpu": _cpu_name()}, "tile_size": args.tile_size, "halo": args.halo, "rows": rows}
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| scene | tile size | halo | tiled = single pass |")
+    print("|---|---|---|---|")
+    for a in agree:
+        print(f"| {a['scene']} ({a['size']}) | {a['tile_size']} | {a['halo']} | {a['agreement']:.2%} |")
     print("\n| mosaic | Mpx | e2e Mpx/s | tile stage Mpx/s | model loop Mpx/s | e2e/loop | stage/loop | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -9,7 +9,10 @@ class map given with --source), and runs every case in its own subprocess:
 * ``blockwise``: ``geoseg.polygons.vectorize_blocks`` (batches consumed, nothing written);
 * ``blockwise→gpkg``: ``vectorize_to_file`` streaming into a GeoPackage (with the
   confidence map when the source has one);
-* with --extras, at the first size only: blockwise with an MMU and with simplification.
+* with --extras, at the first size only: blockwise with an MMU and with simplification;
+* with --gap, copies are separated by a 1-px nodata line, so no region spans copies (the
+  plain mosaic joins the scene's largest region across all copies into one polygon
+  that has to be held whole: that, not the scan, sets the plain mosaic's peak RSS).
 
 Reported per case: wall seconds, Mpx/s, polygons, polygons/s and peak RSS (the child's
 ``ru_maxrss``; a case whose RSS passes --mem-limit-gib is killed and reported as such).
@@ -46,26 +49,46 @@ def segment_source(workdir: Path) -> tuple[Path, Path | None]:
     return classes, conf
 
 
+def build_gapped_mosaic(scene: Path, k: int, out: Path) -> Path:
+    """Like ``build_mosaic`` but with a 1-pixel nodata line between copies, so no region spans copies.
+
+    Shows the memory of the scan itself: with the plain mosaic, the largest region of
+    the scene joins up across all k x k copies into one polygon that must be held whole.
+    """
+    import rasterio
+
+    with rasterio.open(scene) as src:
+        w, h, t, crs = src.width, src.height, src.transform, src.crs
+    sources = "".join(
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{scene.resolve()}</SourceFilename><SourceBand>1</SourceBand>'
+        f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+        f'<DstRect xOff="{j * (w + 1)}" yOff="{i * (h + 1)}" xSize="{w}" ySize="{h}"/></SimpleSource>'
+        for i in range(k) for j in range(k)
+    )
+    gt = ", ".join(repr(v) for v in (t.c, t.a, t.b, t.f, t.d, t.e))
+    out.write_text(f'<VRTDataset rasterXSize="{k * (w + 1) - 1}" rasterYSize="{k * (h + 1) - 1}"><SRS>{crs.to_wkt()}'
+                   f'</SRS><GeoTransform>{gt}</GeoTransform><VRTRasterBand dataType="Byte" band="1">'
+                   f"<NoDataValue>255</NoDataValue>{sources}</VRTRasterBand></VRTDataset>")
+    return out
+
+
 def run_case(spec: dict) -> dict:
     """Child side: run one case, return its timing, polygon count and peak RSS."""
     import rasterio
 
+    from geoseg.polygons import vectorize_blocks, vectorize_to_file
+    from geoseg.vectorize import class_names_from_raster, polygons_from_array
+
     t0 = time.perf_counter()
     if spec["method"] == "whole-array":
-        from geoseg.vectorize import class_names_from_raster, polygons_from_array
-
         with rasterio.open(spec["vrt"]) as src:
             classes = src.read(1)
             gdf = polygons_from_array(classes, src.transform, src.crs, class_names_from_raster(src))
         n = len(gdf)
     elif spec["method"] == "blockwise→gpkg":
-        from geoseg.polygons import vectorize_to_file
-
         n = vectorize_to_file(spec["vrt"], spec["out"], block_size=spec["block_size"], confidence=spec.get("conf_vrt"),
                               overwrite=True)
     else:
-        from geoseg.polygons import vectorize_blocks
-
         n = 0
         for batch in vectorize_blocks(spec["vrt"], block_size=spec["block_size"], mmu_m2=spec.get("mmu_m2", 0.0),
                                       simplify_m=spec.get("simplify_m", 0.0)):
@@ -106,6 +129,7 @@ def main(argv=None) -> int:
     ap.add_argument("--block-size", type=int, default=1024)
     ap.add_argument("--methods", nargs="+", default=["whole-array", "blockwise", "blockwise→gpkg"])
     ap.add_argument("--extras", action="store_true", help="also MMU (0.5 ha) and simplification (30 m), first size only")
+    ap.add_argument("--gap", action="store_true", help="1-px nodata line between copies (no region spans copies)")
     ap.add_argument("--mem-limit-gib", type=float, default=16.0)
     ap.add_argument("--timeout", type=float, default=1800.0, help="per case, seconds")
     ap.add_argument("--out", type=Path, help="also write the results as JSON")
@@ -123,7 +147,7 @@ def main(argv=None) -> int:
     if args.source == "segment":
         try:
             source, conf = segment_source(work)
-        except Exception as exc:  # no model / too slow: fall back to the bundled real labels
+        except (subprocess.SubprocessError, StopIteration, OSError) as exc:  # fall back to the bundled real labels
             print(f"geoseg segment failed ({exc}); using {NLCD.name}", file=sys.stderr)
             source = NLCD
     else:
@@ -134,18 +158,21 @@ def main(argv=None) -> int:
         side = src.width
     rows = []
     for i, k in enumerate(args.sizes):
-        vrt = build_mosaic(source, k, work / f"classes_{k}.vrt")
-        conf_vrt = build_mosaic(conf, k, work / f"conf_{k}.vrt") if conf else None
-        cases = [dict(method=m) for m in args.methods]
+        if args.gap:
+            vrt, conf_vrt = build_gapped_mosaic(source, k, work / f"classes_{k}.vrt"), None
+        else:
+            vrt = build_mosaic(source, k, work / f"classes_{k}.vrt")
+            conf_vrt = build_mosaic(conf, k, work / f"conf_{k}.vrt") if conf else None
+        cases = [{"method": m} for m in args.methods]
         if args.extras and i == 0:
-            cases += [dict(method="blockwise", mmu_m2=5000.0, label="blockwise mmu 0.5 ha"),
-                      dict(method="blockwise", simplify_m=30.0, label="blockwise simplify 30 m")]
+            cases += [{"method": "blockwise", "mmu_m2": 5000.0, "label": "blockwise mmu 0.5 ha"},
+                      {"method": "blockwise", "simplify_m": 30.0, "label": "blockwise simplify 30 m"}]
         for case in cases:
             spec = dict(case, vrt=str(vrt), block_size=args.block_size, out=str(work / f"out_{k}.gpkg"),
                         conf_vrt=str(conf_vrt) if conf_vrt else None)
             res = spawn(spec, int(args.mem_limit_gib * 2**30), args.timeout)
-            mpx = (side * k) ** 2 / 1e6
-            row = dict(size=f"{side * k}²", mpx=mpx, method=case.get("label", case["method"]), **res)
+            mpx = (side * k + (k - 1 if args.gap else 0)) ** 2 / 1e6
+            row = dict(size=f"{side * k}²" + (" (gaps)" if args.gap else ""), mpx=mpx, method=case.get("label", case["method"]), **res)
             rows.append(row)
             print(_fmt(row), file=sys.stderr, flush=True)
     _table(rows)

@@ -39,6 +39,9 @@ class OutputConfig(Strict):
     polygons: bool = Field(True, description="write <stem>_polygons.gpkg")
     confidence: bool = Field(True, description="write <stem>_confidence.tif")
     blocksize: int = Field(512, ge=64, description="COG internal tile size, pixels (multiple of 16)")
+    mmu_ha: float = Field(0.0, ge=0, description="polygons: minimum mapping unit in hectares (0: off)")
+    simplify_m: float = Field(0.0, ge=0, description="polygons: topology-preserving simplification, metres (0: off)")
+    vectorize_block: int = Field(1024, ge=64, description="polygons: window side in pixels for block-wise vectorization")
 
     @field_validator("blocksize")
     @classmethod

@@ -1,29 +1,34 @@
-"""Polygon coverages out of :mod:`geoseg.polygons`: strip simplification and streaming writers.
+"""Polygon coverages for :mod:`geoseg.polygons`: pixel-space geometry, strip simplification,
+the MMU rule, streaming writers and the instance raster.
 
 Simplification across blocks
 ----------------------------
 Each block row (a full-width strip, ``width x block_size`` pixels) is simplified as one
 polygon coverage once all its blocks are read: its standalone regions, one piece per
 region still open (the union of that region's fragments in the strip) and one piece
-for its nodata. The pieces are noded (every pixel corner on an edge becomes a vertex,
-so neighbours share vertices exactly) and passed to ``shapely.coverage_simplify``
-(GEOS CoverageSimplifier: topology-preserving Visvalingam-Whyatt that simplifies each
-shared edge once, for both sides, and never collapses a ring below a triangle) with
-``simplify_boundary=False``: the strip's outline, i.e. its top and bottom lines and
-the raster's left/right edges, stays fixed. Hence
+for its nodata. The pieces are noded (the pixel corners where a piece's boundary runs
+straight past a junction of two others become vertices, so neighbours share vertices
+exactly: a valid GEOS coverage) and passed to ``shapely.coverage_simplify`` (GEOS
+CoverageSimplifier: topology-preserving Visvalingam-Whyatt that simplifies each shared
+edge once for both sides and never collapses a ring below a triangle; the tolerance is
+about the square root of the triangle areas removed) with ``simplify_boundary=False``:
+the strip's outline, i.e. its top and bottom lines and the raster's left/right edges,
+stays fixed. Hence
 
 * inside a strip, neighbours keep identical shared boundaries (no gaps, no overlaps),
-  polygons stay valid and keep their holes;
+  polygons stay valid and keep their holes, and no polygon disappears;
 * across strips, both sides of a strip line are the unchanged pixel edges, so pieces
   of one region in consecutive strips fit exactly and their union dissolves the line;
 * VW only removes vertices, so every vertex stays a pixel corner (integer in pixel
-  space) and the unions are exact on the unit grid.
+  space) and joining the pieces computes no new intersection point.
 
-Limitations: a boundary that crosses a strip line keeps a vertex (and at most one
-pixel step) there, so the simplified output depends on ``block_size`` (the unsimplified
-output does not); nodata boundaries are simplified like any other, so the data
-footprint moves by up to about the tolerance; the tolerance is converted to pixels
-with the pixel size at the raster's middle row (geographic rasters: exact there only).
+Limitations: where a boundary crosses or runs along a strip line it keeps its pixel
+course there (a pinned vertex on the line, plus any staircase step lying on it), so
+the simplified output depends on ``block_size`` (the unsimplified output does not) and
+is a little less simplified than a whole-coverage ``coverage_simplify`` along those
+lines; nodata boundaries are simplified like any other, so the data footprint moves by
+up to about the tolerance; the tolerance is converted to pixels with the pixel size at
+the raster's middle row (for geographic rasters exact there only).
 
 Writers
 -------
@@ -38,6 +43,7 @@ temporary name in the target directory and renamed into place when complete.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -46,14 +52,111 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import rasterio
+import rasterio.shutil
 import shapely
+from rasterio.windows import Window
 
 from geoseg.errors import ConfigError, OutputError
+from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
 
 FORMATS = {".gpkg": "GPKG", ".fgb": "FlatGeobuf", ".parquet": "Parquet", ".geoparquet": "Parquet"}
 """Output formats by file extension."""
+
+
+# --------------------------------------------------------------------------- pixel-space geometry
+
+
+def build_polygons(polys: list) -> np.ndarray:
+    """Shapely polygons from GeoJSON-like ring lists, built in one vectorized call."""
+    rings = [r for p in polys for r in p]
+    ring_len = np.fromiter(map(len, rings), np.int64, len(rings))
+    coords = np.array(list(itertools.chain.from_iterable(rings)), dtype=np.float64)
+    lr = shapely.linearrings(coords, indices=np.repeat(np.arange(len(rings)), ring_len))
+    n_rings = np.fromiter(map(len, polys), np.int64, len(polys))
+    return shapely.polygons(lr, indices=np.repeat(np.arange(len(polys)), n_rings))
+
+
+def drop_collinear(geoms):
+    """``geoms`` (pixel-space (Multi)Polygons, integer vertices) without collinear vertices.
+
+    Exact integer arithmetic (cross products of pixel-corner coordinates), cyclic over
+    each ring, so a collinear ring start goes too; geometry and validity are unchanged.
+    """
+    single = not isinstance(geoms, np.ndarray)
+    geoms = np.atleast_1d(np.asarray(geoms, dtype=object))
+    parts, part_owner = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    last = np.r_[ring_of[1:] != ring_of[:-1], True]  # closing vertex of each ring (repeats the first)
+    xy, rid = coords[~last], ring_of[~last]
+    start = np.r_[0, np.flatnonzero(rid[1:] != rid[:-1]) + 1]
+    length = np.diff(np.r_[start, len(rid)])
+    pos = np.arange(len(rid)) - np.repeat(start, length)
+    prev = np.repeat(start, length) + (pos - 1) % np.repeat(length, length)
+    nxt = np.repeat(start, length) + (pos + 1) % np.repeat(length, length)
+    d1, d2 = xy - xy[prev], xy[nxt] - xy
+    keep = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0] != 0
+    if keep.all():
+        return geoms[0] if single else geoms
+    xy, rid = xy[keep], rid[keep]
+    first = np.r_[True, rid[1:] != rid[:-1]]
+    closed_xy = np.insert(xy, np.r_[np.flatnonzero(first)[1:], len(xy)], xy[first], axis=0)
+    closed_rid = np.insert(rid, np.r_[np.flatnonzero(first)[1:], len(rid)], rid[first])
+    new_parts = shapely.polygons(shapely.linearrings(closed_xy, indices=closed_rid), indices=ring_part)
+    out = np.empty(len(geoms), dtype=object)
+    multi = shapely.get_type_id(geoms) == 6
+    one = ~multi[part_owner]
+    out[part_owner[one]] = new_parts[one]
+    if multi.any():
+        which, idx = np.unique(part_owner[~one], return_inverse=True)
+        out[which] = shapely.multipolygons(new_parts[~one], indices=idx)
+    return out[0] if single else out
+
+
+def union_pieces(geoms):
+    """Union of pixel-space polygons that meet along shared edges, collinear vertices dropped.
+
+    A list ``geoms`` is emptied (so the caller's copies can be freed early).
+
+    Exact: vertices are integers and pieces meet only along axis-parallel pixel edges, so
+    no intersection point is ever rounded. (No ``grid_size``: snap-rounding would move
+    the diagonal edges of simplified pieces that pass within half a pixel of a vertex.)
+    A hole of a part lies inside that part and meets no other, so only the outer rings
+    (far fewer vertices) are unioned and the parts' holes are put back afterwards.
+    """
+    parts = shapely.get_parts(np.asarray(geoms, dtype=object))
+    if isinstance(geoms, list):  # a region can hold most of a map: keep one copy of it at a time
+        geoms.clear()
+    rings, owner = shapely.get_rings(parts, return_index=True)
+    del parts
+    is_shell = np.r_[True, owner[1:] != owner[:-1]]
+    shells = shapely.polygons(rings[is_shell])
+    holes, hole_owner = rings[~is_shell], owner[~is_shell]
+    del rings
+    outline = drop_collinear(shapely.union_all(shells))
+    if len(holes) == 0:
+        return outline
+    if outline.geom_type == "Polygon":
+        return shapely.polygons(outline.exterior, holes=np.concatenate([np.array(outline.interiors, dtype=object), holes]))
+    # several disjoint parts (a region's piece within one block row): give each hole to its part
+    out_parts = shapely.get_parts(outline)
+    with_holes = np.unique(hole_owner)
+    inside, part = shapely.STRtree(out_parts).query(shapely.point_on_surface(shells[with_holes]), predicate="within")
+    part_of = np.full(len(shells), -1)
+    part_of[with_holes[inside]] = part
+    hole_part = part_of[hole_owner]
+    rebuilt = []
+    for k, p in enumerate(out_parts):
+        extra = holes[hole_part == k]
+        rebuilt.append(p if len(extra) == 0 else shapely.polygons(
+            p.exterior, holes=np.concatenate([np.array(p.interiors, dtype=object), extra])))
+    return shapely.multipolygons(rebuilt)
+
+
+# --------------------------------------------------------------------------- strip simplification
 
 
 def simplify_strip(pieces: np.ndarray, piece_map: np.ndarray, row0: int, tolerance_px: float) -> np.ndarray:
@@ -305,3 +408,153 @@ def _write_parquet(batches, tmp: Path, schema, out_crs, types: set[str], bounds:
         writer.add_key_value_metadata({"geo": geo(sorted(types), bbox)})
     finally:
         writer.close()
+
+
+# --------------------------------------------------------------------------- minimum mapping unit
+
+
+def _pick(src: np.ndarray, cls: np.ndarray, cnt: np.ndarray):
+    """Per ``src``, the class with the largest summed ``cnt`` (ties: the lowest class id)."""
+    key, inv = np.unique(src * 256 + cls, return_inverse=True)
+    tot = np.bincount(inv, weights=cnt)
+    s, c = key // 256, key % 256
+    order = np.lexsort((c, -tot, s))
+    s, c = s[order], c[order]
+    first = np.r_[True, s[1:] != s[:-1]]
+    return s[first], c[first]
+
+
+def resolve_mmu(frag_fid, frag_comp, comps, e_src, e_dst, e_dcls, e_cnt) -> tuple[np.ndarray, np.ndarray]:
+    """The MMU rule, applied to all regions below the MMU at once.
+
+    * A region below the MMU takes the class it shares the most pixel edges with among
+      its neighbouring regions *at or above* the MMU (4-neighbours; ties: lowest class
+      id). It then touches a region of that class, so it joins it.
+    * A small region with only small neighbours waits: in later rounds it takes the most
+      common class among neighbours already resolved (each of which is joined to a
+      region at or above the MMU), so it joins them too.
+    * A cluster of small regions that touches no region at or above the MMU at all (an
+      island among nodata / the raster edge) becomes one region of the class of its
+      largest member (ties: lowest class id); it stays below the MMU only when the whole
+      island is. Nodata is never a neighbour and is never filled.
+
+    Hence every output region is at least ``mmu_m2`` except such islands.
+    """
+    comp_id, comp_cls, comp_area = comps
+    m = len(comp_id)
+    if m == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint8)
+    order = np.argsort(comp_id)
+    comp_id, comp_cls, comp_area = comp_id[order], comp_cls[order], comp_area[order]
+    frag_order = np.argsort(frag_fid)
+    frag_fid, frag_comp = frag_fid[frag_order], frag_comp[frag_order]
+    frag_idx = np.searchsorted(comp_id, frag_comp)  # comp index of each small fragment
+
+    def lookup(f):
+        i = np.clip(np.searchsorted(frag_fid, f), 0, len(frag_fid) - 1)
+        return np.where(frag_fid[i] == f, frag_idx[i], -1)
+
+    src, dst = lookup(e_src), lookup(e_dst)
+    keep = src >= 0  # the source fragment may be small yet belong to a large region
+    src, dst, dcls, cnt = src[keep], dst[keep], e_dcls[keep].astype(np.int64), e_cnt[keep]
+    target = np.full(m, -1, np.int64)
+    big = dst < 0
+    if big.any():
+        s, c = _pick(src[big], dcls[big], cnt[big])
+        target[s] = c
+    while True:
+        ok = ~big & (target[src] < 0) & (target[np.maximum(dst, 0)] >= 0)
+        if not ok.any():
+            break
+        s, c = _pick(src[ok], target[dst[ok]], cnt[ok])
+        target[s] = c
+    left = target < 0
+    if left.any():  # islands of small regions: one class per cluster
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        e = ~big & left[src] & left[np.maximum(dst, 0)]
+        graph = coo_matrix((np.ones(e.sum()), (src[e], dst[e])), shape=(m, m))
+        _, cluster = connected_components(graph, directed=False)
+        idx = np.flatnonzero(left)
+        order = np.lexsort((comp_cls[idx], -comp_area[idx], cluster[idx]))
+        idx = idx[order]
+        first = np.r_[True, cluster[idx][1:] != cluster[idx][:-1]]
+        winner = dict(zip(cluster[idx][first].tolist(), comp_cls[idx][first].tolist()))
+        target[idx] = [winner[c] for c in cluster[idx].tolist()]
+    changed = target[frag_idx] != comp_cls[frag_idx]
+    log.info("MMU: %d regions below the MMU, %d reassigned", m, int((target != comp_cls).sum()))
+    return frag_fid[changed], target[frag_idx][changed].astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- instance raster
+
+
+
+
+class InstanceWriter:
+    """uint32 ``polygon_id`` raster (0 = nodata), written block by block.
+
+    A block is written as soon as it is labelled, with each fragment's own first-pixel
+    id; the ids of fragments of multi-block regions are corrected in place once their
+    region closes (only the blocks holding them are rewritten), then the scratch file
+    is copied to a COG and renamed into place.
+    """
+
+    def __init__(self, path, src, block_size: int, overwrite: bool):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise OutputError(f"{self.path}: already exists; pass overwrite=True to replace it, or choose another path")
+        if src.width * src.height + 1 > np.iinfo(np.uint32).max:
+            raise ConfigError(f"instance raster: {src.width}x{src.height} px needs ids above 2^32; "
+                              "drop instance_path for rasters of more than 4.29e9 pixels")
+        if not self.path.parent.is_dir():
+            raise OutputError(f"{self.path.parent}: directory does not exist; create it or choose another path")
+        self.scratch = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.scratch.tif")
+        self.width = src.width
+        self._remaps: dict[tuple[int, int], list[tuple[int, int]]] = {}  # block -> (old id, polygon_id)
+        bs = max(16, min(512, (block_size + 15) // 16 * 16))
+        self._ds = rasterio.open(
+            self.scratch, "w+", driver="GTiff", width=src.width, height=src.height, count=1, dtype="uint32",
+            crs=src.crs, transform=src.transform, nodata=0, tiled=True, blockxsize=bs, blockysize=bs,
+            BIGTIFF="IF_SAFER", SPARSE_OK=True,
+        )
+        self.block_size = block_size
+
+    def write(self, box: PixelBox, ids: np.ndarray) -> None:
+        self._ds.write(ids, 1, window=box.to_window())
+
+    def remap(self, old_ids: np.ndarray, pid: int) -> None:
+        """Fragments ``old_ids`` (their own first-pixel ids) belong to region ``pid``."""
+        bs = self.block_size
+        for old in old_ids[old_ids != pid].tolist():
+            r, c = divmod(old - 1, self.width)
+            self._remaps.setdefault((r // bs, c // bs), []).append((old, pid))
+
+    def finish(self) -> None:
+        bs = self.block_size
+        for (br, bc), pairs in self._remaps.items():
+            r0, c0 = br * bs, bc * bs
+            win = Window(c0, r0, min(bs, self._ds.width - c0), min(bs, self._ds.height - r0))
+            ids = self._ds.read(1, window=win)
+            old, new = np.array(pairs, np.int64).T
+            order = np.argsort(old)
+            old, new = old[order], new[order]
+            i = np.clip(np.searchsorted(old, ids), 0, len(old) - 1)
+            hit = old[i] == ids
+            ids[hit] = new[i[hit]]
+            self._ds.write(ids, 1, window=win)
+        self._ds.update_tags(content="polygon_id of the vector output (0 = nodata)")
+        self._ds.close()
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp.tif")
+        try:
+            rasterio.shutil.copy(self.scratch, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="NO",
+                                 OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER")
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        if not self._ds.closed:
+            self._ds.close()
+        self.scratch.unlink(missing_ok=True)

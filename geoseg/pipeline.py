@@ -128,7 +128,9 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
     try:
         writers = [
             SceneWriter(p.info, p.stem, staging.dir, ckpt.card, confidence=out.confidence, polygons=out.polygons,
-                        blocksize=out.blocksize, compress=out.compress)
+                        blocksize=out.blocksize, compress=out.compress,
+                        vectorize={"mmu_m2": out.mmu_ha * 1e4, "simplify_m": out.simplify_m,
+                                   "block_size": out.vectorize_block})
             for p in plans
         ]
         runtime = _run_tiles(cfg, ckpt, plans, writers, timings, progress)

@@ -20,7 +20,7 @@ geometry of regions still open.
 
 Minimum mapping unit (``mmu_m2``): two passes. Pass 1 computes every region's area and,
 for regions that may be small, the pixel edges they share with each neighbouring
-region. Regions below the MMU are then reassigned (see :func:`_resolve_mmu` for the
+region. Regions below the MMU are then reassigned (see :func:`resolve_mmu` for the
 rule); pass 2 vectorizes with the reassignment applied per block.
 
 Simplification (``simplify_m``): see :mod:`geoseg.coverage`: each block row (strip) is
@@ -30,28 +30,34 @@ boundaries stay identical across polygons, strips and blocks.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import rasterio
-import rasterio.shutil
 import shapely
 from affine import Affine
 from rasterio.features import shapes
-from rasterio.windows import Window
 
 from geoseg import CLASS_NODATA
-from geoseg.errors import ConfigError, InputError, OutputError
+from geoseg.coverage import (
+    InstanceWriter,
+    build_polygons,
+    drop_collinear,
+    resolve_mmu,
+    simplify_strip,
+    union_pieces,
+)
+from geoseg.errors import ConfigError, InputError
 from geoseg.raster import open_raster
 from geoseg.tiling import PixelBox
 from geoseg.vectorize import EQUAL_AREA_CRS, class_names_from_raster
+
+if TYPE_CHECKING:
+    from geopandas import GeoDataFrame
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +81,25 @@ def vectorize_blocks(
     class_names: list[str] | None = None,
     instance_path: str | Path | None = None,
     overwrite: bool = False,
-) -> Iterator:
+) -> Iterator[GeoDataFrame]:
     """Polygons of the class map at ``path``, as a stream of GeoDataFrame batches.
 
     Each batch has the columns :data:`COLUMNS` plus ``geometry`` (Polygons in the class
-    map's CRS), rows sorted by ``polygon_id``; every region is in exactly one batch.
-    ``confidence``: a confidence raster on the same grid (uint8 0..100, 255 nodata) for
-    ``mean_confidence``. ``instance_path``: also write a uint32 GeoTIFF (COG) of
-    ``polygon_id`` per pixel (0 = nodata), moved into place when the stream is exhausted.
+    map's CRS), rows sorted by ``polygon_id``; every region is in exactly one batch
+    (batches come in block order: a region is emitted once complete).
+
+    * ``block_size``: side of the square windows read (pixels); memory grows with
+      ``width x block_size``; the unsimplified output does not depend on it.
+    * ``mmu_m2``: minimum mapping unit in m² (0: off); regions below it are merged into
+      a neighbouring class first (rule: :func:`geoseg.coverage.resolve_mmu`). Two passes.
+    * ``simplify_m``: coverage simplification tolerance in metres (0: off), see
+      :mod:`geoseg.coverage`; shared boundaries stay shared, polygons stay valid.
+    * ``confidence``: a confidence raster on the same grid (uint8 0..100, 255 nodata) for
+      ``mean_confidence`` (else null).
+    * ``instance_path``: also write a uint32 GeoTIFF (COG) of ``polygon_id`` per pixel
+      (0 = nodata), moved into place when the stream is exhausted (``overwrite``: may
+      replace an existing file).
+
     Validation errors (missing file, bad parameters) are raised on the first ``next()``.
     """
     _check_params(block_size, mmu_m2, simplify_m)
@@ -95,7 +112,7 @@ def vectorize_blocks(
                 conf_src = open_raster(confidence)
                 _check_same_grid(path, src, confidence, conf_src)
             remap = _mmu_pass(src, block_size, mmu_m2, ctx) if mmu_m2 > 0 else None
-            inst = _InstanceWriter(instance_path, src, block_size, overwrite) if instance_path else None
+            inst = InstanceWriter(instance_path, src, block_size, overwrite) if instance_path else None
             try:
                 yield from _vectorize_pass(src, conf_src, block_size, simplify_m, remap, ctx, inst)
                 if inst:
@@ -138,6 +155,9 @@ def vectorize_to_file(
     from geoseg.coverage import check_output_path, write_polygons
 
     check_output_path(out_path, overwrite)  # fail before the (long) scan, not after
+    if crs is None:  # the class map's, even when it has nothing but nodata
+        with open_raster(path) as src:
+            crs = src.crs
     batches = vectorize_blocks(path, overwrite=overwrite, **kwargs)
     return write_polygons(batches, out_path, crs=crs, overwrite=overwrite, layer=layer)
 
@@ -187,8 +207,9 @@ class _Context:
         names = list(class_names) if class_names else class_names_from_raster(src)
         names = tuple(names + ["unknown"] * (256 - len(names)))
         tags = src.tags()
-        return cls(str(path), src.width, src.height, src.transform, src.crs, names, tags.get("model") or None,
-                   _acquired(tags))
+        # `source`: the imagery a geoseg class map was predicted from (its `source` tag), else the map itself
+        return cls(tags.get("source") or str(path), src.width, src.height, src.transform, src.crs, names,
+                   tags.get("model") or None, _acquired(tags))
 
     def row_area_m2(self, r0: int, r1: int) -> np.ndarray:
         """Ground area (m²) of one pixel in rows ``r0..r1-1``."""
@@ -460,85 +481,11 @@ def _mmu_pass(src, block_size: int, mmu_m2: float, ctx: _Context) -> _Remap:
     def cat(x, dtype):
         return np.concatenate(x).astype(dtype) if x else np.zeros(0, dtype)
 
-    return _resolve_mmu(
+    return _Remap(*resolve_mmu(
         cat(small_fid, np.int64), cat(small_comp, np.int64),
         (cat(comp_id, np.int64), cat(comp_cls, np.uint8), cat(comp_area, np.float64)),
         cat(e_src, np.int64), cat(e_dst, np.int64), cat(e_dcls, np.uint8), cat(e_cnt, np.int64),
-    )
-
-
-def _pick(src: np.ndarray, cls: np.ndarray, cnt: np.ndarray):
-    """Per ``src``, the class with the largest summed ``cnt`` (ties: the lowest class id)."""
-    key, inv = np.unique(src * 256 + cls, return_inverse=True)
-    tot = np.bincount(inv, weights=cnt)
-    s, c = key // 256, key % 256
-    order = np.lexsort((c, -tot, s))
-    s, c = s[order], c[order]
-    first = np.r_[True, s[1:] != s[:-1]]
-    return s[first], c[first]
-
-
-def _resolve_mmu(frag_fid, frag_comp, comps, e_src, e_dst, e_dcls, e_cnt) -> _Remap:
-    """The MMU rule, applied to all regions below the MMU at once.
-
-    * A region below the MMU takes the class it shares the most pixel edges with among
-      its neighbouring regions *at or above* the MMU (4-neighbours; ties: lowest class
-      id). It then touches a region of that class, so it joins it.
-    * A small region with only small neighbours waits: in later rounds it takes the most
-      common class among neighbours already resolved (each of which is joined to a
-      region at or above the MMU), so it joins them too.
-    * A cluster of small regions that touches no region at or above the MMU at all (an
-      island among nodata / the raster edge) becomes one region of the class of its
-      largest member (ties: lowest class id); it stays below the MMU only when the whole
-      island is. Nodata is never a neighbour and is never filled.
-
-    Hence every output region is at least ``mmu_m2`` except such islands.
-    """
-    comp_id, comp_cls, comp_area = comps
-    m = len(comp_id)
-    if m == 0:
-        return _Remap(np.zeros(0, np.int64), np.zeros(0, np.uint8))
-    order = np.argsort(comp_id)
-    comp_id, comp_cls, comp_area = comp_id[order], comp_cls[order], comp_area[order]
-    frag_order = np.argsort(frag_fid)
-    frag_fid, frag_comp = frag_fid[frag_order], frag_comp[frag_order]
-    frag_idx = np.searchsorted(comp_id, frag_comp)  # comp index of each small fragment
-
-    def lookup(f):
-        i = np.clip(np.searchsorted(frag_fid, f), 0, len(frag_fid) - 1)
-        return np.where(frag_fid[i] == f, frag_idx[i], -1)
-
-    src, dst = lookup(e_src), lookup(e_dst)
-    keep = src >= 0  # the source fragment may be small yet belong to a large region
-    src, dst, dcls, cnt = src[keep], dst[keep], e_dcls[keep].astype(np.int64), e_cnt[keep]
-    target = np.full(m, -1, np.int64)
-    big = dst < 0
-    if big.any():
-        s, c = _pick(src[big], dcls[big], cnt[big])
-        target[s] = c
-    while True:
-        ok = ~big & (target[src] < 0) & (target[np.maximum(dst, 0)] >= 0)
-        if not ok.any():
-            break
-        s, c = _pick(src[ok], target[dst[ok]], cnt[ok])
-        target[s] = c
-    left = target < 0
-    if left.any():  # islands of small regions: one class per cluster
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        e = ~big & left[src] & left[np.maximum(dst, 0)]
-        graph = coo_matrix((np.ones(e.sum()), (src[e], dst[e])), shape=(m, m))
-        _, cluster = connected_components(graph, directed=False)
-        idx = np.flatnonzero(left)
-        order = np.lexsort((comp_cls[idx], -comp_area[idx], cluster[idx]))
-        idx = idx[order]
-        first = np.r_[True, cluster[idx][1:] != cluster[idx][:-1]]
-        winner = dict(zip(cluster[idx][first].tolist(), comp_cls[idx][first].tolist()))
-        target[idx] = [winner[c] for c in cluster[idx].tolist()]
-    changed = target[frag_idx] != comp_cls[frag_idx]
-    log.info("MMU: %d regions below the MMU, %d reassigned", m, int((target != comp_cls).sum()))
-    return _Remap(frag_fid[changed], target[frag_idx][changed].astype(np.uint8))
+    ))
 
 
 # --------------------------------------------------------------------------- vectorizing pass
@@ -547,7 +494,7 @@ def _resolve_mmu(frag_fid, frag_comp, comps, e_src, e_dst, e_dcls, e_cnt) -> _Re
 class _Frag:
     """A fragment of a region still open (touches an internal block edge)."""
 
-    __slots__ = ("cls", "npix", "csum", "ccnt", "geom", "strip")
+    __slots__ = ("ccnt", "cls", "csum", "geom", "npix", "strip")
 
     def __init__(self, cls, npix, csum, ccnt, geom, strip):
         self.cls, self.npix, self.csum, self.ccnt, self.geom, self.strip = cls, npix, csum, ccnt, geom, strip
@@ -558,30 +505,18 @@ def _polygonize(labels: np.ndarray, box: PixelBox, n: int) -> np.ndarray:
     geoms = np.empty(n + 1, object)
     found = list(shapes(labels, mask=labels > 0, connectivity=4, transform=Affine.translation(box.col, box.row)))
     if found:
-        geoms[np.array([v for _, v in found], np.int64)] = _build_polygons([g["coordinates"] for g, _ in found])
+        geoms[np.array([v for _, v in found], np.int64)] = build_polygons([g["coordinates"] for g, _ in found])
     return geoms
-
-
-def _build_polygons(polys: list) -> np.ndarray:
-    """Shapely polygons from GeoJSON-like ring lists, built in one vectorized call."""
-    rings = [r for p in polys for r in p]
-    ring_len = np.fromiter(map(len, rings), np.int64, len(rings))
-    coords = np.array(list(itertools.chain.from_iterable(rings)), dtype=np.float64)
-    lr = shapely.linearrings(coords, indices=np.repeat(np.arange(len(rings)), ring_len))
-    n_rings = np.fromiter(map(len, polys), np.int64, len(polys))
-    return shapely.polygons(lr, indices=np.repeat(np.arange(len(polys)), n_rings))
 
 
 def _nodata_polygons(nodata: np.ndarray, box: PixelBox) -> list:
     """Pixel-space polygons of the nodata pixels of one block."""
     found = [g["coordinates"] for g, _ in shapes(nodata.view(np.uint8), mask=nodata, connectivity=4,
                                                  transform=Affine.translation(box.col, box.row))]
-    return _build_polygons(found).tolist() if found else []
+    return build_polygons(found).tolist() if found else []
 
 
 def _vectorize_pass(src, conf_src, block_size, simplify_m, remap, ctx, inst):
-    from geoseg.coverage import simplify_strip
-
     W, H = src.width, src.height
     joiner = _Joiner(W, H)
     frags: dict[int, _Frag] = {}
@@ -628,94 +563,29 @@ def _vectorize_pass(src, conf_src, block_size, simplify_m, remap, ctx, inst):
             if not tol_px:
                 yield from strip.emit(ctx)
         if tol_px:
-            _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px, simplify_strip)
-        closed = _Batch()
+            _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px)
+        rows_out = []  # regions that end in this block row: (pid, class, geometry, pixels, conf sum, conf count)
         for members in joiner.end_row(last):
             parts = [frags.pop(m) for m in members]
             pid = min(members) + 1
             geoms = [p.geom for p in parts if p.geom is not None]
-            geom = geoms[0] if len(geoms) == 1 else _union_exact(geoms)
-            closed.add(np.array([pid]), np.array([parts[0].cls]), np.array([geom]),
-                       np.array([sum(p.npix for p in parts)]), np.array([sum(p.csum for p in parts)]),
-                       np.array([sum(p.ccnt for p in parts)]))
+            for p in parts:
+                p.geom = None
+            rows_out.append((pid, parts[0].cls, geoms[0] if len(geoms) == 1 else union_pieces(geoms),
+                             sum(p.npix for p in parts), sum(p.csum for p in parts), sum(p.ccnt for p in parts)))
             if inst is not None and len(members) > 1:
                 inst.remap(np.array(members, np.int64) + 1, pid)
+        closed = _Batch()
+        if rows_out:
+            pid, cls, geom, npix, csum, ccnt = zip(*rows_out)
+            closed.add(np.array(pid, np.int64), np.array(cls, np.uint8), np.array(geom, dtype=object),
+                       np.array(npix), np.array(csum, np.float64), np.array(ccnt, np.float64))
+            del rows_out, geom
         yield from strip.emit(ctx, simplified=bool(tol_px))
         yield from closed.emit(ctx, simplified=bool(tol_px))
 
 
-def _drop_collinear(geoms):
-    """``geoms`` (pixel-space (Multi)Polygons, integer vertices) without collinear vertices.
-
-    Exact integer arithmetic (cross products of pixel-corner coordinates), cyclic over
-    each ring, so a collinear ring start goes too; geometry and validity are unchanged.
-    """
-    single = not isinstance(geoms, np.ndarray)
-    geoms = np.atleast_1d(np.asarray(geoms, dtype=object))
-    parts, part_owner = shapely.get_parts(geoms, return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-    last = np.r_[ring_of[1:] != ring_of[:-1], True]  # closing vertex of each ring (repeats the first)
-    xy, rid = coords[~last], ring_of[~last]
-    start = np.r_[0, np.flatnonzero(rid[1:] != rid[:-1]) + 1]
-    length = np.diff(np.r_[start, len(rid)])
-    pos = np.arange(len(rid)) - np.repeat(start, length)
-    prev = np.repeat(start, length) + (pos - 1) % np.repeat(length, length)
-    nxt = np.repeat(start, length) + (pos + 1) % np.repeat(length, length)
-    d1, d2 = xy - xy[prev], xy[nxt] - xy
-    keep = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0] != 0
-    if keep.all():
-        return geoms[0] if single else geoms
-    xy, rid = xy[keep], rid[keep]
-    first = np.r_[True, rid[1:] != rid[:-1]]
-    closed_xy = np.insert(xy, np.r_[np.flatnonzero(first)[1:], len(xy)], xy[first], axis=0)
-    closed_rid = np.insert(rid, np.r_[np.flatnonzero(first)[1:], len(rid)], rid[first])
-    new_parts = shapely.polygons(shapely.linearrings(closed_xy, indices=closed_rid), indices=ring_part)
-    out = np.empty(len(geoms), dtype=object)
-    multi = shapely.get_type_id(geoms) == 6
-    one = ~multi[part_owner]
-    out[part_owner[one]] = new_parts[one]
-    if multi.any():
-        which, idx = np.unique(part_owner[~one], return_inverse=True)
-        out[which] = shapely.multipolygons(new_parts[~one], indices=idx)
-    return out[0] if single else out
-
-
-def _union_exact(geoms):
-    """Union of pixel-space polygons that meet along shared edges, collinear vertices dropped.
-
-    Exact: vertices are integers and pieces meet only along axis-parallel pixel edges, so
-    no intersection point is ever rounded. (No ``grid_size``: snap-rounding would move
-    the diagonal edges of simplified pieces that pass within half a pixel of a vertex.)
-    A hole of a part lies inside that part and meets no other, so only the outer rings
-    (far fewer vertices) are unioned and the parts' holes are put back afterwards.
-    """
-    parts = shapely.get_parts(np.asarray(geoms, dtype=object))
-    rings, owner = shapely.get_rings(parts, return_index=True)
-    is_shell = np.r_[True, owner[1:] != owner[:-1]]
-    shells = shapely.polygons(rings[is_shell])
-    outline = _drop_collinear(shapely.union_all(shells))
-    holes, hole_owner = rings[~is_shell], owner[~is_shell]
-    if len(holes) == 0:
-        return outline
-    if outline.geom_type == "Polygon":
-        return shapely.polygons(outline.exterior, holes=np.concatenate([np.array(outline.interiors, dtype=object), holes]))
-    # several disjoint parts (a region's piece within one block row): give each hole to its part
-    out_parts = shapely.get_parts(outline)
-    with_holes = np.unique(hole_owner)
-    inside, part = shapely.STRtree(out_parts).query(shapely.point_on_surface(shells[with_holes]), predicate="within")
-    part_of = np.full(len(shells), -1)
-    part_of[with_holes[inside]] = part
-    hole_part = part_of[hole_owner]
-    rebuilt = []
-    for k, p in enumerate(out_parts):
-        extra = holes[hole_part == k]
-        rebuilt.append(p if len(extra) == 0 else shapely.polygons(
-            p.exterior, holes=np.concatenate([np.array(p.interiors, dtype=object), extra])))
-    return shapely.multipolygons(rebuilt)
-
-
-def _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px, simplify_strip) -> None:
+def _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px) -> None:
     """Simplify block row ``bi`` as one coverage of pieces: its standalone fragments, one
     piece per open region (the union of its fragments in this row) and one for nodata."""
     by_root: dict[int, list[int]] = {}
@@ -723,9 +593,9 @@ def _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px, 
         mine = [m for m in members if frags[m].strip == bi and frags[m].geom is not None]
         if mine:
             by_root[root] = mine
-    region_pieces = [_union_exact([frags[m].geom for m in ms]) if len(ms) > 1 else frags[ms[0]].geom
+    region_pieces = [union_pieces([frags[m].geom for m in ms]) if len(ms) > 1 else frags[ms[0]].geom
                      for ms in by_root.values()]
-    nodata = [_union_exact(nodata_geoms)] if nodata_geoms else []
+    nodata = [union_pieces(nodata_geoms)] if nodata_geoms else []
     alone = strip.geoms()
     pieces = np.array(list(alone) + region_pieces + nodata, dtype=object)
     if len(pieces) == 0:
@@ -780,9 +650,9 @@ class _Batch:
             return
         cols = [np.concatenate([p[i] for p in self.parts]) for i in range(6)]
         self.parts = []
-        pid, cls, geoms, npix, csum, ccnt = cols
+        pid, cls, geoms, _npix, csum, ccnt = cols
         if simplified:  # drop the collinear vertices left along pinned strip lines
-            geoms = _drop_collinear(geoms)
+            geoms = drop_collinear(geoms)
         yield _frame(ctx, pid.astype(np.int64), cls, geoms, csum, ccnt)
 
 
@@ -791,15 +661,14 @@ def _frame(ctx: _Context, pid, cls, pix_geoms, csum, ccnt):
     import geopandas as gpd
     import pandas as pd
 
-    order = np.argsort(pid)
-    pid, cls, pix_geoms, csum, ccnt = pid[order], cls[order], pix_geoms[order], csum[order], ccnt[order]
     t = ctx.transform
-
-    def to_crs_coords(xy):  # GDAL's order of operations: gt0 + gt1 * x + gt2 * y
-        x, y = xy[:, 0], xy[:, 1]
-        return np.column_stack([t.c + t.a * x + t.b * y, t.f + t.d * x + t.e * y])
-
-    geoms = shapely.transform(pix_geoms, to_crs_coords)
+    xy = shapely.get_coordinates(pix_geoms)
+    x, y = xy[:, 0], xy[:, 1]  # GDAL's order of operations: gt0 + gt1 * x + gt2 * y
+    # in place (replaces the array's elements), so the pixel-space copies are freed at once
+    shapely.set_coordinates(pix_geoms, np.column_stack([t.c + t.a * x + t.b * y, t.f + t.d * x + t.e * y]))
+    del xy, x, y
+    order = np.argsort(pid)
+    pid, cls, geoms, csum, ccnt = pid[order], cls[order], pix_geoms[order], csum[order], ccnt[order]
     area, perim = _area_perimeter(geoms, ctx.crs)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.where(ccnt > 0, csum / np.maximum(ccnt, 1), np.nan)
@@ -838,74 +707,3 @@ def _area_perimeter(geoms: np.ndarray, crs) -> tuple[np.ndarray, np.ndarray]:
     rings, idx = shapely.get_rings(geoms, return_index=True)
     ring_len = np.array([geod.line_length(*np.asarray(r.coords).T) for r in rings])
     return shapely.area(ea), np.bincount(idx, weights=ring_len, minlength=len(geoms))
-
-
-# --------------------------------------------------------------------------- instance raster
-
-
-class _InstanceWriter:
-    """uint32 ``polygon_id`` raster (0 = nodata), written block by block.
-
-    A block is written as soon as it is labelled, with each fragment's own first-pixel
-    id; the ids of fragments of multi-block regions are corrected in place once their
-    region closes (only the blocks holding them are rewritten), then the scratch file
-    is copied to a COG and renamed into place.
-    """
-
-    def __init__(self, path, src, block_size: int, overwrite: bool):
-        self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise OutputError(f"{self.path}: already exists; pass overwrite=True to replace it, or choose another path")
-        if src.width * src.height + 1 > np.iinfo(np.uint32).max:
-            raise ConfigError(f"instance raster: {src.width}x{src.height} px needs ids above 2^32; "
-                              "drop instance_path for rasters of more than 4.29e9 pixels")
-        if not self.path.parent.is_dir():
-            raise OutputError(f"{self.path.parent}: directory does not exist; create it or choose another path")
-        self.scratch = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.scratch.tif")
-        self.width = src.width
-        self._remaps: dict[tuple[int, int], list[tuple[np.ndarray, int]]] = {}
-        bs = max(16, min(512, (block_size + 15) // 16 * 16))
-        self._ds = rasterio.open(
-            self.scratch, "w+", driver="GTiff", width=src.width, height=src.height, count=1, dtype="uint32",
-            crs=src.crs, transform=src.transform, nodata=0, tiled=True, blockxsize=bs, blockysize=bs,
-            BIGTIFF="IF_SAFER", SPARSE_OK=True,
-        )
-        self.block_size = block_size
-
-    def write(self, box: PixelBox, ids: np.ndarray) -> None:
-        self._ds.write(ids, 1, window=box.to_window())
-
-    def remap(self, old_ids: np.ndarray, pid: int) -> None:
-        """Fragments ``old_ids`` (their own first-pixel ids) belong to region ``pid``."""
-        bs = self.block_size
-        for old in old_ids[old_ids != pid].tolist():
-            r, c = divmod(old - 1, self.width)
-            self._remaps.setdefault((r // bs, c // bs), []).append((old, pid))
-
-    def finish(self) -> None:
-        bs = self.block_size
-        for (br, bc), pairs in self._remaps.items():
-            r0, c0 = br * bs, bc * bs
-            win = Window(c0, r0, min(bs, self._ds.width - c0), min(bs, self._ds.height - r0))
-            ids = self._ds.read(1, window=win)
-            old, new = np.array(pairs, np.int64).T
-            order = np.argsort(old)
-            old, new = old[order], new[order]
-            i = np.clip(np.searchsorted(old, ids), 0, len(old) - 1)
-            hit = old[i] == ids
-            ids[hit] = new[i[hit]]
-            self._ds.write(ids, 1, window=win)
-        self._ds.update_tags(content="polygon_id of the vector output (0 = nodata)")
-        self._ds.close()
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp.tif")
-        try:
-            rasterio.shutil.copy(self.scratch, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="NO",
-                                 OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER")
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def discard(self) -> None:
-        if not self._ds.closed:
-            self._ds.close()
-        self.scratch.unlink(missing_ok=True)

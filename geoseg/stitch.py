@@ -36,6 +36,7 @@ class SceneWriter:
         polygons: bool = True,
         blocksize: int = 512,
         compress: str = "DEFLATE",
+        vectorize: dict | None = None,
     ):
         self.info = info
         self.stem = stem
@@ -50,6 +51,7 @@ class SceneWriter:
         self.failed: list[dict] = []
         self.polygon_count: int | None = None
         self.seconds = {"stitch": 0.0, "cog": 0.0, "vectorize": 0.0}
+        self.vectorize_options = vectorize or {}
         grid = (info.width, info.height, info.crs, info.transform)
         cmap = {**{c.id: c.rgba() for c in card.classes}, CLASS_NODATA: (0, 0, 0, 0)}
         self._classes = StitchedRaster(self.dir / self.files["classes"], *grid, CLASS_NODATA, blocksize, compress, colormap=cmap)
@@ -78,8 +80,8 @@ class SceneWriter:
         self.failed.extend({"tile": t.index, "window": list(t.core.to_window().flatten()), "error": error} for t in tiles)
 
     def finish(self, model_id: str) -> list[str]:
-        """Write the COGs (and polygons); return the staged file names."""
-        from geoseg.vectorize import vectorize_file
+        """Write the COGs (and polygons, block-wise); return the staged file names."""
+        from geoseg.polygons import vectorize_to_file
 
         tags = {
             "class_names": ",".join(self.card.class_names),
@@ -97,8 +99,10 @@ class SceneWriter:
         self.seconds["cog"] += time.perf_counter() - t0
         if "polygons" in self.files:
             t0 = time.perf_counter()
-            self.polygon_count = vectorize_file(self.dir / self.files["classes"], self.dir / self.files["polygons"],
-                                                self.card.class_names)
+            conf = self.dir / self.files["confidence"] if self._confidence is not None else None
+            self.polygon_count = vectorize_to_file(self.dir / self.files["classes"], self.dir / self.files["polygons"],
+                                                   confidence=conf, class_names=self.card.class_names,
+                                                   **self.vectorize_options)
             self.seconds["vectorize"] += time.perf_counter() - t0
         return list(self.files.values())
 

@@ -87,7 +87,9 @@ def test_polygons_are_valid_and_cover_the_class_map(nc_run):
         k = cls.read(1)
         crs = cls.crs
         cell = abs(cls.transform.a * cls.transform.e)
-    assert list(gdf.columns[:3]) == ["class_id", "class_name", "area_m2"]
+    assert list(gdf.columns[:4]) == ["polygon_id", "class_id", "class_name", "area_m2"]
+    assert gdf.polygon_id.is_unique and gdf.mean_confidence.between(25, 100).all()
+    assert (gdf.source == str(NC_IMAGE)).all() and gdf.model.str.startswith("landcover-unet-mnv2@").all()
     assert gdf.crs == crs and gdf.geometry.is_valid.all()
     for cid in range(4):
         sub = gdf[gdf.class_id == cid]

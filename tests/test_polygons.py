@@ -218,6 +218,49 @@ def test_attributes_and_streaming(tmp_path):
     assert plain["class_name"].eq("unknown").all()
 
 
+def test_reads_only_block_windows(tmp_path, monkeypatch):
+    from geoseg import polygons
+
+    classes = _blobs(8, (40, 45))
+    path = write_classes(tmp_path, classes)
+    windows = []
+    real_open = polygons.open_raster
+
+    class Spy:
+        def __init__(self, ds):
+            self._ds = ds
+
+        def __getattr__(self, name):
+            return getattr(self._ds, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._ds.close()
+
+        def read(self, *args, window=None, **kwargs):
+            windows.append(window)
+            return self._ds.read(*args, window=window, **kwargs)
+
+    monkeypatch.setattr(polygons, "open_raster", lambda p: Spy(real_open(p)))
+    gdf = polygon_frame(path, block_size=8, mmu_m2=4 * 900.0)
+    assert len(gdf) > 0
+    assert windows and all(w is not None and w.width <= 8 and w.height <= 8 for w in windows)
+    # row-major block order, each pass once over the grid (MMU: two passes)
+    offsets = [(int(w.row_off), int(w.col_off)) for w in windows]
+    grid = sorted({(r, c) for r in range(0, 40, 8) for c in range(0, 45, 8)})
+    assert offsets == grid + grid
+
+
+def test_all_nodata_raster(tmp_path):
+    path = write_classes(tmp_path, np.full((9, 7), 255, np.uint8))
+    gdf = polygon_frame(path, block_size=4, simplify_m=30.0)
+    assert len(gdf) == 0 and list(gdf.columns) == [*COLUMNS, "geometry"]
+    assert vectorize_to_file(path, tmp_path / "none.gpkg", block_size=4) == 0
+    assert len(gpd.read_file(tmp_path / "none.gpkg")) == 0
+
+
 # --------------------------------------------------------------------------- MMU
 
 
@@ -293,6 +336,26 @@ def test_simplification_keeps_a_valid_gap_free_coverage(tmp_path, block_size):
     # within the tolerance of the pixel boundaries
     assert shapely.hausdorff_distance(shapely.union_all(shapely.boundary(g)),
                                       shapely.union_all(shapely.boundary(before.geometry.values))) < 3 * 30
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    classes=arrays(np.uint8, st.tuples(st.integers(2, 24), st.integers(2, 24)), elements=st.sampled_from([0, 1, 2, 255])),
+    block_size=st.integers(1, 9),
+    tolerance=st.sampled_from([20.0, 45.0, 200.0]),
+    mmu_px=st.sampled_from([0, 3]),
+)
+def test_random_simplified_coverages_stay_valid(tmp_path, classes, block_size, tolerance, mmu_px):
+    path = write_classes(tmp_path, classes)
+    before = polygon_frame(path, block_size=block_size, mmu_m2=mmu_px * 900.0)
+    after = polygon_frame(path, block_size=block_size, mmu_m2=mmu_px * 900.0, simplify_m=tolerance)
+    g = after.geometry.values
+    assert after["polygon_id"].tolist() == before["polygon_id"].tolist()
+    assert shapely.is_valid(g).all()
+    assert _overlap_area(g) == pytest.approx(0, abs=1e-6)
+    assert (shapely.get_num_interior_rings(g) == shapely.get_num_interior_rings(before.geometry.values)).all()
+    if not (classes == 255).any():
+        assert shapely.union_all(g).area == pytest.approx(classes.size * 900.0, rel=1e-9)
 
 
 def test_simplification_with_nodata(tmp_path):
