@@ -152,8 +152,6 @@ class TileProcessor:
         """Predict ``tiles`` of ``job``'s raster and return one result per tile, in order."""
         import time
 
-        from geoseg.raster import pixel_area_m2
-
         src = self._open(job.path)
         ncls = len(self.predictor.card.classes)
         t0 = time.perf_counter()
@@ -184,26 +182,27 @@ class TileProcessor:
                 batch = np.stack([apply(reads[i][0], job.stats, self.predictor.card.normalization) for i in chunk])
                 classes, conf = self.predictor.classify(batch)
                 for k, i in enumerate(chunk):
-                    tile = tiles[i]
-                    rs, cs = tile.core_in_read()
-                    valid = reads[i][1][rs, cs]
-                    cl = np.where(valid, classes[k][rs, cs], CLASS_NODATA).astype(np.uint8)
-                    cf = np.where(valid, conf[k][rs, cs], CONFIDENCE_NODATA).astype(np.uint8)
-                    rows = np.arange(tile.core.row, tile.core.row_stop)
-                    row_area = pixel_area_m2(job.crs, job.transform, rows)
-                    counts = np.zeros(ncls, np.int64)
-                    area = np.zeros(ncls)
-                    for c in range(ncls):
-                        per_row = (cl == c).sum(axis=1)
-                        counts[c] = per_row.sum()
-                        area[c] = float(per_row @ row_area)
-                    results[i] = TileResult(tile, cl, cf, counts, area)
+                    results[i] = _core_result(tiles[i], classes[k], conf[k], reads[i][1], job, ncls)
         t_pred = time.perf_counter() - t1
         per_tile = {"read": t_read / max(len(tiles), 1), "predict": t_pred / max(len(tiles), 1)}
         return [
             TileResult(r.tile, r.classes, r.confidence, r.counts, r.area_m2, r.skipped, per_tile)
             for r in results  # type: ignore[union-attr]
         ]
+
+
+def _core_result(tile: Tile, classes: np.ndarray, conf: np.ndarray, valid: np.ndarray, job: SceneJob,
+                 ncls: int) -> TileResult:
+    """Cut the core out of a tile's ``(rows, cols)`` prediction, mask invalid pixels, count class areas."""
+    from geoseg.raster import pixel_area_m2
+
+    rs, cs = tile.core_in_read()
+    ok = valid[rs, cs]
+    cl = np.where(ok, classes[rs, cs], CLASS_NODATA).astype(np.uint8)
+    cf = np.where(ok, conf[rs, cs], CONFIDENCE_NODATA).astype(np.uint8)
+    row_area = pixel_area_m2(job.crs, job.transform, np.arange(tile.core.row, tile.core.row_stop))
+    per_row = np.stack([(cl == c).sum(axis=1) for c in range(ncls)])  # (classes, rows)
+    return TileResult(tile, cl, cf, per_row.sum(axis=1).astype(np.int64), per_row @ row_area)
 
 
 @dataclass(frozen=True)
