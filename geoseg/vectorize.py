@@ -1,4 +1,7 @@
-"""Class map -> polygons: one polygon per 4-connected region of one class.
+"""Whole-array polygonization: the reference that :mod:`geoseg.polygons` (block-wise, bounded
+memory, used by ``segment`` and ``geoseg vectorize``) is benchmarked against, plus shared helpers.
+
+One polygon per 4-connected region of one class.
 
 Geometries are in the class map's CRS, valid (``is_valid``), holes kept. Areas are in
 m²: planar in the map's projected CRS, or in an equal-area CRS (EPSG:6933) when the
@@ -8,14 +11,11 @@ map is geographic.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 import numpy as np
 import rasterio
 from rasterio.features import shapes
 
 from geoseg import CLASS_NODATA
-from geoseg.raster import open_raster
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +60,6 @@ def area_m2(geoms) -> np.ndarray:
         return geoms.to_crs(EQUAL_AREA_CRS).area.to_numpy()
     factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     return geoms.area.to_numpy() * factor**2
-
-
-def vectorize_file(class_map: str | Path, out_path: Path, class_names: list[str], layer: str = "landcover") -> int:
-    """Polygonize a class-map raster into a GeoPackage layer; returns the polygon count.
-
-    Reads the map whole: correct for rasters of ordinary size.
-    """
-    with open_raster(class_map) as src:
-        classes = src.read(1)
-        gdf = polygons_from_array(classes, src.transform, src.crs, class_names)
-    gdf.to_file(out_path, layer=layer, driver="GPKG", engine="pyogrio")
-    return len(gdf)
 
 
 def class_names_from_raster(src: rasterio.io.DatasetReader) -> list[str]:

@@ -13,7 +13,7 @@ from geoseg.cli import main
 from geoseg.errors import TrainingError
 from geoseg.evaluate import compare_rasters
 from geoseg.metrics import confusion_matrix, scores
-from geoseg.train import SceneSpec, TrainConfig, load_scene, rasterize_labels, remap_labels, train
+from geoseg.train import TrainConfig, load_scene, rasterize_labels, remap_labels, train
 from tests.conftest import NC_IMAGE, NC_LABELS, REPO, ZION_IMAGE, ZION_LABELS
 
 CLASSES = [
