@@ -54,3 +54,30 @@ def test_local_executor_reports_failures_after_retries(default_checkpoint):
     local = LocalExecutor(checkpoint_payload(default_checkpoint), "cpu", 1, 2)
     outcomes = list(local.run([bad], tasks[:2], retries=1))
     assert all(o.results is None and "cannot open" in o.error for o in outcomes)
+
+
+@pytest.mark.slow
+def test_calls_in_flight_are_bounded(ray_cluster, default_checkpoint):
+    """The pool pulls tasks lazily: never more than workers x per_worker calls outstanding."""
+    job, tasks = _job_and_tasks(default_checkpoint, per_task=1)
+    pulled = 0
+    done = 0
+    max_outstanding = 0
+
+    def lazy():
+        nonlocal pulled
+        for t in tasks:
+            pulled += 1
+            yield t
+
+    ex = RayExecutor(checkpoint_payload(default_checkpoint), "cpu",
+                     RuntimeConfig(num_workers=2, max_tasks_in_flight_per_worker=2), batch_size=1)
+    try:
+        for outcome in ex.run([job], lazy()):
+            assert outcome.results is not None
+            max_outstanding = max(max_outstanding, pulled - done)
+            done += 1
+    finally:
+        ex.close()
+    assert done == len(tasks) == 36
+    assert max_outstanding <= 2 * 2
