@@ -31,7 +31,6 @@ boundaries stay identical across polygons, strips and blocks.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +51,7 @@ from geoseg.coverage import (
     union_pieces,
 )
 from geoseg.errors import ConfigError, InputError
-from geoseg.raster import open_raster
+from geoseg.raster import acquisition_date, open_raster
 from geoseg.tiling import PixelBox
 from geoseg.vectorize import EQUAL_AREA_CRS, class_names_from_raster
 
@@ -65,7 +64,6 @@ COLUMNS = ("polygon_id", "class_id", "class_name", "area_m2", "area_ha", "perime
            "mean_confidence", "source", "model", "acquired")
 """Attribute columns of every polygon table, in order (``geometry`` follows)."""
 
-_ACQUIRED_TAGS = ("acquired", "ACQUIRED", "acquisition_date", "ACQUISITION_DATE", "DATE_ACQUIRED", "TIFFTAG_DATETIME")
 
 
 # --------------------------------------------------------------------------- public API
@@ -209,7 +207,7 @@ class _Context:
         tags = src.tags()
         # `source`: the imagery a geoseg class map was predicted from (its `source` tag), else the map itself
         return cls(tags.get("source") or str(path), src.width, src.height, src.transform, src.crs, names,
-                   tags.get("model") or None, _acquired(tags))
+                   tags.get("model") or None, acquisition_date(tags))
 
     def row_area_m2(self, r0: int, r1: int) -> np.ndarray:
         """Ground area (m²) of one pixel in rows ``r0..r1-1``."""
@@ -219,16 +217,6 @@ class _Context:
             raise InputError(f"{self.source}: has no CRS, so areas in m² are unknown; assign a CRS to the file "
                              "(or set mmu_m2/simplify_m to 0)")
         return pixel_area_m2(self.crs, self.transform, np.arange(r0, r1))
-
-
-def _acquired(tags: dict) -> str | None:
-    """An ISO date (``YYYY-MM-DD``) from the first date-like tag, else None."""
-    for key in _ACQUIRED_TAGS:
-        value = tags.get(key)
-        if value:
-            m = re.match(r"\s*(\d{4})[-:/](\d{2})[-:/](\d{2})", value)
-            return f"{m[1]}-{m[2]}-{m[3]}" if m else value.strip()
-    return None
 
 
 def _block_rows(width: int, height: int, block_size: int) -> Iterator[list[PixelBox]]:

@@ -8,6 +8,7 @@ GDAL's ``/vsis3/``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +50,31 @@ class RasterInfo:
     dtype: str
     band_names: tuple[str, ...]
     nodata: float | None
+    acquired: str | None = None
 
     @classmethod
     def from_dataset(cls, path: str, src: rasterio.io.DatasetReader) -> RasterInfo:
         names = tuple(d if d else f"band{i + 1}" for i, d in enumerate(src.descriptions))
-        return cls(path, src.width, src.height, src.crs, src.transform, src.dtypes[0], names, src.nodata)
+        return cls(path, src.width, src.height, src.crs, src.transform, src.dtypes[0], names, src.nodata,
+                   acquisition_date(src.tags()))
 
     @property
     def box(self) -> PixelBox:
         return PixelBox(0, 0, self.width, self.height)
+
+
+ACQUISITION_TAGS = ("acquired", "ACQUIRED", "acquisition_date", "ACQUISITION_DATE", "DATE_ACQUIRED",
+                    "ACQUISITIONDATETIME", "TIFFTAG_DATETIME")
+
+
+def acquisition_date(tags: dict) -> str | None:
+    """An ISO date (``YYYY-MM-DD``) from the first date-like tag of a raster, else None."""
+    for key in ACQUISITION_TAGS:
+        value = tags.get(key)
+        if value:
+            m = re.match(r"\s*(\d{4})[-:/](\d{2})[-:/](\d{2})", value)
+            return f"{m[1]}-{m[2]}-{m[3]}" if m else value.strip()
+    return None
 
 
 def resolve_bands(info: RasterInfo, wanted: list[str | int]) -> list[int]:

@@ -90,6 +90,8 @@ class SceneWriter:
             "source": self.info.path,
             "software": f"geoseg {__version__}",
         }
+        if self.info.acquired:
+            tags["acquired"] = self.info.acquired
         t0 = time.perf_counter()
         self._classes.to_cog(self.dir / self.files["classes"], tags=tags, band_description="class",
                              overview_resampling="MODE")

@@ -268,3 +268,17 @@ def test_internal_mask_marks_nodata(tmp_path):
     with rasterio.open(tmp_path / "o" / "masked_classes.tif") as cls:
         k = cls.read(1)
     assert (k[mask == 0] == 255).all() and (k[mask == 255] != 255).all()
+
+
+def test_acquisition_date_flows_from_input_to_class_map_and_polygons(tmp_path):
+    import shutil
+
+    img = tmp_path / "dated.tif"
+    shutil.copy(ZION_IMAGE, img)
+    with rasterio.open(img, "r+") as dst:
+        dst.update_tags(ACQUISITION_DATE="2015-08-18T17:50:00Z")
+    segment(_cfg([img], tmp_path / "o"), progress=False)
+    with rasterio.open(tmp_path / "o" / "dated_classes.tif") as cls:
+        assert cls.tags()["acquired"] == "2015-08-18"
+    gdf = gpd.read_file(tmp_path / "o" / "dated_polygons.gpkg")
+    assert (gdf.acquired == "2015-08-18").all()
