@@ -133,9 +133,17 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
                                    "block_size": out.vectorize_block})
             for p in plans
         ]
-        runtime = _run_tiles(cfg, ckpt, plans, writers, timings, progress)
-        failed = any(w.failed for w in writers)
-        written = [] if failed else [n for w in writers for n in w.finish(ckpt.model_id)]
+        t0 = time.perf_counter()
+        executor = make_executor(checkpoint_payload(ckpt), cfg.device, cfg.runtime, cfg.batch_size)
+        timings["startup"] = time.perf_counter() - t0
+        try:
+            _run_tiles(cfg, executor, plans, writers, timings, progress)
+            executor.release_actors()  # inference is over: free the cores/GPUs for the write stage
+            failed = any(w.failed for w in writers)
+            written = [] if failed else [n for w in writers for n in w.finish(ckpt.model_id, executor.map)]
+        finally:
+            executor.close()
+        runtime = executor.description
         for key in ("stitch", "cog", "vectorize"):
             timings[key] = sum(w.seconds[key] for w in writers)
         timings["total"] = time.perf_counter() - t_start
@@ -168,16 +176,13 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
         raise
 
 
-def _run_tiles(cfg: SegmentConfig, ckpt: Checkpoint, plans: list[ScenePlan], writers: list[SceneWriter],
-               timings: dict[str, float], progress: bool) -> str:
-    """Stream every tile of every scene through one executor queue into the writers; returns the runtime."""
+def _run_tiles(cfg: SegmentConfig, executor, plans: list[ScenePlan], writers: list[SceneWriter],
+               timings: dict[str, float], progress: bool) -> None:
+    """Stream every tile of every scene through one executor queue into the writers."""
     from tqdm import tqdm
 
     per_task = cfg.runtime.tiles_per_task
     tasks = (Task(i, tuple(p.tiles[k : k + per_task])) for i, p in enumerate(plans) for k in range(0, len(p.tiles), per_task))
-    t0 = time.perf_counter()
-    executor = make_executor(checkpoint_payload(ckpt), cfg.device, cfg.runtime, cfg.batch_size)
-    timings["startup"] = time.perf_counter() - t0
     log.info("running on %s", executor.description)
     t0 = time.perf_counter()
     worker = {"read": 0.0, "predict": 0.0}
@@ -195,10 +200,8 @@ def _run_tiles(cfg: SegmentConfig, ckpt: Checkpoint, plans: list[ScenePlan], wri
             bar.update(len(outcome.task.tiles))
     finally:
         bar.close()
-        executor.close()
     timings["tiles"] = time.perf_counter() - t0
     timings.update({f"worker_{k}": v for k, v in worker.items()})
-    return executor.description
 
 
 def _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, halo) -> dict:

@@ -59,6 +59,13 @@ class LocalExecutor:
             else:
                 yield TaskOutcome(task, None, error)
 
+    def release_actors(self) -> None:
+        pass
+
+    def map(self, fn, items):
+        """Ordered, lazy map in this process (items are argument tuples)."""
+        return (fn(*it) for it in items)
+
     def close(self) -> None:
         pass
 
@@ -163,9 +170,31 @@ class RayExecutor:
         log.warning("model actor %d died; starting a replacement", a)
         self.actors[a] = self._new_actor()
 
-    def close(self) -> None:
+    def release_actors(self) -> None:
+        """Kill the model actors (their CPUs/GPUs go back to the cluster for later stages)."""
         for a in self.actors:
             self._ray.kill(a)
+        self.actors = []
+
+    def map(self, fn, items, lookahead: int | None = None):
+        """Ordered, lazy map of ``fn(*item)`` over Ray tasks, at most ``lookahead`` outstanding.
+
+        Used for stages after inference (block-wise vectorization): results come back in
+        input order, so a sequential consumer can merge them while memory stays bounded.
+        """
+        ray = self._ray
+        remote_fn = ray.remote(num_cpus=1, max_retries=2)(fn)
+        limit = lookahead or 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        queue: deque = deque()
+        for it in items:
+            queue.append(remote_fn.remote(*it))
+            if len(queue) >= limit:
+                yield ray.get(queue.popleft())
+        while queue:
+            yield ray.get(queue.popleft())
+
+    def close(self) -> None:
+        self.release_actors()
         if self._owns_ray:
             self._ray.shutdown()
 

@@ -79,8 +79,12 @@ class SceneWriter:
         """Record tiles that failed after all retries (reported in the manifest)."""
         self.failed.extend({"tile": t.index, "window": list(t.core.to_window().flatten()), "error": error} for t in tiles)
 
-    def finish(self, model_id: str) -> list[str]:
-        """Write the COGs (and polygons, block-wise); return the staged file names."""
+    def finish(self, model_id: str, map_fn=None) -> list[str]:
+        """Write the COGs (and polygons, block-wise); return the staged file names.
+
+        ``map_fn``: an ordered, lazy map used to run the vectorizer's per-block work in
+        parallel (e.g. Ray tasks, :meth:`geoseg.runtime.RayExecutor.map`); None: sequential.
+        """
         from geoseg.polygons import vectorize_to_file
 
         tags = {
