@@ -16,6 +16,9 @@ class map given with --source), and runs every case in its own subprocess:
 
 Reported per case: wall seconds, Mpx/s, polygons, polygons/s and peak RSS (the child's
 ``ru_maxrss``; a case whose RSS passes --mem-limit-gib is killed and reported as such).
+With --workers N, the blockwise cases run their per-block work in N worker processes
+(``map_fn``: a bounded-look-ahead ProcessPool map); the peak RSS is then the driver's
+plus N times the largest worker's (an upper bound of the total).
 
     python benchmarks/bench_vectorize.py --sizes 8 32 --source segment --extras
 """
@@ -72,6 +75,21 @@ def build_gapped_mosaic(scene: Path, k: int, out: Path) -> Path:
     return out
 
 
+def bounded_pool_map(func, items, workers=2, lookahead=4):
+    """Ordered, lazy map over a ProcessPool with at most ``lookahead`` blocks in flight."""
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        q = deque()
+        for it in items:
+            q.append(pool.submit(func, it))
+            if len(q) >= lookahead:
+                yield q.popleft().result()
+        while q:
+            yield q.popleft().result()
+
+
 def run_case(spec: dict) -> dict:
     """Child side: run one case, return its timing, polygon count and peak RSS."""
     import rasterio
@@ -79,6 +97,10 @@ def run_case(spec: dict) -> dict:
     from geoseg.polygons import vectorize_blocks, vectorize_to_file
     from geoseg.vectorize import class_names_from_raster, polygons_from_array
 
+    import functools
+
+    workers = spec.get("workers", 0)
+    map_fn = functools.partial(bounded_pool_map, workers=workers, lookahead=2 * workers) if workers else None
     t0 = time.perf_counter()
     if spec["method"] == "whole-array":
         with rasterio.open(spec["vrt"]) as src:
@@ -87,14 +109,17 @@ def run_case(spec: dict) -> dict:
         n = len(gdf)
     elif spec["method"] == "blockwise→gpkg":
         n = vectorize_to_file(spec["vrt"], spec["out"], block_size=spec["block_size"], confidence=spec.get("conf_vrt"),
-                              overwrite=True)
+                              overwrite=True, map_fn=map_fn)
     else:
         n = 0
         for batch in vectorize_blocks(spec["vrt"], block_size=spec["block_size"], mmu_m2=spec.get("mmu_m2", 0.0),
-                                      simplify_m=spec.get("simplify_m", 0.0)):
+                                      simplify_m=spec.get("simplify_m", 0.0), map_fn=map_fn):
             n += len(batch)
     wall = time.perf_counter() - t0
-    return {"wall_s": wall, "polygons": n, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 if workers else 0
+    return {"wall_s": wall, "polygons": n, "peak_rss": rss + workers * worker_rss, "driver_rss": rss,
+            "worker_rss": worker_rss}
 
 
 def spawn(spec: dict, mem_limit: int, timeout: float) -> dict:
@@ -130,6 +155,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=["whole-array", "blockwise", "blockwise→gpkg"])
     ap.add_argument("--extras", action="store_true", help="also MMU (0.5 ha) and simplification (30 m), first size only")
     ap.add_argument("--gap", action="store_true", help="1-px nodata line between copies (no region spans copies)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="run the blockwise cases' per-block work in N processes (0: sequential)")
     ap.add_argument("--mem-limit-gib", type=float, default=16.0)
     ap.add_argument("--timeout", type=float, default=1800.0, help="per case, seconds")
     ap.add_argument("--out", type=Path, help="also write the results as JSON")
@@ -164,9 +191,15 @@ def main(argv=None) -> int:
             vrt = build_mosaic(source, k, work / f"classes_{k}.vrt")
             conf_vrt = build_mosaic(conf, k, work / f"conf_{k}.vrt") if conf else None
         cases = [{"method": m} for m in args.methods]
+        if args.workers:
+            cases = [dict(c, workers=args.workers, label=f"{c['method']} ×{args.workers} workers")
+                     if c["method"] != "whole-array" else c for c in cases]
         if args.extras and i == 0:
             cases += [{"method": "blockwise", "mmu_m2": 5000.0, "label": "blockwise mmu 0.5 ha"},
                       {"method": "blockwise", "simplify_m": 30.0, "label": "blockwise simplify 30 m"}]
+            if args.workers:
+                cases[-2:] = [dict(c, workers=args.workers, label=f"{c['label']} ×{args.workers} workers")
+                              for c in cases[-2:]]
         for case in cases:
             spec = dict(case, vrt=str(vrt), block_size=args.block_size, out=str(work / f"out_{k}.gpkg"),
                         conf_vrt=str(conf_vrt) if conf_vrt else None)

@@ -34,7 +34,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 import shapely
@@ -64,6 +64,9 @@ COLUMNS = ("polygon_id", "class_id", "class_name", "area_m2", "area_ha", "perime
            "mean_confidence", "source", "model", "acquired")
 """Attribute columns of every polygon table, in order (``geometry`` follows)."""
 
+MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
+"""An ordered map like the builtin ``map``: ``map_fn(func, items)`` yields ``func(item)`` in order."""
+
 
 
 # --------------------------------------------------------------------------- public API
@@ -79,6 +82,7 @@ def vectorize_blocks(
     class_names: list[str] | None = None,
     instance_path: str | Path | None = None,
     overwrite: bool = False,
+    map_fn: MapFn | None = None,
 ) -> Iterator[GeoDataFrame]:
     """Polygons of the class map at ``path``, as a stream of GeoDataFrame batches.
 
@@ -97,6 +101,13 @@ def vectorize_blocks(
     * ``instance_path``: also write a uint32 GeoTIFF (COG) of ``polygon_id`` per pixel
       (0 = nodata), moved into place when the stream is exhausted (``overwrite``: may
       replace an existing file).
+    * ``map_fn``: how the per-block work is run: ``map_fn(func, tasks)`` must behave like
+      the builtin ``map`` (the default: sequential): return an iterable of ``func(task)``
+      for every item of ``tasks``, *in order*; it may be lazy and run ahead in parallel
+      (bounded look-ahead keeps memory bounded). Each item is one :class:`BlockTask`
+      (a single argument, never a tuple to unpack), ``func`` is :func:`vectorize_block` or
+      :func:`mmu_block` (top-level, pure: they open the rasters themselves), and results
+      are picklable. The seam join stays sequential, so the output does not depend on it.
 
     Validation errors (missing file, bad parameters) are raised on the first ``next()``.
     """
@@ -109,10 +120,11 @@ def vectorize_blocks(
             if confidence is not None:
                 conf_src = open_raster(confidence)
                 _check_same_grid(path, src, confidence, conf_src)
-            remap = _mmu_pass(src, block_size, mmu_m2, ctx) if mmu_m2 > 0 else None
+            map_fn = map if map_fn is None else map_fn
+            remap = _mmu_pass(path, src, block_size, mmu_m2, ctx, map_fn) if mmu_m2 > 0 else None
             inst = InstanceWriter(instance_path, src, block_size, overwrite) if instance_path else None
             try:
-                yield from _vectorize_pass(src, conf_src, block_size, simplify_m, remap, ctx, inst)
+                yield from _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, inst, map_fn)
                 if inst:
                     inst.finish()
             finally:
@@ -125,6 +137,8 @@ def vectorize_blocks(
 
 def polygon_frame(path: str | Path, **kwargs):
     """All polygons of :func:`vectorize_blocks` as one GeoDataFrame sorted by ``polygon_id``.
+
+    Keywords (``map_fn`` included) go to :func:`vectorize_blocks`.
 
     Holds every polygon in memory: for rasters of ordinary size and for tests; stream
     large maps with :func:`vectorize_blocks` / :func:`vectorize_to_file` instead.
@@ -147,8 +161,8 @@ def vectorize_to_file(
 ) -> int:
     """Vectorize ``path`` block-wise straight into ``out_path`` (.gpkg, .parquet, .fgb); returns the polygon count.
 
-    ``crs``: output CRS (default: the class map's). Other keywords go to
-    :func:`vectorize_blocks` (``instance_path`` obeys the same ``overwrite``).
+    ``crs``: output CRS (default: the class map's). Other keywords (``map_fn`` included) go
+    to :func:`vectorize_blocks` (``instance_path`` obeys the same ``overwrite``).
     """
     from geoseg.coverage import check_output_path, write_polygons
 
@@ -226,6 +240,36 @@ def _block_rows(width: int, height: int, block_size: int) -> Iterator[list[Pixel
         yield [PixelBox(c0, r0, min(block_size, width - c0), h) for c0 in range(0, width, block_size)]
 
 
+@dataclass(frozen=True)
+class BlockTask:
+    """One block's work order for :func:`vectorize_block` / :func:`mmu_block`: picklable, small.
+
+    ``path``/``confidence``: the rasters (opened by the worker); ``box``: the block;
+    ``width``: the raster's width (for fragment ids); ``remap``: this block's slice of the
+    MMU reassignment ``(fid, new_class)`` or None; ``keep_labels``: also return the label
+    block (simplification, instance raster); ``nodata_polygons``: also polygonize nodata
+    (simplification); ``row_area``/``mmu_m2``: pixel area (m²) per block row and the MMU,
+    for :func:`mmu_block`.
+    """
+
+    path: str | Path
+    box: PixelBox
+    width: int
+    confidence: str | Path | None = None
+    remap: tuple[np.ndarray, np.ndarray] | None = None
+    keep_labels: bool = False
+    nodata_polygons: bool = False
+    row_area: np.ndarray | None = None
+    mmu_m2: float = 0.0
+
+
+def _close(results) -> None:
+    """Close a (possibly generator) map result early, so a parallel map can shut its workers down."""
+    close = getattr(results, "close", None)
+    if close is not None:
+        close()
+
+
 # --------------------------------------------------------------------------- labelling & joining
 
 
@@ -238,6 +282,28 @@ class _Block:
     labels: np.ndarray  # (h, w) int32
     label_class: np.ndarray  # (n + 1,) uint8, [0] = nodata
     fid: np.ndarray  # (n + 1,) int64: raster index row * width + col of each fragment's first pixel, [0] = -1
+
+    @property
+    def n(self) -> int:
+        return len(self.fid) - 1
+
+    def edges(self) -> _Edges:
+        """What the seam join needs of this block: its border lines of labels and classes (copies)."""
+        lab, cls = self.labels, self.classes
+        return _Edges(self.box, self.label_class, self.fid,
+                      tuple(a.copy() for a in (lab[0], lab[-1], lab[:, 0], lab[:, -1])),
+                      tuple(a.copy() for a in (cls[0], cls[-1], cls[:, 0], cls[:, -1])))
+
+
+@dataclass(slots=True)
+class _Edges:
+    """A block's fragments as the seam join sees them: ids, classes and the four border lines."""
+
+    box: PixelBox
+    label_class: np.ndarray  # (n + 1,) uint8, [0] = nodata
+    fid: np.ndarray  # (n + 1,) int64, [0] = -1
+    lab: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # labels of the top, bottom, left, right lines
+    cls: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # classes of the same lines
 
     @property
     def n(self) -> int:
@@ -313,29 +379,29 @@ class _Joiner:
         self.bot_cls = self.top_cls.copy()
         self.left_fid = self.left_cls = None
 
-    def seams(self, blk: _Block):
-        """``[(prev_fid, prev_cls, cur_fid, cur_cls)]`` for the left and top seams of ``blk`` (if internal)."""
-        b, out = blk.box, []
+    def seams(self, e: _Edges):
+        """``[(prev_fid, prev_cls, cur_fid, cur_cls)]`` for the left and top seams of block ``e`` (if internal)."""
+        b, out = e.box, []
         if b.col > 0:
-            out.append((self.left_fid, self.left_cls, blk.fid[blk.labels[:, 0]], blk.classes[:, 0]))
+            out.append((self.left_fid, self.left_cls, e.fid[e.lab[2]], e.cls[2]))
         if b.row > 0:
             sl = slice(b.col, b.col_stop)
-            out.append((self.top_fid[sl], self.top_cls[sl], blk.fid[blk.labels[0]], blk.classes[0]))
+            out.append((self.top_fid[sl], self.top_cls[sl], e.fid[e.lab[0]], e.cls[0]))
         return out
 
-    def join(self, blk: _Block) -> np.ndarray:
-        """Register ``blk``'s fragments on internal edges and join them to their neighbours; returns is_node per label."""
-        b, lab = blk.box, blk.labels
-        is_node = np.zeros(blk.n + 1, bool)
-        for internal, edge in ((b.row > 0, lab[0]), (b.row_stop < self.height, lab[-1]),
-                               (b.col > 0, lab[:, 0]), (b.col_stop < self.width, lab[:, -1])):
+    def join(self, e: _Edges) -> np.ndarray:
+        """Register block ``e``'s fragments on internal edges and join them to their neighbours; returns is_node per label."""
+        b, (top, bot, left, right) = e.box, e.lab
+        is_node = np.zeros(e.n + 1, bool)
+        for internal, edge in ((b.row > 0, top), (b.row_stop < self.height, bot),
+                               (b.col > 0, left), (b.col_stop < self.width, right)):
             if internal:
                 is_node[edge] = True
         is_node[0] = False
         uf = self.uf
-        for f in blk.fid[is_node].tolist():
+        for f in e.fid[is_node].tolist():
             uf.add(f)
-        for prev_fid, prev_cls, cur_fid, cur_cls in self.seams(blk):
+        for prev_fid, prev_cls, cur_fid, cur_cls in self.seams(e):
             same = (prev_cls == cur_cls) & (cur_cls != CLASS_NODATA)
             if same.any():
                 pairs = np.unique(np.stack([prev_fid[same], cur_fid[same]], axis=1), axis=0)
@@ -343,13 +409,13 @@ class _Joiner:
                     uf.union(a, c)
         return is_node
 
-    def advance(self, blk: _Block) -> None:
-        """Remember ``blk``'s right column and bottom row for the blocks that follow."""
-        b = blk.box
-        self.left_fid = blk.fid[blk.labels[:, -1]]
-        self.left_cls = blk.classes[:, -1].copy()
-        self.bot_fid[b.col:b.col_stop] = blk.fid[blk.labels[-1]]
-        self.bot_cls[b.col:b.col_stop] = blk.classes[-1]
+    def advance(self, e: _Edges) -> None:
+        """Remember block ``e``'s right column and bottom row for the blocks that follow."""
+        b = e.box
+        self.left_fid = e.fid[e.lab[3]]
+        self.left_cls = e.cls[3].copy()
+        self.bot_fid[b.col:b.col_stop] = e.fid[e.lab[1]]
+        self.bot_cls[b.col:b.col_stop] = e.cls[1]
 
     def open_roots(self, last_row: bool) -> set[int]:
         """Roots of the regions that reach this block row's bottom edge (so may continue below)."""
@@ -380,6 +446,13 @@ class _Remap:
     fid: np.ndarray
     new_class: np.ndarray
 
+    def for_box(self, box: PixelBox, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The part of the remap inside ``box`` (``(fid, new_class)``), or None when there is none."""
+        lo, hi = np.searchsorted(self.fid, [box.row * width, box.row_stop * width])
+        fid, cls = self.fid[lo:hi], self.new_class[lo:hi]
+        m = (fid % width >= box.col) & (fid % width < box.col_stop)
+        return (fid[m], cls[m]) if m.any() else None
+
     def apply(self, classes: np.ndarray, box: PixelBox, width: int) -> np.ndarray:
         lo, hi = np.searchsorted(self.fid, [box.row * width, box.row_stop * width])
         cols = self.fid[lo:hi] % width
@@ -403,7 +476,36 @@ def _edge_pairs(labels: np.ndarray):
     return np.concatenate(out_a), np.concatenate(out_b)
 
 
-def _mmu_pass(src, block_size: int, mmu_m2: float, ctx: _Context) -> _Remap:
+@dataclass(slots=True)
+class MmuBlockResult:
+    """:func:`mmu_block`'s result: fragments, their areas, and the edges of small fragments inside the block."""
+
+    edges: _Edges
+    area: np.ndarray  # (n + 1,) m² per label
+    small: np.ndarray  # (n + 1,) bool, area < mmu_m2 ([0] False)
+    pairs: tuple | None  # (fid_a, fid_b, cls_a, cls_b, small_a, small_b, shared edge count), or None
+
+
+def mmu_block(task: BlockTask) -> MmuBlockResult:
+    """Per-block work of the MMU pass (pure, picklable in and out): read, label, areas, inner edges."""
+    box = task.box
+    with open_raster(task.path) as src:
+        classes = src.read(1, window=box.to_window())
+    blk = _label_block(classes, box, task.width)
+    area = np.bincount(blk.labels.ravel(), weights=np.repeat(task.row_area, box.width), minlength=blk.n + 1)
+    small = area < task.mmu_m2
+    small[0] = False
+    la, lb = _edge_pairs(blk.labels)
+    keep = small[la] | small[lb]
+    pairs = None
+    if keep.any():
+        key, cnt = np.unique(la[keep].astype(np.int64) * (blk.n + 1) + lb[keep], return_counts=True)
+        a, b = key // (blk.n + 1), key % (blk.n + 1)
+        pairs = (blk.fid[a], blk.fid[b], blk.label_class[a], blk.label_class[b], small[a], small[b], cnt)
+    return MmuBlockResult(blk.edges(), area, small, pairs)
+
+
+def _mmu_pass(path, src, block_size: int, mmu_m2: float, ctx: _Context, map_fn: MapFn = map) -> _Remap:
     """Pass 1: region areas and, for regions that may be below ``mmu_m2``, their neighbours."""
     W, H = src.width, src.height
     joiner = _Joiner(W, H)
@@ -420,51 +522,51 @@ def _mmu_pass(src, block_size: int, mmu_m2: float, ctx: _Context) -> _Remap:
             e_src.append(f1[s]), e_dst.append(f2[s]), e_dcls.append(c2[s]), e_cnt.append(cnt[s])
 
     rows = list(_block_rows(W, H, block_size))
-    for bi, row in enumerate(rows):
-        left_small = None
-        for box in row:
-            classes = src.read(1, window=box.to_window())
-            blk = _label_block(classes, box, W)
-            area = np.bincount(blk.labels.ravel(), weights=np.repeat(ctx.row_area_m2(box.row, box.row_stop), box.width),
-                               minlength=blk.n + 1)
-            small = area < mmu_m2
-            small[0] = False
-            is_node = joiner.join(blk)
-            # edges inside the block
-            la, lb = _edge_pairs(blk.labels)
-            keep = small[la] | small[lb]
-            if keep.any():
-                key, cnt = np.unique(la[keep].astype(np.int64) * (blk.n + 1) + lb[keep], return_counts=True)
-                a, b = key // (blk.n + 1), key % (blk.n + 1)
-                record(blk.fid[a], blk.fid[b], blk.label_class[a], blk.label_class[b], small[a], small[b], cnt)
-            # edges across the left and top seams
-            prev_smalls = ([left_small] if box.col > 0 else []) + ([top_small[box.col:box.col_stop]] if box.row > 0 else [])
-            cur_smalls = ([small[blk.labels[:, 0]]] if box.col > 0 else []) + ([small[blk.labels[0]]] if box.row > 0 else [])
-            for (pf, pc, cf, cc), ps, cs in zip(joiner.seams(blk), prev_smalls, cur_smalls):
-                m = (pc != cc) & (pc != CLASS_NODATA) & (cc != CLASS_NODATA) & (ps | cs)
-                if m.any():
-                    pairs, cnt = np.unique(np.stack([pf[m], cf[m], pc[m], cc[m], ps[m], cs[m]], axis=1), axis=0,
-                                           return_counts=True)
-                    record(pairs[:, 0], pairs[:, 1], pairs[:, 2], pairs[:, 3], pairs[:, 4] > 0, pairs[:, 5] > 0, cnt)
-            for f, c, a in zip(blk.fid[is_node].tolist(), blk.label_class[is_node].tolist(), area[is_node].tolist()):
-                node_area[f], node_cls[f] = a, c
-            alone = ~is_node & small
-            alone[0] = False
-            small_fid.append(blk.fid[alone]), small_comp.append(blk.fid[alone])
-            comp_id.append(blk.fid[alone]), comp_cls.append(blk.label_class[alone]), comp_area.append(area[alone])
-            left_small = small[blk.labels[:, -1]]
-            bot_small[box.col:box.col_stop] = small[blk.labels[-1]]
-            joiner.advance(blk)
-        for members in joiner.end_row(bi == len(rows) - 1):
-            total = sum(node_area.pop(m) for m in members)
-            cls = node_cls[members[0]]
-            for m in members:
-                del node_cls[m]
-            if total < mmu_m2:
-                small_fid.append(np.array(members, np.int64)), small_comp.append(np.full(len(members), min(members)))
-                comp_id.append(np.array([min(members)])), comp_cls.append(np.array([cls])), comp_area.append(np.array([total]))
-        top_small, bot_small = bot_small, top_small
-        bot_small.fill(False)
+    tasks = (BlockTask(path, box, W, row_area=ctx.row_area_m2(box.row, box.row_stop), mmu_m2=float(mmu_m2))
+             for row in rows for box in row)
+    results = iter(map_fn(mmu_block, tasks))
+    try:
+        for bi, row in enumerate(rows):
+            left_small = None
+            for box in row:
+                res = next(results)
+                e, area, small = res.edges, res.area, res.small
+                if e.box != box:
+                    raise RuntimeError(f"map_fn returned results out of order: {e.box} for {box}")
+                is_node = joiner.join(e)
+                # edges inside the block
+                if res.pairs is not None:
+                    record(*res.pairs)
+                # edges across the left and top seams
+                prev_smalls = ([left_small] if box.col > 0 else []) + ([top_small[box.col:box.col_stop]] if box.row > 0 else [])
+                cur_smalls = ([small[e.lab[2]]] if box.col > 0 else []) + ([small[e.lab[0]]] if box.row > 0 else [])
+                for (pf, pc, cf, cc), ps, cs in zip(joiner.seams(e), prev_smalls, cur_smalls):
+                    m = (pc != cc) & (pc != CLASS_NODATA) & (cc != CLASS_NODATA) & (ps | cs)
+                    if m.any():
+                        pairs, cnt = np.unique(np.stack([pf[m], cf[m], pc[m], cc[m], ps[m], cs[m]], axis=1), axis=0,
+                                               return_counts=True)
+                        record(pairs[:, 0], pairs[:, 1], pairs[:, 2], pairs[:, 3], pairs[:, 4] > 0, pairs[:, 5] > 0, cnt)
+                for f, c, a in zip(e.fid[is_node].tolist(), e.label_class[is_node].tolist(), area[is_node].tolist()):
+                    node_area[f], node_cls[f] = a, c
+                alone = ~is_node & small
+                alone[0] = False
+                small_fid.append(e.fid[alone]), small_comp.append(e.fid[alone])
+                comp_id.append(e.fid[alone]), comp_cls.append(e.label_class[alone]), comp_area.append(area[alone])
+                left_small = small[e.lab[3]]
+                bot_small[box.col:box.col_stop] = small[e.lab[1]]
+                joiner.advance(e)
+            for members in joiner.end_row(bi == len(rows) - 1):
+                total = sum(node_area.pop(m) for m in members)
+                cls = node_cls[members[0]]
+                for m in members:
+                    del node_cls[m]
+                if total < mmu_m2:
+                    small_fid.append(np.array(members, np.int64)), small_comp.append(np.full(len(members), min(members)))
+                    comp_id.append(np.array([min(members)])), comp_cls.append(np.array([cls])), comp_area.append(np.array([total]))
+            top_small, bot_small = bot_small, top_small
+            bot_small.fill(False)
+    finally:
+        _close(results)
 
     def cat(x, dtype):
         return np.concatenate(x).astype(dtype) if x else np.zeros(0, dtype)
@@ -504,7 +606,49 @@ def _nodata_polygons(nodata: np.ndarray, box: PixelBox) -> list:
     return build_polygons(found).tolist() if found else []
 
 
-def _vectorize_pass(src, conf_src, block_size, simplify_m, remap, ctx, inst):
+@dataclass(slots=True)
+class BlockResult:
+    """:func:`vectorize_block`'s result: one block's fragments, polygonized in pixel space, with stats."""
+
+    edges: _Edges
+    npix: np.ndarray  # (n + 1,) pixels per label
+    csum: np.ndarray  # (n + 1,) confidence sum per label (zeros without a confidence raster)
+    ccnt: np.ndarray  # (n + 1,) confidence pixel count per label
+    geoms: np.ndarray  # (n + 1,) object: pixel-space Polygons, [0] = None
+    labels: np.ndarray | None  # (h, w) int32 when ``keep_labels``
+    nodata_geoms: list  # pixel-space polygons of the nodata pixels when ``nodata_polygons``
+
+
+def vectorize_block(task: BlockTask) -> BlockResult:
+    """Per-block work of the vectorizing pass (pure, picklable in and out): read, MMU remap,
+    label, polygonize in pixel coordinates, per-fragment stats."""
+    box = task.box
+    with open_raster(task.path) as src:
+        classes = src.read(1, window=box.to_window())
+    if task.remap is not None:
+        classes = _Remap(*task.remap).apply(classes, box, task.width)
+    blk = _label_block(classes, box, task.width)
+    flat = blk.labels.ravel()
+    npix = np.bincount(flat, minlength=blk.n + 1)
+    if task.confidence is not None:
+        with open_raster(task.confidence) as conf_src:
+            conf_nodata = conf_src.nodata if conf_src.nodata is not None else CLASS_NODATA
+            conf = conf_src.read(1, window=box.to_window()).ravel()
+        ok = conf != conf_nodata
+        csum = np.bincount(flat, weights=np.where(ok, conf, 0), minlength=blk.n + 1)
+        ccnt = np.bincount(flat, weights=ok, minlength=blk.n + 1)
+    else:
+        csum = ccnt = np.zeros(blk.n + 1)
+    geoms = _polygonize(blk.labels, box, blk.n)
+    nodata_geoms = []
+    if task.nodata_polygons:
+        nd = classes == CLASS_NODATA
+        if nd.any():
+            nodata_geoms = _nodata_polygons(nd, box)
+    return BlockResult(blk.edges(), npix, csum, ccnt, geoms, blk.labels if task.keep_labels else None, nodata_geoms)
+
+
+def _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, inst, map_fn: MapFn = map):
     W, H = src.width, src.height
     joiner = _Joiner(W, H)
     frags: dict[int, _Frag] = {}
@@ -512,65 +656,66 @@ def _vectorize_pass(src, conf_src, block_size, simplify_m, remap, ctx, inst):
     if simplify_m > 0:
         mid = ctx.row_area_m2(H // 2, H // 2 + 1)[0]
         tol_px = simplify_m / float(np.sqrt(mid))
-    conf_nodata = (conf_src.nodata if conf_src is not None and conf_src.nodata is not None else CLASS_NODATA)
     rows = list(_block_rows(W, H, block_size))
-    for bi, row in enumerate(rows):
-        last = bi == len(rows) - 1
-        strip = _Batch()  # standalone fragments of this block row (held back only when simplifying)
-        nodata_geoms, strip_blocks = [], []
-        for box in row:
-            classes = src.read(1, window=box.to_window())
-            if remap is not None:
-                classes = remap.apply(classes, box, W)
-            blk = _label_block(classes, box, W)
-            flat = blk.labels.ravel()
-            npix = np.bincount(flat, minlength=blk.n + 1)
-            if conf_src is not None:
-                conf = conf_src.read(1, window=box.to_window()).ravel()
-                ok = conf != conf_nodata
-                csum = np.bincount(flat, weights=np.where(ok, conf, 0), minlength=blk.n + 1)
-                ccnt = np.bincount(flat, weights=ok, minlength=blk.n + 1)
-            else:
-                csum = ccnt = np.zeros(blk.n + 1)
-            geoms = _polygonize(blk.labels, box, blk.n)
-            if tol_px:
-                nd = classes == CLASS_NODATA
-                if nd.any():
-                    nodata_geoms.extend(_nodata_polygons(nd, box))
-                strip_blocks.append((box, blk.labels, blk.fid))
-            is_node = joiner.join(blk)
-            for i in np.flatnonzero(is_node).tolist():
-                frags[int(blk.fid[i])] = _Frag(int(blk.label_class[i]), int(npix[i]), float(csum[i]), float(ccnt[i]),
-                                               geoms[i], bi)
-            alone = ~is_node
-            alone[0] = False
-            strip.add(blk.fid[alone] + 1, blk.label_class[alone], geoms[alone], npix[alone], csum[alone], ccnt[alone])
-            if inst is not None:
-                inst.write(box, np.where(blk.labels > 0, blk.fid[blk.labels] + 1, 0).astype(np.uint32))
-            joiner.advance(blk)
-            if not tol_px:
-                yield from strip.emit(ctx)
+    tasks = (BlockTask(path, box, W, confidence=confidence,
+                       remap=remap.for_box(box, W) if remap is not None else None,
+                       keep_labels=bool(tol_px) or inst is not None, nodata_polygons=bool(tol_px))
+             for row in rows for box in row)
+    results = iter(map_fn(vectorize_block, tasks))
+    try:
+        for bi, row in enumerate(rows):
+            yield from _vectorize_row(bi, row, len(rows), results, joiner, frags, tol_px, ctx, inst)
+    finally:
+        _close(results)
+
+
+def _vectorize_row(bi, row, n_rows, results, joiner, frags, tol_px, ctx, inst):
+    """Join, emit and (when simplifying) simplify block row ``bi`` from its blocks' results."""
+    last = bi == n_rows - 1
+    strip = _Batch()  # standalone fragments of this block row (held back only when simplifying)
+    nodata_geoms, strip_blocks = [], []
+    for box in row:
+        res = next(results)
+        e, npix, csum, ccnt, geoms = res.edges, res.npix, res.csum, res.ccnt, res.geoms
+        if e.box != box:
+            raise RuntimeError(f"map_fn returned results out of order: {e.box} for {box}")
         if tol_px:
-            _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px)
-        rows_out = []  # regions that end in this block row: (pid, class, geometry, pixels, conf sum, conf count)
-        for members in joiner.end_row(last):
-            parts = [frags.pop(m) for m in members]
-            pid = min(members) + 1
-            geoms = [p.geom for p in parts if p.geom is not None]
-            for p in parts:
-                p.geom = None
-            rows_out.append((pid, parts[0].cls, geoms[0] if len(geoms) == 1 else union_pieces(geoms),
-                             sum(p.npix for p in parts), sum(p.csum for p in parts), sum(p.ccnt for p in parts)))
-            if inst is not None and len(members) > 1:
-                inst.remap(np.array(members, np.int64) + 1, pid)
-        closed = _Batch()
-        if rows_out:
-            pid, cls, geom, npix, csum, ccnt = zip(*rows_out)
-            closed.add(np.array(pid, np.int64), np.array(cls, np.uint8), np.array(geom, dtype=object),
-                       np.array(npix), np.array(csum, np.float64), np.array(ccnt, np.float64))
-            del rows_out, geom
-        yield from strip.emit(ctx, simplified=bool(tol_px))
-        yield from closed.emit(ctx, simplified=bool(tol_px))
+            nodata_geoms.extend(res.nodata_geoms)
+            strip_blocks.append((box, res.labels, e.fid))
+        is_node = joiner.join(e)
+        for i in np.flatnonzero(is_node).tolist():
+            frags[int(e.fid[i])] = _Frag(int(e.label_class[i]), int(npix[i]), float(csum[i]), float(ccnt[i]),
+                                         geoms[i], bi)
+        alone = ~is_node
+        alone[0] = False
+        strip.add(e.fid[alone] + 1, e.label_class[alone], geoms[alone], npix[alone], csum[alone], ccnt[alone])
+        if inst is not None:
+            inst.write(box, np.where(res.labels > 0, e.fid[res.labels] + 1, 0).astype(np.uint32))
+        joiner.advance(e)
+        del res, geoms
+        if not tol_px:
+            yield from strip.emit(ctx)
+    if tol_px:
+        _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px)
+    rows_out = []  # regions that end in this block row: (pid, class, geometry, pixels, conf sum, conf count)
+    for members in joiner.end_row(last):
+        parts = [frags.pop(m) for m in members]
+        pid = min(members) + 1
+        geoms = [p.geom for p in parts if p.geom is not None]
+        for p in parts:
+            p.geom = None
+        rows_out.append((pid, parts[0].cls, geoms[0] if len(geoms) == 1 else union_pieces(geoms),
+                         sum(p.npix for p in parts), sum(p.csum for p in parts), sum(p.ccnt for p in parts)))
+        if inst is not None and len(members) > 1:
+            inst.remap(np.array(members, np.int64) + 1, pid)
+    closed = _Batch()
+    if rows_out:
+        pid, cls, geom, npix, csum, ccnt = zip(*rows_out)
+        closed.add(np.array(pid, np.int64), np.array(cls, np.uint8), np.array(geom, dtype=object),
+                   np.array(npix), np.array(csum, np.float64), np.array(ccnt, np.float64))
+        del rows_out, geom
+    yield from strip.emit(ctx, simplified=bool(tol_px))
+    yield from closed.emit(ctx, simplified=bool(tol_px))
 
 
 def _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px) -> None:

@@ -63,8 +63,12 @@ class LocalExecutor:
         pass
 
     def map(self, fn, items):
-        """Ordered, lazy map in this process (items are argument tuples)."""
-        return (fn(*it) for it in items)
+        """Ordered, lazy map in this process."""
+        return map(fn, items)
+
+    @property
+    def cpus(self) -> int:
+        return 1
 
     def close(self) -> None:
         pass
@@ -176,22 +180,13 @@ class RayExecutor:
             self._ray.kill(a)
         self.actors = []
 
-    def map(self, fn, items, lookahead: int | None = None):
-        """Ordered, lazy map of ``fn(*item)`` over Ray tasks, at most ``lookahead`` outstanding.
+    @property
+    def cpus(self) -> int:
+        return int(self._ray.cluster_resources().get("CPU", 1))
 
-        Used for stages after inference (block-wise vectorization): results come back in
-        input order, so a sequential consumer can merge them while memory stays bounded.
-        """
-        ray = self._ray
-        remote_fn = ray.remote(num_cpus=1, max_retries=2)(fn)
-        limit = lookahead or 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
-        queue: deque = deque()
-        for it in items:
-            queue.append(remote_fn.remote(*it))
-            if len(queue) >= limit:
-                yield ray.get(queue.popleft())
-        while queue:
-            yield ray.get(queue.popleft())
+    def map(self, fn, items):
+        """Ordered, lazy map over Ray tasks (see :func:`ordered_map`)."""
+        return ordered_map(fn, items)
 
     def close(self) -> None:
         self.release_actors()
@@ -215,6 +210,25 @@ class _TileActor:
 
     def process(self, job: SceneJob, tiles: tuple[Tile, ...]) -> list[TileResult]:
         return self.processor.process(job, list(tiles))
+
+
+def ordered_map(fn, items, lookahead: int | None = None):
+    """Ordered, lazy map of ``fn(item)`` over Ray tasks, at most ``lookahead`` outstanding.
+
+    For stages after inference (block-wise vectorization): results come back in input
+    order, so a sequential consumer can merge them while memory stays bounded.
+    """
+    import ray
+
+    remote_fn = ray.remote(num_cpus=1, max_retries=2)(fn)
+    limit = lookahead or 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    queue: deque = deque()
+    for it in items:
+        queue.append(remote_fn.remote(it))
+        if len(queue) >= limit:
+            yield ray.get(queue.popleft())
+    while queue:
+        yield ray.get(queue.popleft())
 
 
 def make_executor(payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int):

@@ -108,7 +108,7 @@ class SceneWriter:
             conf = self.dir / self.files["confidence"] if self._confidence is not None else None
             self.polygon_count = vectorize_to_file(self.dir / self.files["classes"], self.dir / self.files["polygons"],
                                                    confidence=conf, class_names=self.card.class_names,
-                                                   **self.vectorize_options)
+                                                   map_fn=map_fn, **self.vectorize_options)
             self.seconds["vectorize"] += time.perf_counter() - t0
         return list(self.files.values())
 

@@ -452,3 +452,48 @@ def test_clear_errors(tmp_path):
     other = write_classes(tmp_path, np.zeros((5, 4), np.uint8))
     with pytest.raises(InputError, match="grid"):
         list(vectorize_blocks(path, confidence=other))
+
+
+# --------------------------------------------------------------------------- parallel per-block work
+
+
+def bounded_pool_map(func, items, workers=2, lookahead=4):
+    """An ordered, lazy, bounded-look-ahead parallel map (what runtime.py provides, minus Ray)."""
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(workers) as pool:
+        q = deque()
+        for it in items:
+            q.append(pool.submit(func, *it) if isinstance(it, tuple) else pool.submit(func, it))
+            if len(q) >= lookahead:
+                yield q.popleft().result()
+        while q:
+            yield q.popleft().result()
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 64])
+def test_parallel_map_gives_the_sequential_output(tmp_path, block_size):
+    shape = (12, 14) if block_size == 1 else (22, 25)  # block size 1: one task per pixel, keep it small
+    classes = _blobs(7, shape)
+    classes[3:6, 4:7] = 255
+    path = write_classes(tmp_path, classes)
+    conf = tmp_path / "conf.tif"
+    with rasterio.open(conf, "w", driver="GTiff", width=shape[1], height=shape[0], count=1, dtype="uint8",
+                       crs="EPSG:32612",
+                       transform=UTM, nodata=255) as dst:
+        dst.write(np.random.default_rng(7).integers(0, 101, classes.shape, dtype=np.uint8), 1)
+    for extra in ({}, {"mmu_m2": 5 * 900.0}, {"simplify_m": 45.0}, {"mmu_m2": 5 * 900.0, "simplify_m": 45.0}):
+        seq = polygon_frame(path, block_size=block_size, confidence=conf, **extra)
+        par = polygon_frame(path, block_size=block_size, confidence=conf, map_fn=bounded_pool_map, **extra)
+        assert len(seq) > 1
+        for col in ("polygon_id", "class_id", "class_name", "area_m2", "perimeter_m", "mean_confidence"):
+            assert seq[col].tolist() == par[col].tolist(), (extra, col)
+        assert shapely.to_wkb(seq.geometry.values).tolist() == shapely.to_wkb(par.geometry.values).tolist(), extra
+    # the instance raster too
+    ids = []
+    for i, fn in enumerate((None, bounded_pool_map)):
+        inst = tmp_path / f"inst{i}.tif"
+        polygon_frame(path, block_size=block_size, mmu_m2=5 * 900.0, instance_path=inst, map_fn=fn)
+        with rasterio.open(inst) as src:
+            ids.append(src.read(1))
+    assert (ids[0] == ids[1]).all()
