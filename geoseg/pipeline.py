@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 from geoseg import __version__
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError, TileError
@@ -24,7 +23,13 @@ from geoseg.model import Checkpoint, checkpoint_payload, load_checkpoint, sha256
 from geoseg.normalization import scene_stats
 from geoseg.outputs import RUN_FILES, Staging, write_json
 from geoseg.predict import SceneJob
-from geoseg.raster import RasterInfo, box_intersects, load_aoi, open_raster, resolve_bands
+from geoseg.raster import (
+    RasterInfo,
+    box_intersects,
+    load_aoi,
+    open_raster,
+    resolve_bands,
+)
 from geoseg.runtime import Task, make_executor
 from geoseg.stats import class_table, write_stats_csv
 from geoseg.stitch import SceneWriter, scene_files

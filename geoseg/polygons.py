@@ -42,6 +42,7 @@ from affine import Affine
 from rasterio.features import shapes
 
 from geoseg import CLASS_NODATA
+from geoseg.blocks import BlockTask, Edges, Joiner, block_rows, close_map, label_block
 from geoseg.coverage import (
     InstanceWriter,
     build_polygons,
@@ -233,209 +234,6 @@ class _Context:
         return pixel_area_m2(self.crs, self.transform, np.arange(r0, r1))
 
 
-def _block_rows(width: int, height: int, block_size: int) -> Iterator[list[PixelBox]]:
-    """The block grid, one list of boxes per block row, row-major."""
-    for r0 in range(0, height, block_size):
-        h = min(block_size, height - r0)
-        yield [PixelBox(c0, r0, min(block_size, width - c0), h) for c0 in range(0, width, block_size)]
-
-
-@dataclass(frozen=True)
-class BlockTask:
-    """One block's work order for :func:`vectorize_block` / :func:`mmu_block`: picklable, small.
-
-    ``path``/``confidence``: the rasters (opened by the worker); ``box``: the block;
-    ``width``: the raster's width (for fragment ids); ``remap``: this block's slice of the
-    MMU reassignment ``(fid, new_class)`` or None; ``keep_labels``: also return the label
-    block (simplification, instance raster); ``nodata_polygons``: also polygonize nodata
-    (simplification); ``row_area``/``mmu_m2``: pixel area (m²) per block row and the MMU,
-    for :func:`mmu_block`.
-    """
-
-    path: str | Path
-    box: PixelBox
-    width: int
-    confidence: str | Path | None = None
-    remap: tuple[np.ndarray, np.ndarray] | None = None
-    keep_labels: bool = False
-    nodata_polygons: bool = False
-    row_area: np.ndarray | None = None
-    mmu_m2: float = 0.0
-
-
-def _close(results) -> None:
-    """Close a (possibly generator) map result early, so a parallel map can shut its workers down."""
-    close = getattr(results, "close", None)
-    if close is not None:
-        close()
-
-
-# --------------------------------------------------------------------------- labelling & joining
-
-
-@dataclass(slots=True)
-class _Block:
-    """One block's 4-connected fragments: ``labels`` 1..n (0 = nodata) and per-label arrays."""
-
-    box: PixelBox
-    classes: np.ndarray  # (h, w) uint8
-    labels: np.ndarray  # (h, w) int32
-    label_class: np.ndarray  # (n + 1,) uint8, [0] = nodata
-    fid: np.ndarray  # (n + 1,) int64: raster index row * width + col of each fragment's first pixel, [0] = -1
-
-    @property
-    def n(self) -> int:
-        return len(self.fid) - 1
-
-    def edges(self) -> _Edges:
-        """What the seam join needs of this block: its border lines of labels and classes (copies)."""
-        lab, cls = self.labels, self.classes
-        return _Edges(self.box, self.label_class, self.fid,
-                      tuple(a.copy() for a in (lab[0], lab[-1], lab[:, 0], lab[:, -1])),
-                      tuple(a.copy() for a in (cls[0], cls[-1], cls[:, 0], cls[:, -1])))
-
-
-@dataclass(slots=True)
-class _Edges:
-    """A block's fragments as the seam join sees them: ids, classes and the four border lines."""
-
-    box: PixelBox
-    label_class: np.ndarray  # (n + 1,) uint8, [0] = nodata
-    fid: np.ndarray  # (n + 1,) int64, [0] = -1
-    lab: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # labels of the top, bottom, left, right lines
-    cls: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # classes of the same lines
-
-    @property
-    def n(self) -> int:
-        return len(self.fid) - 1
-
-
-def _label_block(classes: np.ndarray, box: PixelBox, width: int) -> _Block:
-    from scipy import ndimage
-
-    h, w = classes.shape
-    labels = np.zeros((h, w), np.int32)
-    label_class, fids = [np.array([CLASS_NODATA], np.uint8)], [np.array([-1], np.int64)]
-    n = 0
-    for c in np.flatnonzero(np.bincount(classes.ravel(), minlength=256)):
-        if c == CLASS_NODATA:
-            continue
-        mask = classes == c
-        lab, k = ndimage.label(mask)  # default structure: 4-connectivity
-        # ndimage numbers regions in raster-scan order of their first pixel, so the first
-        # pixels are where the running maximum of the labels steps up.
-        running = np.maximum.accumulate(lab.ravel())
-        first = np.flatnonzero(np.diff(running, prepend=0))
-        fids.append((box.row + first // w) * np.int64(width) + box.col + first % w)
-        label_class.append(np.full(k, c, np.uint8))
-        labels[mask] = lab[mask] + n
-        n += k
-    return _Block(box, classes, labels, np.concatenate(label_class), np.concatenate(fids))
-
-
-class _UnionFind:
-    """Union-find over fragment ids, keeping each root's members so a closed region can be dropped."""
-
-    def __init__(self):
-        self.parent: dict[int, int] = {}
-        self.members: dict[int, list[int]] = {}
-
-    def add(self, x: int) -> None:
-        self.parent[x] = x
-        self.members[x] = [x]
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        if len(self.members[ra]) < len(self.members[rb]):
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.members[ra].extend(self.members.pop(rb))
-
-    def pop(self, root: int) -> list[int]:
-        members = self.members.pop(root)
-        for m in members:
-            del self.parent[m]
-        return members
-
-
-class _Joiner:
-    """Joins fragments across block seams; keeps only the seams' pixels (O(width + block_size))."""
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = width, height
-        self.uf = _UnionFind()
-        self.top_fid = np.full(width, -1, np.int64)
-        self.top_cls = np.full(width, CLASS_NODATA, np.uint8)
-        self.bot_fid = self.top_fid.copy()
-        self.bot_cls = self.top_cls.copy()
-        self.left_fid = self.left_cls = None
-
-    def seams(self, e: _Edges):
-        """``[(prev_fid, prev_cls, cur_fid, cur_cls)]`` for the left and top seams of block ``e`` (if internal)."""
-        b, out = e.box, []
-        if b.col > 0:
-            out.append((self.left_fid, self.left_cls, e.fid[e.lab[2]], e.cls[2]))
-        if b.row > 0:
-            sl = slice(b.col, b.col_stop)
-            out.append((self.top_fid[sl], self.top_cls[sl], e.fid[e.lab[0]], e.cls[0]))
-        return out
-
-    def join(self, e: _Edges) -> np.ndarray:
-        """Register block ``e``'s fragments on internal edges and join them to their neighbours; returns is_node per label."""
-        b, (top, bot, left, right) = e.box, e.lab
-        is_node = np.zeros(e.n + 1, bool)
-        for internal, edge in ((b.row > 0, top), (b.row_stop < self.height, bot),
-                               (b.col > 0, left), (b.col_stop < self.width, right)):
-            if internal:
-                is_node[edge] = True
-        is_node[0] = False
-        uf = self.uf
-        for f in e.fid[is_node].tolist():
-            uf.add(f)
-        for prev_fid, prev_cls, cur_fid, cur_cls in self.seams(e):
-            same = (prev_cls == cur_cls) & (cur_cls != CLASS_NODATA)
-            if same.any():
-                pairs = np.unique(np.stack([prev_fid[same], cur_fid[same]], axis=1), axis=0)
-                for a, c in pairs.tolist():
-                    uf.union(a, c)
-        return is_node
-
-    def advance(self, e: _Edges) -> None:
-        """Remember block ``e``'s right column and bottom row for the blocks that follow."""
-        b = e.box
-        self.left_fid = e.fid[e.lab[3]]
-        self.left_cls = e.cls[3].copy()
-        self.bot_fid[b.col:b.col_stop] = e.fid[e.lab[1]]
-        self.bot_cls[b.col:b.col_stop] = e.cls[1]
-
-    def open_roots(self, last_row: bool) -> set[int]:
-        """Roots of the regions that reach this block row's bottom edge (so may continue below)."""
-        if last_row:
-            return set()
-        fids = np.unique(self.bot_fid[self.bot_fid >= 0]).tolist()
-        return {self.uf.find(f) for f in fids}
-
-    def end_row(self, last_row: bool) -> list[list[int]]:
-        """Close every region that does not continue below; returns their member fragment ids."""
-        keep = self.open_roots(last_row)
-        closed = [self.uf.pop(r) for r in list(self.uf.members) if r not in keep]
-        self.top_fid, self.bot_fid = self.bot_fid, self.top_fid
-        self.top_cls, self.bot_cls = self.bot_cls, self.top_cls
-        self.bot_fid.fill(-1)
-        self.bot_cls.fill(CLASS_NODATA)
-        self.left_fid = self.left_cls = None
-        return closed
-
-
 # --------------------------------------------------------------------------- minimum mapping unit
 
 
@@ -458,7 +256,7 @@ class _Remap:
         cols = self.fid[lo:hi] % width
         if not ((cols >= box.col) & (cols < box.col_stop)).any():
             return classes
-        blk = _label_block(classes, box, width)
+        blk = label_block(classes, box, width)
         idx = np.clip(np.searchsorted(self.fid, blk.fid), 0, len(self.fid) - 1)
         hit = self.fid[idx] == blk.fid
         lut = blk.label_class.copy()
@@ -480,7 +278,7 @@ def _edge_pairs(labels: np.ndarray):
 class MmuBlockResult:
     """:func:`mmu_block`'s result: fragments, their areas, and the edges of small fragments inside the block."""
 
-    edges: _Edges
+    edges: Edges
     area: np.ndarray  # (n + 1,) m² per label
     small: np.ndarray  # (n + 1,) bool, area < mmu_m2 ([0] False)
     pairs: tuple | None  # (fid_a, fid_b, cls_a, cls_b, small_a, small_b, shared edge count), or None
@@ -491,7 +289,7 @@ def mmu_block(task: BlockTask) -> MmuBlockResult:
     box = task.box
     with open_raster(task.path) as src:
         classes = src.read(1, window=box.to_window())
-    blk = _label_block(classes, box, task.width)
+    blk = label_block(classes, box, task.width)
     area = np.bincount(blk.labels.ravel(), weights=np.repeat(task.row_area, box.width), minlength=blk.n + 1)
     small = area < task.mmu_m2
     small[0] = False
@@ -508,7 +306,7 @@ def mmu_block(task: BlockTask) -> MmuBlockResult:
 def _mmu_pass(path, src, block_size: int, mmu_m2: float, ctx: _Context, map_fn: MapFn = map) -> _Remap:
     """Pass 1: region areas and, for regions that may be below ``mmu_m2``, their neighbours."""
     W, H = src.width, src.height
-    joiner = _Joiner(W, H)
+    joiner = Joiner(W, H)
     node_area: dict[int, float] = {}
     node_cls: dict[int, int] = {}
     small_fid, small_comp = [], []  # fragments of regions below the MMU, and their region's id
@@ -521,7 +319,7 @@ def _mmu_pass(path, src, block_size: int, mmu_m2: float, ctx: _Context, map_fn: 
         for s, f1, f2, c2 in ((sa, fa, fb, cb), (sb, fb, fa, ca)):
             e_src.append(f1[s]), e_dst.append(f2[s]), e_dcls.append(c2[s]), e_cnt.append(cnt[s])
 
-    rows = list(_block_rows(W, H, block_size))
+    rows = list(block_rows(W, H, block_size))
     tasks = (BlockTask(path, box, W, row_area=ctx.row_area_m2(box.row, box.row_stop), mmu_m2=float(mmu_m2))
              for row in rows for box in row)
     results = iter(map_fn(mmu_block, tasks))
@@ -566,7 +364,7 @@ def _mmu_pass(path, src, block_size: int, mmu_m2: float, ctx: _Context, map_fn: 
             top_small, bot_small = bot_small, top_small
             bot_small.fill(False)
     finally:
-        _close(results)
+        close_map(results)
 
     def cat(x, dtype):
         return np.concatenate(x).astype(dtype) if x else np.zeros(0, dtype)
@@ -610,7 +408,7 @@ def _nodata_polygons(nodata: np.ndarray, box: PixelBox) -> list:
 class BlockResult:
     """:func:`vectorize_block`'s result: one block's fragments, polygonized in pixel space, with stats."""
 
-    edges: _Edges
+    edges: Edges
     npix: np.ndarray  # (n + 1,) pixels per label
     csum: np.ndarray  # (n + 1,) confidence sum per label (zeros without a confidence raster)
     ccnt: np.ndarray  # (n + 1,) confidence pixel count per label
@@ -627,7 +425,7 @@ def vectorize_block(task: BlockTask) -> BlockResult:
         classes = src.read(1, window=box.to_window())
     if task.remap is not None:
         classes = _Remap(*task.remap).apply(classes, box, task.width)
-    blk = _label_block(classes, box, task.width)
+    blk = label_block(classes, box, task.width)
     flat = blk.labels.ravel()
     npix = np.bincount(flat, minlength=blk.n + 1)
     if task.confidence is not None:
@@ -650,13 +448,13 @@ def vectorize_block(task: BlockTask) -> BlockResult:
 
 def _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, inst, map_fn: MapFn = map):
     W, H = src.width, src.height
-    joiner = _Joiner(W, H)
+    joiner = Joiner(W, H)
     frags: dict[int, _Frag] = {}
     tol_px = 0.0
     if simplify_m > 0:
         mid = ctx.row_area_m2(H // 2, H // 2 + 1)[0]
         tol_px = simplify_m / float(np.sqrt(mid))
-    rows = list(_block_rows(W, H, block_size))
+    rows = list(block_rows(W, H, block_size))
     tasks = (BlockTask(path, box, W, confidence=confidence,
                        remap=remap.for_box(box, W) if remap is not None else None,
                        keep_labels=bool(tol_px) or inst is not None, nodata_polygons=bool(tol_px))
@@ -666,7 +464,7 @@ def _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, i
         for bi, row in enumerate(rows):
             yield from _vectorize_row(bi, row, len(rows), results, joiner, frags, tol_px, ctx, inst)
     finally:
-        _close(results)
+        close_map(results)
 
 
 def _vectorize_row(bi, row, n_rows, results, joiner, frags, tol_px, ctx, inst):

@@ -11,6 +11,7 @@ map is geographic.
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 import rasterio
 from rasterio.features import shapes
