@@ -46,8 +46,7 @@ class Staging:
 
     def __init__(self, out_dir: Path, overwrite: bool, final_names: Iterable[str]):
         self.out_dir = out_dir
-        self.final_names = list(final_names)
-        existing = [n for n in self.final_names if (out_dir / n).exists()]
+        existing = [n for n in final_names if (out_dir / n).exists()]
         if existing and not overwrite:
             raise OutputError(
                 f"{out_dir}: outputs already exist ({', '.join(existing[:4])}{'...' if len(existing) > 4 else ''}); "

@@ -56,10 +56,11 @@ class ScenePlan:
 
 @dataclass
 class RunSummary:
+    """What a successful run published: the output directory, the files (manifest last), the manifest."""
+
     output_dir: Path
     files: list[Path]
     manifest: dict
-    ok: bool
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
@@ -177,7 +178,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
         write_stats_csv(staging.path("stats.csv"), tables)
         files = staging.publish(written + list(RUN_FILES))
         staging.discard()
-        return RunSummary(Path(cfg.output), files, manifest, True)
+        return RunSummary(Path(cfg.output), files, manifest)
     except BaseException:
         for w in writers:
             w.close()

@@ -35,7 +35,7 @@ def test_outputs_are_named_by_input_stem(nc_run):
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([f"{stem}_classes.tif", f"{stem}_confidence.tif", f"{stem}_polygons.gpkg",
                             "stats.json", "stats.csv", "manifest.json"])
-    assert summary.ok and [p.name for p in summary.files][-1] == "manifest.json"
+    assert summary.manifest["status"] == "success" and [p.name for p in summary.files][-1] == "manifest.json"
 
 
 def test_class_map_is_a_valid_cog_on_the_input_grid(nc_run):
@@ -213,7 +213,7 @@ def test_geographic_input_areas_are_in_square_metres(make_raster, tmp_path):
     approx_cell = 0.0003 * 111320 * np.cos(np.radians(8.35)) * 0.0003 * 110600
     assert stats["valid_area_ha"] == pytest.approx(stats["valid_pixels"] * approx_cell / 1e4, rel=0.01)
     assert gdf.area_m2.sum() / 1e4 == pytest.approx(stats["valid_area_ha"], rel=1e-3)
-    assert s.ok
+    assert s.manifest["status"] == "success"
 
 
 @pytest.mark.parametrize("dtype", ["int16", "float32"])
