@@ -44,20 +44,18 @@ class LocalExecutor:
 
     def __init__(self, payload: tuple[str, bytes], device: str, threads: int | None, batch_size: int):
         self.processor = TileProcessor(Predictor.from_payload(*payload, device=device, threads=threads), batch_size)
-        self.workers = 1
         self.description = f"in-process ({self.processor.predictor.device})"
 
     def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 0) -> Iterator[TaskOutcome]:
         for task in tasks:
-            error = None
+            results, error = None, None
             for _attempt in range(retries + 1):
                 try:
-                    yield TaskOutcome(task, self.processor.process(jobs[task.scene], list(task.tiles)))
+                    results = self.processor.process(jobs[task.scene], list(task.tiles))
                     break
                 except Exception as exc:  # noqa: BLE001 - recorded per tile, reported at the end
                     error = f"{type(exc).__name__}: {exc}"
-            else:
-                yield TaskOutcome(task, None, error)
+            yield TaskOutcome(task, results, None if results is not None else error)
 
     def release_actors(self) -> None:
         pass
@@ -117,7 +115,6 @@ class RayExecutor:
             [self._payload_ref], dev, runtime.threads_per_worker, batch_size
         )
         self.actors = [self._new_actor() for _ in range(n)]
-        self.workers = n
         self.per_worker = runtime.max_tasks_in_flight_per_worker
         self.description = f"Ray, {n} {dev.upper()} actor(s)"
         ray.get([a.ready.remote() for a in self.actors])
@@ -158,7 +155,7 @@ class RayExecutor:
             task, attempt, a, actor = pending.pop(ref)
             load[a] -= 1
             try:
-                yield TaskOutcome(task, ray.get(ref))
+                results = ray.get(ref)
             except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
                 if isinstance(exc, ray.exceptions.RayActorError) and self.actors[a] is actor:
                     self._replace(a)
@@ -168,6 +165,8 @@ class RayExecutor:
                     queue.append((task, attempt + 1))
                 else:
                     yield TaskOutcome(task, None, msg)
+                continue
+            yield TaskOutcome(task, results)
 
     def _replace(self, a: int) -> None:
         """Swap dead actor ``a`` for a fresh one (its other pending calls fail and are retried too)."""
