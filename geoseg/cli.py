@@ -76,6 +76,7 @@ def segment(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
       stats.json, stats.csv  area per class (ha, %) and pixel counts
       manifest.json          inputs, model, resolved config, versions, tile counts, timings
     """
+    from geoseg import storage
     from geoseg.config import SegmentConfig, load_yaml
     from geoseg.pipeline import segment as run_segment
 
@@ -99,16 +100,18 @@ def segment(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
     t = m["tiles"]
     px = sum(i["width"] * i["height"] for i in m["inputs"])
     secs = m["timings_s"]["total"]
-    click.echo(f"geoseg segment: {len(m['inputs'])} input(s), {t['processed']} tiles processed, "
+    click.echo(f"geoseg segment: {len(m['inputs'])} input(s), {t['processed']} tiles processed "
+               f"({t['resumed']} resumed from an interrupted run), "
                f"{t['skipped']} skipped (nodata), {t['outside_aoi']} outside AOI, {t['failed']} failed")
-    click.echo(f"  {px / 1e6:.2f} Mpx in {secs:.1f} s on {m['runtime']} (tiles stage {m['timings_s']['tiles']:.1f} s)")
-    stats = json.loads((summary.output_dir / "stats.json").read_text())
+    click.echo(f"  {px / 1e6:.2f} Mpx in {secs:.1f} s on {m['runtime']} (tiles stage {m['timings_s'].get('tiles', 0):.1f} s)")
+    stats = json.loads(storage.read_bytes(storage.join(summary.output_dir, "stats.json")))
     for stem, s in stats["inputs"].items():
         parts = ", ".join(f"{r['class_name']} {r['area_ha']:.1f} ha ({r['percent']:.1f}%)" for r in s["classes"])
         click.echo(f"  {stem}: {parts}")
-    click.echo(f"outputs in {summary.output_dir.resolve()}:")
+    where = summary.output_dir if storage.is_remote(summary.output_dir) else Path(summary.output_dir).resolve()
+    click.echo(f"outputs in {where}:")
     for f in summary.files:
-        click.echo(f"  {f.name}")
+        click.echo(f"  {storage.name(f)}")
 
 
 @main.command()
@@ -186,6 +189,64 @@ def vectorize(classmap, output, mmu_ha, simplify_m, crs, confidence, instance, b
     n = vectorize_to_file(classmap, output, crs=crs, overwrite=overwrite, block_size=block_size,
                           mmu_m2=mmu_ha * 1e4, simplify_m=simplify_m, confidence=confidence, instance_path=instance)
     click.echo(f"wrote {n} polygons to {output}")
+
+
+@main.command()
+@click.argument("dates", nargs=-1)
+@click.option("--before", "before_opt", help="Earlier date (same as the first argument).")
+@click.option("--after", "after_opt", help="Later date (same as the second argument).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory (created if missing).")
+@click.option("--min-confidence", type=float, default=50.0, show_default=True,
+              help="Confidence guard: change only where both dates' confidence is at least this (percent; 0: off).")
+@click.option("--mmu-ha", type=float, default=0.5, show_default=True,
+              help="Minimum mapping unit: changed patches (4-connected, one from->to pair) smaller than this are uncertain.")
+@click.option("--confirm", help="Persistence guard: a later date that must still show the after class.")
+@click.option("--grid", default="after", show_default=True, help="Common grid: after, before, or a raster whose grid to use.")
+@click.option("--before-confidence", help="Confidence raster of BEFORE (default: its sibling *_confidence.tif).")
+@click.option("--after-confidence", help="Confidence raster of AFTER (default: its sibling *_confidence.tif).")
+@click.option("-m", "--model", help="Checkpoint for dates given as scenes. Default: the bundled model.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Segment YAML for dates given as scenes.")
+@click.option("--local", is_flag=True, default=None, help="Segment scenes in this process without Ray.")
+@click.option("--block-size", type=int, default=1024, show_default=True, help="Window side in pixels (memory).")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs in the output directory.")
+@click.pass_context
+@_handle_errors
+def change(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, confirm, grid, before_confidence,
+           after_confidence, model, config_path, local, block_size, overwrite):
+    """Land-cover change between BEFORE and AFTER: class maps (geoseg *_classes.tif) or scenes to segment first.
+
+    \b
+    Both dates are read on one grid (--grid; nearest), nodata in either is excluded. Writes, in --output:
+      change.tif            uint8 COG: 0 no change, 1 + from*n + to per from->to pair, 254 uncertain, 255 nodata
+      transitions.csv       from_class, to_class, pixels, area_ha (diagonal: unchanged; to_class uncertain)
+      transitions.json      the table, guard removals, nodata per date, named change types, legend
+      change_polygons.gpkg  layer `change`: from/to class, change_type, area_ha, mean confidence of both dates
+    """
+    from geoseg.change import ChangeOptions, detect_change
+    from geoseg.config import SegmentConfig, load_yaml
+    from geoseg.errors import ConfigError
+
+    if len(dates) > 2 or (dates and (before_opt or after_opt)):
+        raise click.UsageError("give BEFORE AFTER as two arguments, or --before and --after")
+    before, after = dates if len(dates) == 2 else (before_opt, after_opt)
+    if not before or not after:
+        raise click.UsageError("need two dates: geoseg change BEFORE AFTER --output DIR")
+    seg = load_yaml(config_path, SegmentConfig, {"model": model, "runtime.local": local})
+    if seg.inputs or seg.output:
+        raise ConfigError(f"config {config_path}: `inputs`/`output` are not used by `change`; remove them")
+    result = detect_change(before, after, output, confirm=confirm, before_confidence=before_confidence,
+                           after_confidence=after_confidence, segment_cfg=seg, overwrite=overwrite,
+                           options=ChangeOptions(min_confidence, mmu_ha, grid, block_size), progress=ctx.obj["progress"])
+    r = result.report
+    click.echo(f"geoseg change: valid {r['valid']['area_ha']:.2f} ha, changed {r['changed']['area_ha']:.2f} ha, "
+               f"uncertain {r['uncertain']['area_ha']:.2f} ha; nodata excluded: before "
+               f"{r['nodata_excluded']['before']['area_ha']:.2f} ha, after {r['nodata_excluded']['after']['area_ha']:.2f} ha")
+    g = r["guards"]
+    click.echo(f"  removed by guards: confidence {g['confidence']['removed']['area_ha']:.2f} ha, persistence "
+               f"{g['persistence']['removed']['area_ha']:.2f} ha, mmu {g['mmu']['removed']['area_ha']:.2f} ha")
+    click.echo("  " + ", ".join(f"{k} {v['area_ha']:.2f} ha" for k, v in r["change_types"].items()))
+    where = result.output_dir if "://" in result.output_dir else Path(result.output_dir).resolve()
+    click.echo(f"outputs in {where}: " + ", ".join(Path(f).name for f in result.files))
 
 
 @main.command()

@@ -28,7 +28,10 @@ class RuntimeConfig(Strict):
     threads_per_worker: int = Field(1, ge=1, description="torch intra-op threads per CPU actor")
     tiles_per_task: int = Field(4, ge=1, description="tiles sent to an actor per call (one batch)")
     max_tasks_in_flight_per_worker: int = Field(2, ge=1, description="queued calls per actor; bounds memory")
-    max_task_retries: int = Field(2, ge=0, description="retries of a call whose actor died")
+    max_task_retries: int = Field(2, ge=0, description="retries of a call that failed (actor/node lost, read error)")
+    actor_start_timeout_s: float = Field(600, gt=0, description="give up when no model actor can be (re)started for this long")
+    checkpoint_tiles: int = Field(64, ge=1, description="journal finished tiles in chunks of this many (resume)")
+    checkpoint_seconds: float = Field(60, gt=0, description="...or at least this often, seconds")
     local: bool = Field(False, description="run in this process without Ray (debugging, tests)")
 
 
@@ -54,9 +57,10 @@ class OutputConfig(Strict):
 class SegmentConfig(Strict):
     """``geoseg segment`` settings. Command-line flags override these keys."""
 
-    inputs: list[str] = Field(default_factory=list, description="rasters to segment (paths, globs, s3:// URLs)")
-    output: str | None = Field(None, description="output directory")
-    model: str | None = Field(None, description="checkpoint directory; None: the bundled default model")
+    inputs: list[str] = Field(default_factory=list, description="rasters to segment (paths, globs, s3:// URIs/globs, STAC JSON)")
+    stac_asset: str | None = Field(None, description="STAC inputs: asset key to read; None: the first GeoTIFF/COG asset")
+    output: str | None = Field(None, description="output directory or s3:// prefix")
+    model: str | None = Field(None, description="checkpoint directory (local or s3://); None: the bundled default model")
     bands: list[str | int] | None = Field(None, description="band names or 1-based indexes; None: the model's bands")
     tile_size: int | None = Field(None, ge=32, description="model input side, pixels (multiple of 32); None: model card")
     halo: int | None = Field(None, ge=0, description="overlap discarded per tile side, pixels; None: model card")
@@ -64,6 +68,7 @@ class SegmentConfig(Strict):
     aoi: str | None = Field(None, description="GeoJSON/GeoPackage restricting the tiles and masking the output")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     overwrite: bool = Field(False, description="replace existing outputs")
+    resume: bool = Field(True, description="reuse tiles journaled under the output by an interrupted run of the same job")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     outputs: OutputConfig = Field(default_factory=OutputConfig)
 

@@ -138,7 +138,11 @@ class Checkpoint:
 
 
 def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
-    """Read and validate a checkpoint directory (``None`` = the bundled default model)."""
+    """Read and validate a checkpoint directory (``None`` = the bundled default model; ``s3://`` prefixes are fetched)."""
+    from geoseg import storage
+
+    if path is not None and storage.is_remote(path):
+        path = storage.local_tree(path)
     ckpt = Path(path) if path is not None else DEFAULT_MODEL_DIR
     card_path, weights_path = ckpt / CARD_NAME, ckpt / WEIGHTS_NAME
     if not ckpt.is_dir():

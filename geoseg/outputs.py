@@ -1,8 +1,8 @@
 """Writing results: stitched rasters published as COGs, and atomic publication of files.
 
-Everything is first written under a staging directory inside the output directory
-(same filesystem), then moved into place with :func:`os.replace` once complete, so a
-failed run never leaves a partial file under a final name and never clobbers an
+Everything is first written under a staging directory (:class:`Staging`), then moved
+into place (atomic renames locally, upload + server-side copy on S3) once complete, so
+a failed run never leaves a partial file under a final name and never clobbers an
 existing result.
 """
 
@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import shutil
+import socket
+import tempfile
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +25,7 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
 
+from geoseg import storage
 from geoseg.errors import OutputError
 from geoseg.tiling import PixelBox
 
@@ -42,37 +45,89 @@ RUN_FILES = ("stats.json", "stats.csv", "manifest.json")
 
 
 class Staging:
-    """A private directory inside ``out_dir`` where a run writes; ``publish()`` moves files into place."""
+    """Where a run writes before publishing: ``publish()`` moves finished files under ``out``.
 
-    def __init__(self, out_dir: Path, overwrite: bool, final_names: Iterable[str]):
-        self.out_dir = out_dir
-        existing = [n for n in final_names if (out_dir / n).exists()]
+    Local ``out``: a private directory inside it (same filesystem), published by atomic
+    renames. ``s3://`` ``out``: a local scratch directory (``$GEOSEG_SCRATCH`` or the
+    system temp dir); publishing uploads every file under a private staging prefix
+    first, then copies them server-side to their final keys, ``manifest.json`` last, so
+    a failed upload never leaves a partial object or a half-replaced result under the
+    final keys. Staging directories of dead runs on this host are removed.
+    """
+
+    def __init__(self, out: str | Path, overwrite: bool, final_names: Iterable[str]):
+        self.out = str(out)
+        self.remote = storage.is_remote(self.out)
+        existing = [n for n in final_names if storage.exists(storage.join(self.out, n))]
         if existing and not overwrite:
             raise OutputError(
-                f"{out_dir}: outputs already exist ({', '.join(existing[:4])}{'...' if len(existing) > 4 else ''}); "
+                f"{self.out}: outputs already exist ({', '.join(existing[:4])}{'...' if len(existing) > 4 else ''}); "
                 "pass --overwrite (or `overwrite: true`) to replace them, or choose another --output"
             )
+        self.id = uuid.uuid4().hex[:12]
+        parent = Path(os.environ.get("GEOSEG_SCRATCH") or tempfile.gettempdir()) if self.remote else Path(self.out)
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            self.dir = out_dir / f".geoseg-staging-{uuid.uuid4().hex[:12]}"
+            parent.mkdir(parents=True, exist_ok=True)
+            _remove_dead_staging(parent)
+            self.dir = parent / f"{STAGING_PREFIX}{self.id}"
             self.dir.mkdir()
+            (self.dir / OWNER_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
         except OSError as exc:
-            raise OutputError(f"{out_dir}: cannot create the output directory ({exc}); choose a writable --output") from exc
+            raise OutputError(f"{parent}: cannot create the output directory ({exc}); choose a writable --output") from exc
 
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def publish(self, names: Iterable[str]) -> list[Path]:
-        """Move staged ``names`` into the output directory (each an atomic rename), manifest last."""
+    def publish(self, names: Iterable[str]) -> list[str]:
+        """Move staged ``names`` into the output location, manifest last; return their final paths/URIs."""
         names = sorted(names, key=lambda n: n == "manifest.json")
         out = []
-        for n in names:
-            os.replace(self.dir / n, self.out_dir / n)
-            out.append(self.out_dir / n)
+        if not self.remote:
+            for n in names:
+                os.replace(self.dir / n, Path(self.out) / n)
+                out.append(str(Path(self.out) / n))
+            return out
+        staged = storage.join(self.out, f"{STAGING_PREFIX}{self.id}")
+        try:
+            for n in names:
+                storage.upload(self.dir / n, storage.join(staged, n))
+            for n in names:
+                out.append(storage.copy(storage.join(staged, n), storage.join(self.out, n)))
+        finally:
+            storage.delete_tree(staged)
         return out
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+STAGING_PREFIX = ".geoseg-staging-"
+OWNER_FILE = ".owner.json"
+
+
+def _remove_dead_staging(parent: Path) -> None:
+    """Delete staging directories in ``parent`` left by runs on this host whose process is gone."""
+    host = socket.gethostname()
+    for d in parent.glob(f"{STAGING_PREFIX}*"):
+        try:
+            owner = json.loads((d / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if owner.get("host") == host and not _pid_alive(int(owner.get("pid", -1))):
+            log.info("removing %s, left by a run that no longer exists", d)
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class StitchedRaster:

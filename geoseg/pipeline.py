@@ -8,7 +8,8 @@ atomically. The driver only ever holds the results of the tiles in flight.
 
 from __future__ import annotations
 
-import glob
+import dataclasses
+import json
 import logging
 import platform
 import time
@@ -16,12 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from geoseg import __version__
+from geoseg import __version__, storage
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError, TileError
+from geoseg.inputs import SceneInput, expand_inputs
+from geoseg.journal import TileJournal, run_key
 from geoseg.model import Checkpoint, checkpoint_payload, load_checkpoint, sha256_file
 from geoseg.normalization import scene_stats
-from geoseg.outputs import RUN_FILES, Staging, write_json
+from geoseg.outputs import RUN_FILES, Staging, _json_default, write_json
 from geoseg.predict import SceneJob
 from geoseg.raster import (
     RasterInfo,
@@ -56,42 +59,25 @@ class ScenePlan:
 
 @dataclass
 class RunSummary:
-    """What a successful run published: the output directory, the files (manifest last), the manifest."""
+    """What a successful run published: the output directory or ``s3://`` prefix, the files (manifest last), the manifest."""
 
-    output_dir: Path
-    files: list[Path]
+    output_dir: str
+    files: list[str]
     manifest: dict
 
 
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Expand local globs; keep URLs and existing paths as they are. Errors name the missing input."""
-    out: list[str] = []
-    for item in inputs:
-        if "://" in item or item.startswith("/vsi"):
-            out.append(item)
-        elif any(ch in item for ch in "*?["):
-            hits = sorted(glob.glob(item))
-            if not hits:
-                raise InputError(f"input pattern {item!r} matches no file")
-            out.extend(hits)
-        elif not Path(item).exists():
-            raise InputError(f"input {item}: no such file")
-        else:
-            out.append(item)
-    if not out:
-        raise ConfigError("no input rasters: pass INPUT paths or set `inputs` in the config")
-    stems = [Path(p).stem for p in out]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise InputError(f"inputs share file names {dupes}: outputs are named by stem; rename or run them separately")
-    return out
+FAILED_MANIFEST = "manifest.failed.json"
+"""Published instead of the outputs when tiles failed: which tiles, and why."""
 
 
-def plan_scene(path: str, cfg: SegmentConfig, ckpt: Checkpoint, tile_size: int, halo: int) -> ScenePlan:
-    """Open ``path`` (header and a decimated read only), choose bands, scene stats, tiles."""
+def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tile_size: int, halo: int) -> ScenePlan:
+    """Open the scene (header and a decimated read only), choose bands, scene stats, tiles."""
     card = ckpt.card
+    path = scene.path
     with open_raster(path) as src:
         info = RasterInfo.from_dataset(path, src)
+        if info.acquired is None and scene.acquired:
+            info = dataclasses.replace(info, acquired=scene.acquired[:10])
         wanted = cfg.bands if cfg.bands is not None else card.bands
         if len(wanted) != len(card.bands):
             raise ConfigError(
@@ -113,27 +99,36 @@ def plan_scene(path: str, cfg: SegmentConfig, ckpt: Checkpoint, tile_size: int, 
             raise AOIError(f"AOI {cfg.aoi} does not overlap {path}; check the AOI and its CRS")
         tiles = kept
     job = SceneJob(path, idx, stats, info.transform, info.crs, aoi)
-    return ScenePlan(path, Path(path).stem, info, grid, job, tiles, outside)
+    return ScenePlan(path, scene.stem, info, grid, job, tiles, outside)
 
 
 def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
-    """Run the whole job for ``cfg``; raises :class:`TileError` if any tile failed."""
+    """Run the whole job for ``cfg``; raises :class:`TileError` if any tile failed.
+
+    Every tile of every scene goes through one queue. Finished tiles are journaled under
+    the output (:mod:`geoseg.journal`) unless ``cfg.resume`` is off, so rerunning an
+    interrupted job skips them.
+    """
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     if not cfg.output:
         raise ConfigError("output: no output directory; pass --output DIR or set `output` in the config")
-    inputs = expand_inputs(cfg.inputs)
+    scenes = expand_inputs(cfg.inputs, cfg.stac_asset)
     ckpt = load_checkpoint(cfg.model)
     tile_size = cfg.tile_size or ckpt.card.tile_size
     halo = cfg.halo if cfg.halo is not None else ckpt.card.halo
-    plans = [plan_scene(p, cfg, ckpt, tile_size, halo) for p in inputs]
+    plans = [plan_scene(s, cfg, ckpt, tile_size, halo) for s in scenes]
     timings = {"plan": time.perf_counter() - t_start}
 
     out = cfg.outputs
     names = [n for p in plans for n in scene_files(p.stem, out.confidence, out.polygons).values()] + list(RUN_FILES)
-    staging = Staging(Path(cfg.output), cfg.overwrite, names)
+    staging = Staging(cfg.output, cfg.overwrite, names)
+    journal = None
+    if cfg.resume:
+        key = run_key(_journal_key(ckpt, plans, tile_size, halo, cfg.aoi))
+        journal = TileJournal(cfg.output, key, [p.grid for p in plans],
+                              cfg.runtime.checkpoint_tiles, cfg.runtime.checkpoint_seconds)
     writers: list[SceneWriter] = []
-    keep_staging = False
     try:
         writers = [
             SceneWriter(p.info, p.stem, staging.dir, ckpt.card, confidence=out.confidence, polygons=out.polygons,
@@ -143,32 +138,48 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
             for p in plans
         ]
         t0 = time.perf_counter()
-        executor = make_executor(checkpoint_payload(ckpt), cfg.device, cfg.runtime, cfg.batch_size)
-        timings["startup"] = time.perf_counter() - t0
+        resumed = _replay(journal, plans, writers) if journal else 0
+        timings["resume"] = time.perf_counter() - t0
+        todo = sum(len(p.tiles) for p in plans)
+        executor, runtime, map_fn = None, "none (all tiles resumed from the journal)", None
+        if todo:
+            t0 = time.perf_counter()
+            executor = make_executor(checkpoint_payload(ckpt), cfg.device, cfg.runtime, cfg.batch_size)
+            timings["startup"] = time.perf_counter() - t0
+            runtime = executor.description
         try:
-            _run_tiles(cfg, executor, plans, writers, timings, progress)
-            executor.release_actors()  # inference is over: free the cores/GPUs for the write stage
+            if executor is not None:
+                try:
+                    _run_tiles(cfg, executor, plans, writers, journal, timings, progress)
+                finally:
+                    if journal:
+                        journal.flush()  # interrupted or not, finished tiles are kept
+                executor.release_actors()  # inference is over: free the cores/GPUs for the write stage
+                # per-block vectorization on the cluster pays off with cores to spare (measured: slower on 2)
+                map_fn = executor.map if executor.cpus >= PARALLEL_VECTORIZE_MIN_CPUS else None
             failed = any(w.failed for w in writers)
-            # per-block vectorization on the cluster pays off with cores to spare (measured: slower on 2)
-            map_fn = executor.map if executor.cpus >= PARALLEL_VECTORIZE_MIN_CPUS else None
             written = [] if failed else [n for w in writers for n in w.finish(ckpt.model_id, map_fn)]
         finally:
-            executor.close()
-        runtime = executor.description
+            if executor is not None:
+                executor.close()
         for key in ("stitch", "cog", "vectorize"):
             timings[key] = sum(w.seconds[key] for w in writers)
         timings["total"] = time.perf_counter() - t_start
-        manifest = _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, halo)
-        write_json(staging.path("manifest.json"), manifest)
+        manifest = _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, halo, resumed)
         if failed:
-            keep_staging = True
+            failed_uri = storage.join(cfg.output, FAILED_MANIFEST)
+            storage.write_bytes(failed_uri, json.dumps(manifest, indent=2, default=_json_default).encode() + b"\n")
             bad = [(w, f) for w in writers for f in w.failed]
             w, first = bad[0]
+            which = "; ".join(f"{x.info.path}: tiles {_brief([f['tile'] for f in x.failed])}" for x in writers if x.failed)
             raise TileError(
-                f"{len(bad)} tile(s) failed after retries; no outputs were published (existing results are untouched). "
-                f"First failure: tile {first['tile']} of {w.info.path}: {first['error']}. "
-                f"Details: {staging.path('manifest.json')}"
+                f"{len(bad)} tile(s) failed after {first['attempts']} attempt(s) each; no outputs were published "
+                f"(existing results are untouched). Failed: {which}. "
+                f"First error: tile {first['tile']} of {w.info.path}: {first['error']}. "
+                f"Every failed tile and its error: {failed_uri}. Rerunning the same command retries only the failed tiles"
+                + (" (the others are journaled)." if journal else ".")
             )
+        write_json(staging.path("manifest.json"), manifest)
         tables = {w.stem: class_table(w.counts, w.area_m2, ckpt.card.class_names) for w in writers}
         write_json(staging.path("stats.json"), {"inputs": {
             stem: {"classes": rows, "valid_pixels": int(sum(r["pixels"] for r in rows)),
@@ -178,18 +189,50 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
         write_stats_csv(staging.path("stats.csv"), tables)
         files = staging.publish(written + list(RUN_FILES))
         staging.discard()
-        return RunSummary(Path(cfg.output), files, manifest)
+        if journal:
+            journal.clear()
+        storage.delete(storage.join(cfg.output, FAILED_MANIFEST))
+        return RunSummary(cfg.output, files, manifest)
     except BaseException:
         for w in writers:
             w.close()
-        if not keep_staging:
-            staging.discard()
+        staging.discard()
         raise
 
 
+def _brief(ids: list[int], limit: int = 20) -> str:
+    ids = sorted(ids)
+    return str(ids) if len(ids) <= limit else f"{ids[:limit]} and {len(ids) - limit} more"
+
+
+def _journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tile_size: int, halo: int, aoi: str | None) -> dict:
+    """What the journaled tiles depend on: inputs and their grids/stats, model weights, tiling, AOI."""
+    return {
+        "model": ckpt.weights_sha256, "tile_size": tile_size, "halo": halo, "aoi": aoi,
+        "scenes": [{"path": p.path, "size": [p.info.width, p.info.height], "transform": list(p.info.transform)[:6],
+                    "crs": p.info.crs.to_string() if p.info.crs else None, "bands": p.job.band_indexes,
+                    "stats": p.job.stats.to_dict(), "tiles": [t.index for t in p.tiles]} for p in plans],
+    }
+
+
+def _replay(journal: TileJournal, plans: list[ScenePlan], writers: list[SceneWriter]) -> int:
+    """Feed journaled tiles to the writers and drop them from the plans; return how many were resumed."""
+    done: list[set[int]] = [set() for _ in plans]
+    for scene, results in journal.restore():
+        fresh = [r for r in results if r.tile.index not in done[scene]]
+        writers[scene].add(fresh)
+        done[scene].update(r.tile.index for r in fresh)
+    resumed = sum(len(d) for d in done)
+    if resumed:
+        for p, d in zip(plans, done):
+            p.tiles = [t for t in p.tiles if t.index not in d]
+        log.info("resuming: %d tile(s) already finished by an earlier run (journal %s)", resumed, journal.root)
+    return resumed
+
+
 def _run_tiles(cfg: SegmentConfig, executor, plans: list[ScenePlan], writers: list[SceneWriter],
-               timings: dict[str, float], progress: bool) -> None:
-    """Stream every tile of every scene through one executor queue into the writers."""
+               journal: TileJournal | None, timings: dict[str, float], progress: bool) -> None:
+    """Stream every tile of every scene through one executor queue into the writers (and the journal)."""
     from tqdm import tqdm
 
     per_task = cfg.runtime.tiles_per_task
@@ -202,9 +245,11 @@ def _run_tiles(cfg: SegmentConfig, executor, plans: list[ScenePlan], writers: li
         for outcome in executor.run([p.job for p in plans], tasks, cfg.runtime.max_task_retries):
             writer = writers[outcome.task.scene]
             if outcome.results is None:
-                writer.fail(outcome.task.tiles, outcome.error)
+                writer.fail(outcome.task.tiles, outcome.error, outcome.attempts)
             else:
                 writer.add(outcome.results)
+                if journal:
+                    journal.record(outcome.task.scene, outcome.results)
                 for r in outcome.results:
                     for k in worker:
                         worker[k] += r.seconds.get(k, 0.0)
@@ -215,7 +260,7 @@ def _run_tiles(cfg: SegmentConfig, executor, plans: list[ScenePlan], writers: li
     timings.update({f"worker_{k}": v for k, v in worker.items()})
 
 
-def _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, halo) -> dict:
+def _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, halo, resumed=0) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
@@ -264,6 +309,7 @@ def _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, h
             "processed": sum(w.done for w in writers),
             "skipped": sum(w.skipped for w in writers),
             "failed": sum(len(w.failed) for w in writers),
+            "resumed": resumed,
         },
         "runtime": runtime,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

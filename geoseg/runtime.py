@@ -37,6 +37,7 @@ class TaskOutcome:
     task: Task
     results: list[TileResult] | None
     error: str | None = None
+    attempts: int = 1
 
 
 class LocalExecutor:
@@ -48,14 +49,14 @@ class LocalExecutor:
 
     def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 0) -> Iterator[TaskOutcome]:
         for task in tasks:
-            results, error = None, None
-            for _attempt in range(retries + 1):
+            results, error, attempt = None, None, 0
+            for attempt in range(retries + 1):  # noqa: B007 - reported below
                 try:
                     results = self.processor.process(jobs[task.scene], list(task.tiles))
                     break
                 except Exception as exc:  # noqa: BLE001 - recorded per tile, reported at the end
                     error = f"{type(exc).__name__}: {exc}"
-            yield TaskOutcome(task, results, None if results is not None else error)
+            yield TaskOutcome(task, results, None if results is not None else error, attempt + 1)
 
     def release_actors(self) -> None:
         pass
@@ -115,31 +116,38 @@ class RayExecutor:
             [self._payload_ref], dev, runtime.threads_per_worker, batch_size
         )
         self.actors = [self._new_actor() for _ in range(n)]
+        self._starting: dict[Any, Any] = {}  # ready() ref -> replacement actor not yet running
         self.per_worker = runtime.max_tasks_in_flight_per_worker
+        self.start_timeout = runtime.actor_start_timeout_s
         self.description = f"Ray, {n} {dev.upper()} actor(s)"
+        self.replaced = 0
         ray.get([a.ready.remote() for a in self.actors])
         log.info("started %s", self.description)
 
     def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 2) -> Iterator[TaskOutcome]:
-        """Yield outcomes as they complete (not in order); at most ``workers x per_worker`` calls out."""
+        """Yield outcomes as they complete (not in order); at most ``actors x per_worker`` calls out.
+
+        A call that fails (its actor or node died, its result was lost, or it raised) is
+        retried up to ``retries`` times on whichever actor is free. A dead actor leaves
+        the pool at once and a replacement is started; it joins when it is up, so losing
+        a node shrinks the pool instead of stalling it. If no actor is left and none can
+        start within ``actor_start_timeout_s``, the remaining tasks fail.
+        """
         ray = self._ray
         job_refs = [ray.put(j) for j in jobs]
         queue: deque[tuple[Task, int]] = deque()
         source = iter(tasks)
-        pending: dict[Any, tuple[Task, int, int, Any]] = {}
-        load = [0] * len(self.actors)
-        limit = len(self.actors) * self.per_worker
+        pending: dict[Any, tuple[Task, int, Any]] = {}
+        load: dict[Any, int] = {a: 0 for a in self.actors}
 
         def submit(task: Task, attempt: int) -> None:
-            a = min(range(len(self.actors)), key=load.__getitem__)
-            actor = self.actors[a]
-            ref = actor.process.remote(job_refs[task.scene], task.tiles)
-            pending[ref] = (task, attempt, a, actor)
-            load[a] += 1
+            actor = min(self.actors, key=load.__getitem__)
+            pending[actor.process.remote(job_refs[task.scene], task.tiles)] = (task, attempt, actor)
+            load[actor] += 1
 
         exhausted = False
         while True:
-            while len(pending) < limit and (queue or not exhausted):
+            while self.actors and len(pending) < len(self.actors) * self.per_worker and (queue or not exhausted):
                 if queue:
                     submit(*queue.popleft())
                     continue
@@ -148,36 +156,62 @@ class RayExecutor:
                     exhausted = True
                     break
                 submit(nxt, 0)
-            if not pending:
+            if not pending and not queue and exhausted:
                 return
-            done, _ = ray.wait(list(pending), num_returns=1)
+            waiting = list(pending) + list(self._starting)
+            done, _ = ray.wait(waiting, num_returns=1, timeout=None if pending else self.start_timeout)
+            if not done:  # no actor left and none could start: fail what is left rather than hang
+                msg = (f"no model actor could be started for {self.start_timeout:.0f} s (cluster resources: "
+                       f"{ray.available_resources()}); add nodes or lower runtime.num_workers")
+                for task, _attempt in queue:
+                    yield TaskOutcome(task, None, msg)
+                for task in source:
+                    yield TaskOutcome(task, None, msg)
+                return
             ref = done[0]
-            task, attempt, a, actor = pending.pop(ref)
-            load[a] -= 1
+            if ref in self._starting:
+                actor = self._starting.pop(ref)
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    log.warning("a replacement model actor failed to start (%s); starting another", type(exc).__name__)
+                    self._start_replacement()
+                    continue
+                self.actors.append(actor)
+                load[actor] = 0
+                log.info("replacement model actor is up (%d in the pool)", len(self.actors))
+                continue
+            task, attempt, actor = pending.pop(ref)
+            load[actor] -= 1
             try:
                 results = ray.get(ref)
-            except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
-                if isinstance(exc, ray.exceptions.RayActorError) and self.actors[a] is actor:
-                    self._replace(a)
-                msg = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}"
+            except ray.exceptions.RayError as exc:
+                if isinstance(exc, ray.exceptions.RayActorError) and actor in self.actors:
+                    self.actors.remove(actor)
+                    log.warning("a model actor died (%d left); starting a replacement", len(self.actors))
+                    self._start_replacement()
+                text = str(exc).strip()
+                msg = f"{type(exc).__name__}: {text.splitlines()[-1] if text else exc}"
                 if attempt < retries:
                     log.warning("tiles %s failed (attempt %d): %s; retrying", [t.index for t in task.tiles], attempt + 1, msg)
                     queue.append((task, attempt + 1))
                 else:
-                    yield TaskOutcome(task, None, msg)
+                    yield TaskOutcome(task, None, msg, attempt + 1)
                 continue
-            yield TaskOutcome(task, results)
+            yield TaskOutcome(task, results, None, attempt + 1)
 
-    def _replace(self, a: int) -> None:
-        """Swap dead actor ``a`` for a fresh one (its other pending calls fail and are retried too)."""
-        log.warning("model actor %d died; starting a replacement", a)
-        self.actors[a] = self._new_actor()
+    def _start_replacement(self) -> None:
+        """Start a fresh actor; it joins the pool once ``ready()`` answers (it may wait for resources)."""
+        actor = self._new_actor()
+        self._starting[actor.ready.remote()] = actor
+        self.replaced += 1
 
     def release_actors(self) -> None:
         """Kill the model actors (their CPUs/GPUs go back to the cluster for later stages)."""
-        for a in self.actors:
+        for a in [*self.actors, *self._starting.values()]:
             self._ray.kill(a)
         self.actors = []
+        self._starting = {}
 
     @property
     def cpus(self) -> int:

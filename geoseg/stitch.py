@@ -75,9 +75,10 @@ class SceneWriter:
             self.done += 1
         self.seconds["stitch"] += time.perf_counter() - t0
 
-    def fail(self, tiles: tuple[Tile, ...], error: str | None) -> None:
+    def fail(self, tiles: tuple[Tile, ...], error: str | None, attempts: int = 1) -> None:
         """Record tiles that failed after all retries (reported in the manifest)."""
-        self.failed.extend({"tile": t.index, "window": list(t.core.to_window().flatten()), "error": error} for t in tiles)
+        self.failed.extend({"tile": t.index, "window": list(t.core.to_window().flatten()), "error": error,
+                            "attempts": attempts} for t in tiles)
 
     def finish(self, model_id: str, map_fn=None) -> list[str]:
         """Write the COGs (and polygons, block-wise); return the staged file names.

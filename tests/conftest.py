@@ -77,3 +77,66 @@ def predictor(default_checkpoint):
     from geoseg.predict import Predictor
 
     return Predictor.from_checkpoint(default_checkpoint, device="cpu")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3-compatible HTTP server on 127.0.0.1: ``$GEOSEG_TEST_S3_ENDPOINT`` (``.ci/run`` starts
+    ``moto_server``) or a ``moto_server`` started here. Yields its URL."""
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    url = os.environ.get("GEOSEG_TEST_S3_ENDPOINT")
+    proc = None
+    if not url:
+        exe = shutil.which("moto_server")
+        if exe is None:
+            pytest.fail("moto_server not found: install the test extra (pip install -e '.[test]')")
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=2)
+            break
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.monotonic() > deadline:
+                if proc:
+                    proc.kill()
+                pytest.fail(f"S3 server at {url} did not answer within 30 s")
+            time.sleep(0.2)
+    yield url
+    if proc:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, monkeypatch):
+    """A fresh bucket on the test S3 server, with the AWS environment pointing at it. Yields ``s3://name``."""
+    import uuid
+
+    from geoseg import storage
+
+    env = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for k in ("AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
+    storage.s3_client.cache_clear()
+    name = f"geoseg-test-{uuid.uuid4().hex[:10]}"
+    storage.s3_client().create_bucket(Bucket=name)
+    yield f"s3://{name}"
+    storage.s3_client.cache_clear()

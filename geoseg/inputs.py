@@ -1,0 +1,121 @@
+"""What a job reads: input lists expanded into scenes (local globs, ``s3://`` globs, STAC JSON).
+
+A job's ``inputs`` may mix local paths, local or S3 globs (``s3://bucket/2024/*.tif``)
+and STAC JSON files (an ItemCollection / FeatureCollection of Items, or one Item,
+local or on S3). Each scene gets a ``stem`` that names its outputs: the file stem for
+rasters, the Item ``id`` for STAC Items (their assets are often all called ``visual.tif``).
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin
+
+from geoseg import storage
+from geoseg.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+RASTER_MEDIA = ("image/tiff", "image/vnd.stac.geotiff", "application/x-geotiff", "image/jp2")
+
+
+@dataclass(frozen=True, slots=True)
+class SceneInput:
+    """One input raster: where GDAL reads it (path or ``s3://`` URI) and the stem of its outputs."""
+
+    path: str
+    stem: str
+    acquired: str | None = None
+
+
+def expand_inputs(inputs: list[str], stac_asset: str | None = None) -> list[SceneInput]:
+    """Expand ``inputs`` into scenes, in the given order; errors name the input at fault."""
+    out: list[SceneInput] = []
+    for item in inputs:
+        if item.lower().endswith(".json"):
+            out.extend(read_stac(item, stac_asset))
+        elif storage.is_remote(item):
+            if any(ch in item for ch in "*?["):
+                hits = storage.glob(item)
+                if not hits:
+                    raise InputError(f"input pattern {item!r} matches no object")
+                out.extend(SceneInput(h, _stem(h)) for h in hits)
+            else:
+                out.append(SceneInput(item, _stem(item)))
+        elif "://" in item or item.startswith("/vsi"):
+            out.append(SceneInput(item, _stem(item)))
+        elif any(ch in item for ch in "*?["):
+            hits = sorted(_glob.glob(item))
+            if not hits:
+                raise InputError(f"input pattern {item!r} matches no file")
+            out.extend(SceneInput(h, _stem(h)) for h in hits)
+        elif not Path(item).exists():
+            raise InputError(f"input {item}: no such file")
+        else:
+            out.append(SceneInput(item, _stem(item)))
+    if not out:
+        raise ConfigError("no input rasters: pass INPUT paths or set `inputs` in the config")
+    stems = [s.stem for s in out]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise InputError(f"inputs share the output name(s) {dupes}: outputs are named by file stem (STAC: item id); "
+                         "rename them or run them separately")
+    return out
+
+
+def read_stac(uri: str, asset: str | None = None) -> list[SceneInput]:
+    """Scenes of a STAC ItemCollection / FeatureCollection / Item JSON (local or ``s3://``).
+
+    ``asset``: the asset key to read (e.g. ``"visual"``); None: the Item's first asset
+    with a raster media type (GeoTIFF/COG/JP2), else the first asset whose href ends in
+    ``.tif``. Relative hrefs resolve against the JSON's location.
+    """
+    try:
+        doc = json.loads(storage.read_bytes(uri))
+    except ValueError as exc:
+        raise InputError(f"{uri}: not valid JSON ({exc}); give a STAC ItemCollection or Item") from exc
+    if doc.get("type") == "Feature":
+        items = [doc]
+    elif doc.get("type") == "FeatureCollection":
+        items = doc.get("features", [])
+    else:
+        raise InputError(f"{uri}: not a STAC Item or ItemCollection (\"type\" is {doc.get('type')!r}); "
+                         "give a FeatureCollection of STAC Items")
+    if not items:
+        raise InputError(f"{uri}: the ItemCollection has no items")
+    base = uri if "://" in uri else Path(uri).resolve().as_uri()
+    scenes = []
+    for it in items:
+        item_id = it.get("id") or "?"
+        assets = it.get("assets") or {}
+        key = asset if asset is not None else _pick_asset(assets)
+        if key is None or key not in assets:
+            raise InputError(
+                f"{uri}: item {item_id!r} has no asset {asset!r} (assets: {sorted(assets)}); set `stac_asset` to one of them"
+                if asset is not None else f"{uri}: item {item_id!r} has no GeoTIFF/COG asset; set `stac_asset`"
+            )
+        href = assets[key]["href"]
+        if "://" not in href and not href.startswith("/"):
+            href = urljoin(base, href)
+        href = href.removeprefix("file://")
+        scenes.append(SceneInput(href, item_id, (it.get("properties") or {}).get("datetime")))
+    return scenes
+
+
+def _pick_asset(assets: dict) -> str | None:
+    for k, a in assets.items():
+        if any(m in str(a.get("type", "")) for m in RASTER_MEDIA):
+            return k
+    for k, a in assets.items():
+        if str(a.get("href", "")).lower().endswith((".tif", ".tiff")):
+            return k
+    return None
+
+
+def _stem(path: str) -> str:
+    name = storage.name(path)
+    return name.rsplit(".", 1)[0] if "." in name else name

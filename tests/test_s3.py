@@ -1,0 +1,195 @@
+"""S3 in and out against a real S3-compatible HTTP server on 127.0.0.1 (moto_server): boto3 and GDAL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from geoseg import storage
+from geoseg.config import SegmentConfig
+from geoseg.errors import InputError, OutputError
+from geoseg.journal import TileJournal
+from geoseg.pipeline import segment
+from geoseg.predict import TileResult
+from geoseg.tiling import TileGrid
+from tests.conftest import NC_IMAGE, REPO, ZION_IMAGE
+
+
+def _keys(bucket: str, prefix: str = "") -> list[str]:
+    b, _ = storage.split_s3(bucket)
+    pages = storage.s3_client().get_paginator("list_objects_v2").paginate(Bucket=b, Prefix=prefix)
+    return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+
+
+def test_storage_round_trip_list_glob_and_delete(s3_bucket, tmp_path):
+    uri = storage.join(s3_bucket, "a", "x.json")
+    storage.write_bytes(uri, b'{"a": 1}')
+    assert storage.exists(uri) and storage.read_bytes(uri) == b'{"a": 1}'
+    assert not storage.exists(storage.join(s3_bucket, "a", "missing"))
+    storage.write_bytes(storage.join(s3_bucket, "a", "y.tif"), b"1")
+    storage.write_bytes(storage.join(s3_bucket, "a", "sub", "z.tif"), b"2")
+    assert storage.listdir(storage.join(s3_bucket, "a")) == ["x.json", "y.tif"]
+    assert storage.glob(f"{s3_bucket}/a/*.tif") == [f"{s3_bucket}/a/y.tif"]
+    assert storage.glob(f"{s3_bucket}/a/*/*.tif") == [f"{s3_bucket}/a/sub/z.tif"]
+    storage.delete_tree(storage.join(s3_bucket, "a"))
+    assert _keys(s3_bucket) == []
+    with pytest.raises(InputError, match="cannot read"):
+        storage.read_bytes(uri)
+
+
+def test_large_uploads_go_multipart_and_arrive_whole(s3_bucket, tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "MULTIPART_THRESHOLD", 5 * 1024 * 1024)  # S3's smallest part size
+    src = tmp_path / "big.bin"
+    data = np.random.default_rng(0).integers(0, 255, 12 * 1024 * 1024, dtype=np.uint8).tobytes()
+    src.write_bytes(data)
+    uri = storage.upload(src, storage.join(s3_bucket, "big.bin"))
+    b, k = storage.split_s3(uri)
+    head = storage.s3_client().head_object(Bucket=b, Key=k)
+    assert head["ETag"].strip('"').endswith("-3")  # three parts
+    assert storage.read_bytes(uri) == data
+
+
+def test_gdal_reads_windows_through_vsis3_with_the_custom_endpoint(s3_bucket):
+    uri = storage.upload(NC_IMAGE, storage.join(s3_bucket, "in", NC_IMAGE.name))
+    from geoseg.raster import open_raster
+
+    with open_raster(uri) as src, rasterio.open(NC_IMAGE) as local:
+        w = rasterio.windows.Window(100, 50, 64, 32)
+        np.testing.assert_array_equal(src.read(window=w), local.read(window=w))
+    assert os.environ["AWS_S3_ENDPOINT"].startswith("127.0.0.1:")  # mapped from AWS_ENDPOINT_URL
+
+
+def _upload_inputs(bucket: str) -> None:
+    for p in (NC_IMAGE, ZION_IMAGE):
+        storage.upload(p, storage.join(bucket, "scenes", p.name))
+    model = REPO / "geoseg" / "models" / "landcover-unet-mnv2"
+    for f in model.iterdir():
+        if f.is_file():
+            storage.upload(f, storage.join(bucket, "models", "unet", f.name))
+
+
+@pytest.mark.slow
+def test_segment_cli_on_ray_reads_and_writes_s3(s3_bucket, tmp_path):
+    """Inputs (an S3 glob), the model and the outputs all on S3; Ray actors read by window through /vsis3/."""
+    _upload_inputs(s3_bucket)
+    out = f"{s3_bucket}/runs/r1"
+    cfg = tmp_path / "s3.yaml"
+    cfg.write_text(
+        f"inputs: ['{s3_bucket}/scenes/*.tif']\noutput: {out}\nmodel: {s3_bucket}/models/unet\n"
+        "tile_size: 256\nhalo: 32\nruntime:\n  num_workers: 2\n  tiles_per_task: 2\n  checkpoint_tiles: 2\n"
+    )
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run([sys.executable, "-m", "geoseg.cli", "-q", "segment", "--config", str(cfg)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    keys = _keys(s3_bucket, "runs/r1/")
+    names = [k.rsplit("/", 1)[-1] for k in keys]
+    for stem in (NC_IMAGE.stem, ZION_IMAGE.stem):
+        assert {f"{stem}_classes.tif", f"{stem}_confidence.tif", f"{stem}_polygons.gpkg"} <= set(names)
+    assert all("/.geoseg-" not in k for k in keys), f"staging or journal left behind: {keys}"
+    m = json.loads(storage.read_bytes(f"{out}/manifest.json"))
+    assert m["status"] == "success" and m["tiles"]["processed"] == 9 + 9 and m["runtime"] == "Ray, 2 CPU actor(s)"
+    # the published class map equals an in-process run on the local files
+    local = segment(SegmentConfig(inputs=[str(NC_IMAGE)], output=str(tmp_path / "local"), tile_size=256, halo=32,
+                                  outputs={"polygons": False}, runtime={"local": True}), progress=False)
+    from geoseg.raster import open_raster
+
+    with open_raster(f"{out}/{NC_IMAGE.stem}_classes.tif") as a, \
+            rasterio.open(Path(local.output_dir) / f"{NC_IMAGE.stem}_classes.tif") as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
+def _local_cfg(inputs, output, **kw) -> SegmentConfig:
+    return SegmentConfig(inputs=[str(p) for p in inputs], output=output, tile_size=256, halo=32,
+                         outputs={"polygons": False}, runtime={"local": True}, **kw)
+
+
+def test_existing_s3_outputs_are_not_clobbered_without_overwrite(s3_bucket):
+    out = f"{s3_bucket}/o"
+    segment(_local_cfg([NC_IMAGE], out), progress=False)
+    before = {k: storage.read_bytes(f"{s3_bucket}/{k}") for k in _keys(s3_bucket)}
+    with pytest.raises(OutputError, match="--overwrite"):
+        segment(_local_cfg([NC_IMAGE], out), progress=False)
+    assert {k: storage.read_bytes(f"{s3_bucket}/{k}") for k in _keys(s3_bucket)} == before
+
+
+def test_a_publish_that_fails_midway_leaves_no_partial_result_under_the_final_keys(s3_bucket, monkeypatch):
+    out = f"{s3_bucket}/o"
+    calls = {"n": 0}
+    real_upload = storage.upload
+
+    def flaky_upload(local, uri):  # the network drops after the first object
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OutputError(f"{uri}: simulated network failure")
+        return real_upload(local, uri)
+
+    monkeypatch.setattr(storage, "upload", flaky_upload)
+    with pytest.raises(OutputError, match="simulated network failure"):
+        segment(_local_cfg([NC_IMAGE], out), progress=False)
+    monkeypatch.setattr(storage, "upload", real_upload)
+    keys = _keys(s3_bucket)
+    # nothing under the final keys; the staging prefix was cleaned up; the journal keeps the finished tiles
+    assert not [k for k in keys if not k.startswith("o/.geoseg-journal/")], keys
+    assert any(k.startswith("o/.geoseg-journal/") for k in keys)
+    # the rerun resumes from the S3 journal: no model work, and a complete result
+    summary = segment(_local_cfg([NC_IMAGE], out), progress=False)
+    assert summary.manifest["tiles"]["resumed"] == 9 and summary.manifest["runtime"].startswith("none")
+    assert [k for k in _keys(s3_bucket) if ".geoseg-" in k] == []
+    assert storage.exists(f"{out}/{NC_IMAGE.stem}_classes.tif")
+
+
+def test_journal_round_trip_on_s3(s3_bucket):
+    grid = TileGrid(300, 200, 128, 16)
+    tiles = list(grid)
+    rng = np.random.default_rng(1)
+    results = [TileResult(t, rng.integers(0, 4, (t.core.height, t.core.width), dtype=np.uint8),
+                          rng.integers(0, 100, (t.core.height, t.core.width), dtype=np.uint8),
+                          np.arange(4), np.arange(4) * 2.0) for t in tiles[:-1]]
+    results.append(TileResult(tiles[-1], None, None, np.zeros(4, np.int64), np.zeros(4), skipped=True))
+    j = TileJournal(f"{s3_bucket}/o", "k1", [grid], every_tiles=2, every_s=1e9)
+    for r in results:
+        j.record(0, [r])
+    j.flush()
+    assert len(tiles) == 12 and j.chunks_written == 6
+    back = {r.tile.index: r for _, rs in TileJournal(f"{s3_bucket}/o", "k1", [grid]).restore() for r in rs}
+    assert sorted(back) == [t.index for t in tiles]
+    for r in results:
+        b = back[r.tile.index]
+        assert b.tile == r.tile and b.skipped == r.skipped
+        if not r.skipped:
+            np.testing.assert_array_equal(b.classes, r.classes)
+            np.testing.assert_array_equal(b.confidence, r.confidence)
+    j.clear()
+    assert _keys(s3_bucket) == []
+
+
+def test_stac_item_collection_on_s3_names_outputs_by_item_id(s3_bucket):
+    _upload_inputs(s3_bucket)
+    items = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "stac_version": "1.0.0", "id": "nc-2000", "properties": {"datetime": "2000-05-01T00:00:00Z"},
+         "geometry": None, "assets": {"thumbnail": {"href": "t.png", "type": "image/png"},
+                                      "visual": {"href": f"scenes/{NC_IMAGE.name}",
+                                                 "type": "image/tiff; application=geotiff; profile=cloud-optimized"}}},
+    ]}
+    storage.write_bytes(f"{s3_bucket}/catalog/items.json", json.dumps(items).encode())
+    from geoseg.inputs import expand_inputs
+
+    with pytest.raises(InputError, match="no asset 'nir'"):
+        expand_inputs([f"{s3_bucket}/catalog/items.json"], stac_asset="nir")
+    # relative hrefs resolve against the JSON's location
+    scenes = expand_inputs([f"{s3_bucket}/catalog/items.json"])
+    assert scenes[0].path == f"{s3_bucket}/catalog/scenes/{NC_IMAGE.name}" and scenes[0].stem == "nc-2000"
+    items["features"][0]["assets"]["visual"]["href"] = f"{s3_bucket}/scenes/{NC_IMAGE.name}"
+    storage.write_bytes(f"{s3_bucket}/catalog/items.json", json.dumps(items).encode())
+    s = segment(_local_cfg([f"{s3_bucket}/catalog/items.json"], f"{s3_bucket}/o"), progress=False)
+    assert storage.exists(f"{s3_bucket}/o/nc-2000_classes.tif")
+    assert s.manifest["inputs"][0]["path"].endswith(NC_IMAGE.name)
