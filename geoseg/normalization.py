@@ -9,6 +9,7 @@ level when the file has one), so memory stays bounded whatever the raster size.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -16,8 +17,12 @@ import numpy as np
 import rasterio
 from pydantic import BaseModel, ConfigDict, Field
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
 
 from geoseg.errors import InputError
+
+log = logging.getLogger(__name__)
 
 STATS_MAX_SIDE = 2048
 """Longest side (pixels) of the decimated read used to estimate scene percentiles."""
@@ -55,11 +60,33 @@ def scene_stats(src: rasterio.io.DatasetReader, band_indexes: list[int], norm: N
     """
     factor = max(1, math.ceil(max(src.width, src.height) / STATS_MAX_SIDE))
     out_shape = (len(band_indexes), max(1, src.height // factor), max(1, src.width // factor))
-    data = src.read(band_indexes, out_shape=out_shape, resampling=Resampling.nearest, masked=True)
-    valid = ~np.ma.getmaskarray(data).any(axis=0)
-    if not valid.any():
+    try:
+        data = src.read(band_indexes, out_shape=out_shape, resampling=Resampling.nearest, masked=True)
+        valid = ~np.ma.getmaskarray(data).any(axis=0)
+        pixels = np.ma.getdata(data)[:, valid]
+    except RasterioIOError as exc:
+        # a damaged block must fail only the tiles that read it, not the whole scene
+        log.warning("%s: unreadable block(s) (%s); scene statistics from the readable row strips", src.name, exc)
+        pixels = _pixels_by_strips(src, band_indexes, factor)
+    if pixels.shape[1] == 0:
         raise InputError(f"{src.name}: no valid (non-nodata) pixels in bands {band_indexes}")
-    return stats_from_pixels(np.ma.getdata(data)[:, valid], norm)
+    return stats_from_pixels(pixels, norm)
+
+
+def _pixels_by_strips(src: rasterio.io.DatasetReader, band_indexes: list[int], factor: int) -> np.ndarray:
+    """Valid ``(bands, n)`` pixels read strip by strip (one block row high), skipping unreadable strips."""
+    step = max(src.block_shapes[0][0], factor)
+    parts = []
+    for row in range(0, src.height, step):
+        h = min(step, src.height - row)
+        window = Window(0, row, src.width, h)
+        shape = (len(band_indexes), max(1, h // factor), max(1, src.width // factor))
+        try:
+            data = src.read(band_indexes, window=window, out_shape=shape, resampling=Resampling.nearest, masked=True)
+        except RasterioIOError:
+            continue
+        parts.append(np.ma.getdata(data)[:, ~np.ma.getmaskarray(data).any(axis=0)])
+    return np.concatenate(parts, axis=1) if parts else np.empty((len(band_indexes), 0))
 
 
 def stats_from_pixels(values: np.ndarray, norm: Normalization) -> BandStats:
