@@ -11,9 +11,9 @@ from __future__ import annotations
 import glob as _glob
 import json
 import logging
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin
 
 from geoseg import storage
 from geoseg.errors import ConfigError, InputError
@@ -87,7 +87,6 @@ def read_stac(uri: str, asset: str | None = None) -> list[SceneInput]:
                          "give a FeatureCollection of STAC Items")
     if not items:
         raise InputError(f"{uri}: the ItemCollection has no items")
-    base = uri if "://" in uri else Path(uri).resolve().as_uri()
     scenes = []
     for it in items:
         item_id = it.get("id") or "?"
@@ -99,11 +98,20 @@ def read_stac(uri: str, asset: str | None = None) -> list[SceneInput]:
                 if asset is not None else f"{uri}: item {item_id!r} has no GeoTIFF/COG asset; set `stac_asset`"
             )
         href = assets[key]["href"]
-        if "://" not in href and not href.startswith("/"):
-            href = urljoin(base, href)
-        href = href.removeprefix("file://")
+        href = _resolve_href(uri, href)
         scenes.append(SceneInput(href, item_id, (it.get("properties") or {}).get("datetime")))
     return scenes
+
+
+def _resolve_href(doc_uri: str, href: str) -> str:
+    """``href`` of an asset as a path/URI GDAL can open; relative hrefs resolve against ``doc_uri``'s folder."""
+    href = href.removeprefix("file://")
+    if "://" in href or href.startswith("/"):
+        return href
+    if storage.is_remote(doc_uri):
+        bucket, key = storage.split_s3(doc_uri)
+        return f"s3://{bucket}/" + posixpath.normpath(posixpath.join(posixpath.dirname(key), href))
+    return str((Path(doc_uri).resolve().parent / href).resolve())
 
 
 def _pick_asset(assets: dict) -> str | None:

@@ -12,16 +12,21 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from geoseg.config import RuntimeConfig
+from geoseg.errors import ConfigError
 from geoseg.predict import Predictor, SceneJob, TileProcessor, TileResult
 from geoseg.tiling import Tile
 
 log = logging.getLogger(__name__)
+
+ACTOR_GRACE_S = 20.0
+"""Seconds the pool waits for the other actors once the first is up, before it starts work without them."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class LocalExecutor:
     def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 0) -> Iterator[TaskOutcome]:
         for task in tasks:
             results, error, attempt = None, None, 0
-            for attempt in range(retries + 1):  # noqa: B007 - reported below
+            for attempt in range(retries + 1):
                 try:
                     results = self.processor.process(jobs[task.scene], list(task.tiles))
                     break
@@ -95,10 +100,9 @@ class RayExecutor:
         gpus = int(resources.get("GPU", 0))
         cpus = int(resources.get("CPU", 1))
         use_gpu = device == "cuda" or (device == "auto" and gpus > 0)
-        if device == "cuda" and gpus == 0:
-            from geoseg.errors import ConfigError
-
-            raise ConfigError("device: 'cuda' was requested but the Ray cluster has no GPU; use --device auto or cpu")
+        if device == "cuda" and gpus == 0 and runtime.num_workers is None:
+            raise ConfigError("device: 'cuda' was requested but the Ray cluster has no GPU; use --device auto or cpu, "
+                              "or set runtime.num_workers to wait for an autoscaler to add GPU nodes")
         if use_gpu:
             n = runtime.num_workers or gpus
             # two concurrent calls per GPU actor: one reads and normalises while the other runs the model
@@ -115,14 +119,40 @@ class RayExecutor:
         self._new_actor = lambda: actor_cls.options(**options).remote(
             [self._payload_ref], dev, runtime.threads_per_worker, batch_size
         )
-        self.actors = [self._new_actor() for _ in range(n)]
-        self._starting: dict[Any, Any] = {}  # ready() ref -> replacement actor not yet running
         self.per_worker = runtime.max_tasks_in_flight_per_worker
         self.start_timeout = runtime.actor_start_timeout_s
         self.description = f"Ray, {n} {dev.upper()} actor(s)"
         self.replaced = 0
-        ray.get([a.ready.remote() for a in self.actors])
-        log.info("started %s", self.description)
+        # actors that are not up yet (waiting for resources, e.g. GPU nodes an autoscaler is
+        # adding) join the pool when ready() answers; work starts once the first one is up
+        self.actors: list[Any] = []
+        self._starting: dict[Any, Any] = {}
+        for _ in range(n):
+            actor = self._new_actor()
+            self._starting[actor.ready.remote()] = actor
+        deadline = time.monotonic() + self.start_timeout
+        failures = 0
+        while not self.actors:  # work starts once one actor is up
+            left = deadline - time.monotonic()
+            done, _ = ray.wait(list(self._starting), num_returns=1, timeout=max(left, 0)) if left > 0 else ([], [])
+            if not done:
+                self.release_actors()
+                raise ConfigError(f"no model actor could start within runtime.actor_start_timeout_s="
+                                  f"{self.start_timeout:.0f} s ({n} wanted with {options}; cluster: {resources}); "
+                                  "add nodes or lower runtime.num_workers")
+            error = self._admit(done[0])
+            if error is not None:
+                failures += 1
+                if failures > 2 * n:  # not bad luck with a node: the actor itself cannot start
+                    self.release_actors()
+                    raise error
+                log.warning("a model actor failed to start (%s); starting another", _last_line(error))
+                self._start_replacement()
+        ready = ray.wait(list(self._starting), num_returns=len(self._starting), timeout=ACTOR_GRACE_S)[0] if self._starting else []
+        for ref in ready:
+            if self._admit(ref) is not None:
+                self._start_replacement()
+        log.info("started %s (%d up, %d starting)", self.description, len(self.actors), len(self._starting))
 
     def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 2) -> Iterator[TaskOutcome]:
         """Yield outcomes as they complete (not in order); at most ``actors x per_worker`` calls out.
@@ -170,16 +200,14 @@ class RayExecutor:
                 return
             ref = done[0]
             if ref in self._starting:
-                actor = self._starting.pop(ref)
-                try:
-                    ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    log.warning("a replacement model actor failed to start (%s); starting another", type(exc).__name__)
+                actor = self._starting[ref]
+                error = self._admit(ref)
+                if error is not None:
+                    log.warning("a replacement model actor failed to start (%s); starting another", _last_line(error))
                     self._start_replacement()
-                    continue
-                self.actors.append(actor)
-                load[actor] = 0
-                log.info("replacement model actor is up (%d in the pool)", len(self.actors))
+                else:
+                    load[actor] = 0
+                    log.info("a model actor joined the pool (%d up)", len(self.actors))
                 continue
             task, attempt, actor = pending.pop(ref)
             load[actor] -= 1
@@ -190,8 +218,7 @@ class RayExecutor:
                     self.actors.remove(actor)
                     log.warning("a model actor died (%d left); starting a replacement", len(self.actors))
                     self._start_replacement()
-                text = str(exc).strip()
-                msg = f"{type(exc).__name__}: {text.splitlines()[-1] if text else exc}"
+                msg = f"{type(exc).__name__}: {_last_line(exc)}"
                 if attempt < retries:
                     log.warning("tiles %s failed (attempt %d): %s; retrying", [t.index for t in task.tiles], attempt + 1, msg)
                     queue.append((task, attempt + 1))
@@ -199,6 +226,16 @@ class RayExecutor:
                     yield TaskOutcome(task, None, msg, attempt + 1)
                 continue
             yield TaskOutcome(task, results, None, attempt + 1)
+
+    def _admit(self, ready_ref) -> Exception | None:
+        """Move a starting actor whose ``ready()`` finished into the pool; return its error if it died instead."""
+        actor = self._starting.pop(ready_ref)
+        try:
+            self._ray.get(ready_ref)
+        except self._ray.exceptions.RayError as exc:
+            return exc
+        self.actors.append(actor)
+        return None
 
     def _start_replacement(self) -> None:
         """Start a fresh actor; it joins the pool once ``ready()`` answers (it may wait for resources)."""
@@ -243,6 +280,11 @@ class _TileActor:
 
     def process(self, job: SceneJob, tiles: tuple[Tile, ...]) -> list[TileResult]:
         return self.processor.process(job, list(tiles))
+
+
+def _last_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
 
 
 def ordered_map(fn, items, lookahead: int | None = None):

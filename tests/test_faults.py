@@ -140,6 +140,7 @@ def test_a_node_removed_mid_run_does_not_stop_the_job(cluster, scenes, reference
     _wait_for_chunks(proc, out, 2)
     cluster.remove_node(node, allow_graceful=False)
     rc, stdout, stderr = _finish(proc)
+    cluster.wait_for_nodes(timeout=120)  # the next test must not be scheduled onto the removed node
     assert rc == 0, stderr[-3000:]
     assert "model actor died" in stderr  # the removed node's actor; its replacement never fits, the pool shrinks
     _assert_same_maps(out, reference, scenes)

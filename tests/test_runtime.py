@@ -118,3 +118,14 @@ def test_segment_with_parallel_vectorization_on_ray(ray_cluster, tmp_path, monke
     b = gpd.read_file(tmp_path / "ray" / f"{NC_IMAGE.stem}_polygons.gpkg")
     assert len(a) > 100 and list(a.polygon_id) == list(b.polygon_id)
     assert (a.geometry.to_wkb() == b.geometry.to_wkb()).all()
+
+
+@pytest.mark.slow
+def test_actors_that_can_never_start_fail_clearly_after_the_timeout(ray_cluster, default_checkpoint):
+    from geoseg.errors import ConfigError
+
+    # 3 CPUs per actor on a 2-CPU cluster: nothing can be scheduled (as when an autoscaler adds no nodes)
+    rt = RuntimeConfig(num_workers=1, threads_per_worker=3, actor_start_timeout_s=3)
+    with pytest.raises(ConfigError, match="no model actor could start within runtime.actor_start_timeout_s=3"):
+        RayExecutor(checkpoint_payload(default_checkpoint), "cpu", rt, batch_size=2)
+    assert ray_cluster.available_resources().get("CPU") == 2  # the pending actor was cancelled
