@@ -56,6 +56,7 @@ class TileJournal:
         self._buffer: list[tuple[int, TileResult]] = []
         self._last = time.monotonic()
         self.chunks_written = 0
+        self.seconds = 0.0  # spent writing chunks
 
     def restore(self) -> Iterator[tuple[int, list[TileResult]]]:
         """Yield ``(scene, results)`` for every saved chunk (one chunk in memory at a time)."""
@@ -87,6 +88,7 @@ class TileJournal:
         self._last = time.monotonic()
         if not self._buffer:
             return
+        t0 = time.perf_counter()
         arrays: dict[str, np.ndarray] = {
             "scene": np.array([s for s, _ in self._buffer], np.int32),
             "tile": np.array([r.tile.index for _, r in self._buffer], np.int32),
@@ -105,6 +107,7 @@ class TileJournal:
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
         storage.write_bytes(storage.join(self.root, name), buf.getvalue())
         self.chunks_written += 1
+        self.seconds += time.perf_counter() - t0
         log.debug("journal: saved %d tile(s) to %s", len(self._buffer), name)
         self._buffer.clear()
 

@@ -164,6 +164,8 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
                 executor.close()
         for key in ("stitch", "cog", "vectorize"):
             timings[key] = sum(w.seconds[key] for w in writers)
+        if journal:
+            timings["journal_write"] = journal.seconds
         timings["total"] = time.perf_counter() - t_start
         manifest = _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, halo, resumed)
         if failed:
