@@ -193,3 +193,19 @@ def test_stac_item_collection_on_s3_names_outputs_by_item_id(s3_bucket):
     s = segment(_local_cfg([f"{s3_bucket}/catalog/items.json"], f"{s3_bucket}/o"), progress=False)
     assert storage.exists(f"{s3_bucket}/o/nc-2000_classes.tif")
     assert s.manifest["inputs"][0]["path"].endswith(NC_IMAGE.name)
+
+
+def test_aoi_on_s3_restricts_the_tiles(s3_bucket, tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    with rasterio.open(NC_IMAGE) as src:
+        b, crs = src.bounds, src.crs
+    local = tmp_path / "aoi.geojson"
+    gpd.GeoDataFrame(geometry=[box(b.left, b.bottom, (b.left + b.right) / 2, b.top)], crs=crs).to_crs(4326).to_file(local)
+    aoi = storage.upload(local, f"{s3_bucket}/aois/left.geojson")
+    s = segment(_local_cfg([NC_IMAGE], str(tmp_path / "o"), aoi=aoi), progress=False)
+    assert s.manifest["tiles"]["outside_aoi"] > 0
+    with rasterio.open(tmp_path / "o" / f"{NC_IMAGE.stem}_classes.tif") as cls:
+        k = cls.read(1)
+    assert (k[:, k.shape[1] // 2 + 3:] == 255).all() and (k[:, : k.shape[1] // 2 - 3] != 255).any()
