@@ -192,7 +192,7 @@ def vectorize(classmap, output, mmu_ha, simplify_m, crs, confidence, instance, b
 
 
 @main.command()
-@click.argument("dates", nargs=-1)
+@click.argument("dates", nargs=-1, metavar="BEFORE AFTER")
 @click.option("--before", "before_opt", help="Earlier date (same as the first argument).")
 @click.option("--after", "after_opt", help="Later date (same as the second argument).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory (created if missing).")
@@ -250,6 +250,33 @@ def change(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, co
 
 
 @main.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="Monitor YAML, e.g. configs/monitor_pucallpa.yaml.")
+@click.option("--output-root", help="Override `output_root` (directory or s3:// prefix).")
+@click.option("--local", is_flag=True, default=None, help="Segment in this process without Ray.")
+@click.pass_context
+@_handle_errors
+def monitor(ctx, config_path, output_root, local):
+    """Scheduled change monitoring: segment each region's new periods, compare, append to the history store.
+
+    Idempotent: periods already in the history are not redone (no model work). Exit codes: 0 every region up
+    to date; 2 bad config; 4 one or more regions failed (named; the others finished).
+    """
+    from geoseg.config import load_yaml
+    from geoseg.errors import MonitorError
+    from geoseg.monitor import MonitorConfig, format_result, run_monitor
+
+    cfg = load_yaml(config_path, MonitorConfig, {"output_root": output_root, "segment.runtime.local": local})
+    results = run_monitor(cfg, progress=ctx.obj["progress"])
+    for r in results:
+        click.echo(format_result(r))
+    failed = [r.name for r in results if r.error]
+    if failed:
+        raise MonitorError(f"{len(failed)} of {len(results)} region(s) failed: {', '.join(failed)} "
+                           "(the others finished; see the messages above)")
+
+
+@main.command()
 @click.argument("path", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @_handle_errors
@@ -292,3 +319,19 @@ def info(path, as_json):
 
 if __name__ == "__main__":
     main()
+
+
+GLOBAL_FLAGS = {"-v", "-vv", "-q", "-qq", "--verbose", "--quiet"}
+
+
+def run_job(command: str, argv: list[str]) -> int:
+    """Entry point of the Ray job scripts (``jobs/*.py``): ``geoseg COMMAND ARGV``, returning the exit code.
+
+    geoseg's ``-v``/``-q`` may appear anywhere in ``argv``; they are moved before the subcommand.
+    """
+    flags = [a for a in argv if a in GLOBAL_FLAGS]
+    try:
+        main([*flags, command, *[a for a in argv if a not in GLOBAL_FLAGS]], standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

@@ -45,3 +45,9 @@ class TileError(GeosegError):
 
 class TrainingError(GeosegError):
     """Training data or training configuration is unusable."""
+
+
+class MonitorError(GeosegError):
+    """One or more monitored regions failed; the others finished. The message names the failed regions."""
+
+    exit_code = 4

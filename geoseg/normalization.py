@@ -21,6 +21,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from geoseg.errors import InputError
+from geoseg.raster import read_masked
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def scene_stats(src: rasterio.io.DatasetReader, band_indexes: list[int], norm: N
     factor = max(1, math.ceil(max(src.width, src.height) / STATS_MAX_SIDE))
     out_shape = (len(band_indexes), max(1, src.height // factor), max(1, src.width // factor))
     try:
-        data = src.read(band_indexes, out_shape=out_shape, resampling=Resampling.nearest, masked=True)
+        data = read_masked(src, band_indexes, out_shape=out_shape, resampling=Resampling.nearest)
         valid = ~np.ma.getmaskarray(data).any(axis=0)
         pixels = np.ma.getdata(data)[:, valid]
     except RasterioIOError as exc:
@@ -82,7 +83,7 @@ def _pixels_by_strips(src: rasterio.io.DatasetReader, band_indexes: list[int], f
         window = Window(0, row, src.width, h)
         shape = (len(band_indexes), max(1, h // factor), max(1, src.width // factor))
         try:
-            data = src.read(band_indexes, window=window, out_shape=shape, resampling=Resampling.nearest, masked=True)
+            data = read_masked(src, band_indexes, window=window, out_shape=shape, resampling=Resampling.nearest)
         except RasterioIOError:
             continue
         parts.append(np.ma.getdata(data)[:, ~np.ma.getmaskarray(data).any(axis=0)])

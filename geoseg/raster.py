@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NodataShadowWarning, RasterioIOError
 
 from geoseg.errors import AOIError, BandError, InputError
 from geoseg.tiling import PixelBox
@@ -104,6 +105,17 @@ def resolve_bands(info: RasterInfo, wanted: list[str | int]) -> list[int]:
     return out
 
 
+def read_masked(src: rasterio.io.DatasetReader, band_indexes: list[int], **kwargs) -> np.ma.MaskedArray:
+    """``src.read(..., masked=True)``; the nodata value wins over an alpha band without a warning.
+
+    (Rasters with both a nodata value and a band tagged alpha, like the Pucallpa
+    composites, make rasterio warn on every read that nodata defines the mask.)
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        return src.read(band_indexes, masked=True, **kwargs)
+
+
 def read_window(
     src: rasterio.io.DatasetReader, band_indexes: list[int], box: PixelBox
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +124,7 @@ def read_window(
     A pixel is valid when no selected band is masked (nodata value, internal mask or
     alpha, NaN for float rasters).
     """
-    data = src.read(band_indexes, window=box.to_window(), masked=True)
+    data = read_masked(src, band_indexes, window=box.to_window())
     valid = ~np.ma.getmaskarray(data).any(axis=0)
     arr = np.ma.getdata(data)
     if np.issubdtype(arr.dtype, np.floating):

@@ -10,11 +10,7 @@ It takes exactly the options of ``geoseg segment``.
 
 import sys
 
-from geoseg.cli import main
-
-GLOBAL_FLAGS = {"-v", "-vv", "-q", "-qq", "--verbose", "--quiet"}
+from geoseg.cli import run_job
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    flags = [a for a in args if a in GLOBAL_FLAGS]  # geoseg's -v/-q go before the subcommand
-    sys.exit(main([*flags, "segment", *[a for a in args if a not in GLOBAL_FLAGS]]))
+    sys.exit(run_job("segment", sys.argv[1:]))

@@ -1,0 +1,207 @@
+"""The dates of a change comparison, read on one common grid.
+
+A *class map* is a single-band uint8 raster (geoseg's ``*_classes.tif``: ids ``0..n-1``,
+255 nodata, class names in the ``class_names`` tag; without the tag the geoseg scheme
+``other, forest, water, urban`` is assumed). Its confidence raster is the
+``*_confidence.tif`` next to a ``*_classes.tif`` unless one is given. Anything else
+(multi-band imagery) is a *scene* and is segmented first with :func:`geoseg.pipeline.segment`.
+
+The common grid is one raster's grid (CRS, transform, size): by default the ``after``
+date's. Another raster is read onto it window by window through a GDAL warped VRT
+(``rasterio.vrt.WarpedVRT``) with nearest-neighbour resampling, so class ids are never
+blended and memory stays bounded by the window; a raster already on the grid is read
+directly. Pixels outside a raster's footprint, and its nodata, read as 255.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+
+from geoseg import CLASS_NODATA, storage
+from geoseg.errors import InputError
+from geoseg.raster import acquisition_date, open_raster, pixel_area_m2
+from geoseg.tiling import PixelBox
+
+log = logging.getLogger(__name__)
+
+GEOSEG_CLASSES = ("other", "forest", "water", "urban")
+"""Class names assumed for a class map without a ``class_names`` tag."""
+
+
+@dataclass(frozen=True, slots=True)
+class DateMap:
+    """One date as change detection reads it: class map, confidence (or None), provenance."""
+
+    role: str
+    classes: str
+    confidence: str | None
+    source: str
+    acquired: str | None
+    class_names: tuple[str, ...]
+    segmented: bool = False
+
+
+def is_class_map(path: str | Path) -> bool:
+    """Whether ``path`` is a class map (single band, uint8) rather than a scene to segment."""
+    with open_raster(path) as src:
+        return src.count == 1 and src.dtypes[0] == "uint8"
+
+
+def class_map_date(role: str, path: str | Path, confidence: str | Path | None = None,
+                   segmented: bool = False) -> DateMap:
+    """A :class:`DateMap` of the class map at ``path`` (confidence: given, else the sibling ``*_confidence.tif``)."""
+    path = str(path)
+    with open_raster(path) as src:
+        if src.count != 1 or src.dtypes[0] != "uint8":
+            raise InputError(f"{path}: not a class map ({src.count} band(s) of {src.dtypes[0]}); give a geoseg "
+                             "*_classes.tif or a scene to segment")
+        tags = src.tags()
+        names = tuple(tags["class_names"].split(",")) if tags.get("class_names") else GEOSEG_CLASSES
+        ids = tags.get("class_ids")
+        if ids and [int(i) for i in ids.split(",")] != list(range(len(names))):
+            raise InputError(f"{path}: class ids {ids} are not 0..{len(names) - 1}; remap the classes to consecutive "
+                             "ids from 0 (255 = nodata)")
+        source = tags.get("source") or path
+        acquired = acquisition_date(tags)
+    if confidence is None and path.endswith("_classes.tif"):
+        sibling = path[: -len("_classes.tif")] + "_confidence.tif"
+        confidence = sibling if storage.exists(sibling) else None
+    if confidence is not None:
+        with open_raster(confidence) as c, open_raster(path) as k:
+            if (c.width, c.height) != (k.width, k.height) or not c.transform.almost_equals(k.transform):
+                raise InputError(f"{confidence}: confidence raster is not on the grid of {path}; give the "
+                                 "*_confidence.tif written with that class map")
+    return DateMap(role, path, str(confidence) if confidence else None, source, acquired, names, segmented)
+
+
+def resolve_dates(paths: dict[str, str], confidences: dict[str, str | None], segment_cfg, workdir: Path,
+                  progress: bool = False) -> dict[str, DateMap]:
+    """:class:`DateMap` per role (``before``, ``after``, ``confirm``): class maps as they are, scenes
+    segmented under ``workdir`` with ``segment_cfg`` (a :class:`~geoseg.config.SegmentConfig`; None: defaults)."""
+    scenes = {r: p for r, p in paths.items() if not is_class_map(p)}
+    out = {r: class_map_date(r, p, confidences.get(r)) for r, p in paths.items() if r not in scenes}
+    if scenes:
+        for r, p in scenes.items():
+            if confidences.get(r):
+                raise InputError(f"--{r}-confidence was given but {p} is a scene (segmented here, with its "
+                                 "own confidence); drop the option or give a class map")
+        out.update(_segment(scenes, segment_cfg, workdir, progress))
+    return {r: out[r] for r in paths}
+
+
+def _segment(scenes: dict[str, str], cfg, workdir: Path, progress: bool) -> dict[str, DateMap]:
+    """Segment the scenes (one run when their file names differ) into ``workdir/segment-*``."""
+    from geoseg.config import SegmentConfig
+    from geoseg.pipeline import segment
+
+    cfg = cfg or SegmentConfig()
+    stems = [Path(p).stem for p in scenes.values()]
+    groups = [list(scenes)] if len(set(stems)) == len(stems) else [[r] for r in scenes]
+    out = {}
+    for roles in groups:
+        run_dir = workdir / ("segment-" + "-".join(roles))
+        run_cfg = cfg.model_copy(update={
+            "inputs": [scenes[r] for r in roles], "output": str(run_dir), "overwrite": True,
+            "outputs": cfg.outputs.model_copy(update={"polygons": False, "confidence": True})})
+        log.info("segmenting %s", ", ".join(f"{r} {scenes[r]}" for r in roles))
+        segment(run_cfg, progress=progress)
+        for r in roles:
+            cls = run_dir / f"{Path(scenes[r]).stem}_classes.tif"
+            out[r] = class_map_date(r, cls, segmented=True)
+    return out
+
+
+@contextlib.contextmanager
+def scratch_raster(path: Path, grid, mode: str = "w"):
+    """A tiled single-band uint8 GeoTIFF on ``grid`` (nodata 255) for intermediate codes."""
+    if mode == "r":
+        with rasterio.open(path) as ds:
+            yield ds
+        return
+    with rasterio.open(path, "w", driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="uint8",
+                       crs=grid.crs, transform=grid.transform, nodata=CLASS_NODATA, tiled=True, blockxsize=256,
+                       blockysize=256, compress="DEFLATE", zlevel=1, BIGTIFF="IF_SAFER", SPARSE_OK=True) as ds:
+        yield ds
+
+
+# --------------------------------------------------------------------------- the common grid
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """A raster grid: CRS, affine transform (pixel -> CRS coordinates), width and height in pixels."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> Grid:
+        """The grid of the raster at ``path``; raises :class:`InputError` if it has no CRS."""
+        with open_raster(path) as src:
+            if src.crs is None:
+                raise InputError(f"{path}: has no CRS, so it cannot be aligned with another date; assign one "
+                                 "(e.g. with rio edit-info --crs)")
+            return cls(src.crs, src.transform, src.width, src.height)
+
+    def same_as(self, src: rasterio.io.DatasetReader) -> bool:
+        return (src.crs == self.crs and (src.width, src.height) == (self.width, self.height)
+                and src.transform.almost_equals(self.transform))
+
+    def row_area_m2(self, box: PixelBox) -> np.ndarray:
+        """Ground area (m²) of one pixel in each row of ``box``: exact ellipsoidal for geographic grids."""
+        return pixel_area_m2(self.crs, self.transform, np.arange(box.row, box.row_stop))
+
+    def to_dict(self) -> dict:
+        return {"crs": self.crs.to_string(), "transform": list(self.transform)[:6], "width": self.width,
+                "height": self.height}
+
+
+class AlignedReader:
+    """Reads a single-band uint8 raster on :class:`Grid` ``grid`` by window (nearest; nodata -> 255)."""
+
+    def __init__(self, path: str | Path, grid: Grid):
+        self.path = str(path)
+        self._src = open_raster(path)
+        try:
+            if self._src.count != 1 or self._src.dtypes[0] != "uint8":
+                raise InputError(f"{path}: expected a single-band uint8 raster (class map or confidence), got "
+                                 f"{self._src.count} band(s) of {self._src.dtypes[0]}")
+            if self._src.crs is None:
+                raise InputError(f"{path}: has no CRS, so it cannot be aligned with another date; assign one")
+            self._nodata = self._src.nodata
+            self.direct = grid.same_as(self._src)
+            if self.direct:
+                self._ds = self._src
+            else:
+                src_nodata = self._nodata if self._nodata is not None else CLASS_NODATA
+                self._ds = WarpedVRT(self._src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                     height=grid.height, resampling=Resampling.nearest, src_nodata=src_nodata,
+                                     nodata=CLASS_NODATA)
+                log.info("%s: warped onto the common grid (nearest)", path)
+        except BaseException:
+            self._src.close()
+            raise
+
+    def read(self, box: PixelBox) -> np.ndarray:
+        """``(rows, cols)`` uint8 of ``box`` of the common grid; nodata and outside the footprint are 255."""
+        arr = self._ds.read(1, window=box.to_window())
+        if self.direct and self._nodata is not None and self._nodata != CLASS_NODATA:
+            arr[arr == self._nodata] = CLASS_NODATA
+        return arr
+
+    def close(self) -> None:
+        if self._ds is not self._src:
+            self._ds.close()
+        self._src.close()

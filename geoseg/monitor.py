@@ -1,0 +1,340 @@
+"""Scheduled change monitoring: segment each region's new periods, compare, append to the history store.
+
+A run, for every region of the catalogue (``configs/monitor_*.yaml``, :class:`MonitorConfig`):
+
+1. finds the periods that have imagery (:func:`discover`, forms below);
+2. segments, in period order, every period newer than the last one stored (the first
+   run backfills them all), with the AOI of the region (:func:`geoseg.pipeline.segment`),
+   and stores its class areas (:class:`geoseg.history.HistoryStore`);
+3. compares each stored period with the one before it, unless already done
+   (:func:`geoseg.change.detect_change`; with ``guards.persistence`` the next period
+   confirms the change, so the newest period waits for the next run), and appends the
+   change polygons, the transition table and a summary to the history.
+
+Idempotent: a period or comparison already in ``history/state.json`` is skipped, so a
+rerun with no new imagery reads the state and writes nothing (no model work, Ray is
+not even started). Periods older than the last stored one are reported and skipped
+(the history is append-only). A region that fails is reported and the others go on;
+the run then exits with :attr:`MonitorError.exit_code` naming the failed regions.
+
+``imagery`` forms (local or ``s3://``):
+
+* a pattern with ``{period}``: ``data/pucallpa/landsat_{period}.tif``; periods are the
+  values of ``{period}`` in the files that exist (or the listed ``periods``);
+* a STAC ItemCollection / Item JSON (``.json``): one period per Item, from its
+  ``datetime`` cut to ``stac_period`` (``year`` ``2020``, ``month`` ``2020-07`` or ``date``
+  ``2020-07-14``); the asset is ``stac_asset`` or the first GeoTIFF/COG asset;
+* a prefix ending in ``/`` (``s3://bucket/scenes/``): every ``.tif`` directly under it,
+  the period being the first date-like token of its name (``2020``, ``2020-07``, ``2020-07-14``).
+
+Periods are strings that sort chronologically (years, ``YYYY-MM``, ``YYYY-MM-DD``).
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from geoseg import storage
+from geoseg.config import SegmentConfig, Strict
+from geoseg.errors import ConfigError, GeosegError, InputError
+
+log = logging.getLogger(__name__)
+
+
+class GuardsConfig(Strict):
+    """Guards against false change (see :mod:`geoseg.change`)."""
+
+    min_confidence: float = Field(50.0, ge=0, le=100, description="both dates at least this confident, percent (0: off)")
+    mmu_ha: float = Field(0.5, ge=0, description="changed patches smaller than this are uncertain, hectares (0: off)")
+    persistence: bool = Field(False, description="keep a change only if the next period still shows it")
+
+
+class RegionConfig(Strict):
+    """One monitored region: a name, an optional AOI, and where its imagery is."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="region id (file-name safe)")
+    aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons; None: the whole image")
+    imagery: str = Field(description="pattern with {period}, STAC ItemCollection .json, or a prefix ending in /")
+    periods: list[str] | None = Field(None, description="periods to use; None: the top-level `periods`, else discovered")
+    stac_asset: str | None = Field(None, description="STAC asset key; None: the first GeoTIFF/COG asset")
+    stac_period: Literal["year", "month", "date"] = Field("date", description="STAC: period of an item's datetime")
+
+
+class MonitorConfig(Strict):
+    """``jobs/monitor.py`` settings (``configs/monitor_*.yaml``)."""
+
+    output_root: str = Field(description="history store and per-period outputs: a directory or s3:// prefix")
+    periods: list[str] | None = Field(None, description="periods for every region; None: discovered per region")
+    regions: list[RegionConfig] = Field(min_length=1)
+    guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    segment: SegmentConfig = Field(default_factory=SegmentConfig, description="model, tiling, runtime of segmentation")
+    block_size: int = Field(1024, ge=16, description="change detection window side, pixels")
+
+    @field_validator("segment")
+    @classmethod
+    def _per_region(cls, v: SegmentConfig) -> SegmentConfig:
+        if v.inputs or v.output or v.aoi:
+            raise ValueError("inputs, output and aoi are set per region (regions[].imagery, output_root, regions[].aoi)")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorConfig:
+        names = [r.name for r in self.regions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"region names must be unique: {dupes}")
+        if self.guards.min_confidence > 0 and not self.segment.outputs.confidence:
+            raise ValueError("guards.min_confidence needs the confidence rasters: set segment.outputs.confidence: "
+                             "true, or guards.min_confidence: 0")
+        return self
+
+
+@dataclass
+class RegionResult:
+    """What a run did for one region (``error`` set when it failed)."""
+
+    name: str
+    segmented: list[str] = field(default_factory=list)
+    changes: list[dict] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    skipped_older: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class _LazyRay:
+    """Starts Ray once, at the first model run (never on a run with nothing to do)."""
+
+    def __init__(self, cfg: SegmentConfig):
+        self.cfg = cfg
+        self.owned = False
+
+    def ensure(self) -> None:
+        if self.cfg.runtime.local:
+            return
+        import os
+
+        import ray
+
+        if not ray.is_initialized():
+            address = self.cfg.runtime.address or os.environ.get("RAY_ADDRESS")
+            ray.init(**({"address": address} if address else {"include_dashboard": False}), logging_level=logging.WARNING)
+            self.owned = True
+
+    def close(self) -> None:
+        if self.owned:
+            import ray
+
+            ray.shutdown()
+
+
+def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult]:
+    """One scheduled run over every region; failures are caught per region (see :class:`RegionResult`)."""
+    from geoseg.history import HistoryStore
+
+    store = HistoryStore(cfg.output_root)
+    ray = _LazyRay(cfg.segment)
+    results = []
+    try:
+        for region in cfg.regions:
+            res = RegionResult(region.name)
+            try:
+                _run_region(region, cfg, store, ray, res, progress)
+            except Exception as exc:  # a failed region must not stop the others
+                res.error = str(exc) if isinstance(exc, GeosegError) else f"{type(exc).__name__}: {exc}"
+                log.error("region %s failed: %s", region.name, res.error, exc_info=not isinstance(exc, GeosegError))
+            results.append(res)
+    finally:
+        ray.close()
+    return results
+
+
+def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: _LazyRay, res: RegionResult, progress: bool) -> None:
+    from geoseg.pipeline import segment
+
+    images = discover(region.imagery, region.periods or cfg.periods, stac_asset=region.stac_asset,
+                      stac_period=region.stac_period)
+    stored = store.region_state(region.name)["periods"]
+    last = max(stored) if stored else None
+    for period, image in images.items():
+        if period in stored:
+            continue
+        if last is not None and period < last:
+            res.skipped_older.append(period)
+            log.warning("region %s: period %s is older than the last stored period %s; skipped (append-only)",
+                        region.name, period, last)
+            continue
+        ray.ensure()
+        out = store.period_dir(region.name, period)
+        log.info("region %s: segmenting period %s (%s)", region.name, period, image)
+        summary = segment(cfg.segment.model_copy(update={"inputs": [image], "output": out, "aoi": region.aoi,
+                                                         "overwrite": True}), progress=progress)
+        names = {storage.name(f): f for f in summary.files}
+        classes = next(n for n in names if n.endswith("_classes.tif"))
+        stats = json.loads(storage.read_bytes(storage.join(out, "stats.json")))
+        (s,) = stats["inputs"].values()
+        rel = ("regions", region.name, "periods", period)
+        store.record_period(region.name, period, [{**r, "valid_area_ha": s["valid_area_ha"]} for r in s["classes"]], {
+            "image": image, "classes": "/".join((*rel, classes)),
+            "confidence": "/".join((*rel, f"{classes[:-len('_classes.tif')]}_confidence.tif")),
+            "model": summary.manifest["model"]["id"], "processed": datetime.now(UTC).isoformat()})
+        res.segmented.append(period)
+    _compare_periods(region, cfg, store, res)
+
+
+def _compare_periods(region: RegionConfig, cfg: MonitorConfig, store, res: RegionResult) -> None:
+    from geoseg.change import POLYGON_LAYER, ChangeOptions, detect_change
+
+    state = store.region_state(region.name)
+    periods = sorted(state["periods"])
+    g = cfg.guards
+    opts = ChangeOptions(g.min_confidence, g.mmu_ha, "after", cfg.block_size)
+    for i in range(1, len(periods)):
+        before, after = periods[i - 1], periods[i]
+        if after in state["changes"]:
+            continue
+        confirm = periods[i + 1] if g.persistence and i + 1 < len(periods) else None
+        if g.persistence and confirm is None:
+            res.pending.append(after)
+            continue
+
+        def classes(p: str) -> str:
+            return store.uri(*state["periods"][p]["classes"].split("/"))
+
+        out = store.change_dir(region.name, before, after)
+        log.info("region %s: change %s -> %s%s", region.name, before, after, f" (confirmed by {confirm})" if confirm else "")
+        result = detect_change(classes(before), classes(after), out, confirm=classes(confirm) if confirm else None,
+                               options=opts, overwrite=True)
+        r = result.report
+        summary = summary_row(r, confirm)
+        polygons = store.read_polygons(storage.join(out, "change_polygons.gpkg"), POLYGON_LAYER)
+        transitions = [{k: t[k] for k in ("from_class", "to_class", "pixels", "area_ha")} for t in r["transitions"]]
+        store.record_change(region.name, before, after, polygons, transitions, summary, {
+            "before": before, "confirm": confirm, "dir": "/".join(("regions", region.name, "changes", storage.name(out))),
+            "processed": datetime.now(UTC).isoformat()})
+        res.changes.append({"before": before, "after": after, **summary})
+
+
+def summary_row(report: dict, confirm: str | None) -> dict:
+    """One history row of a change report: areas (ha), named change types, guard removals."""
+    g = report["guards"]
+    return {
+        "confirm_period": confirm or "",
+        "valid_ha": report["valid"]["area_ha"],
+        "unchanged_ha": report["unchanged"]["area_ha"],
+        "changed_ha": report["changed"]["area_ha"],
+        "uncertain_ha": report["uncertain"]["area_ha"],
+        **{f"{k}_ha": v["area_ha"] for k, v in report["change_types"].items()},
+        "removed_confidence_ha": g["confidence"]["removed"]["area_ha"],
+        "removed_persistence_ha": g["persistence"]["removed"]["area_ha"],
+        "removed_mmu_ha": g["mmu"]["removed"]["area_ha"],
+        "nodata_before_ha": report["nodata_excluded"]["before"]["area_ha"],
+        "nodata_after_ha": report["nodata_excluded"]["after"]["area_ha"],
+        "polygons": report["polygons"]["count"],
+    }
+
+
+# --------------------------------------------------------------------------- imagery discovery
+
+
+PERIOD_TOKEN = re.compile(r"(?<!\d)(\d{4}(?:-\d{2}(?:-\d{2})?)?)(?!\d)")
+STAC_CUT = {"year": 4, "month": 7, "date": 10}
+
+
+def discover(imagery: str, periods: list[str] | None = None, *, stac_asset: str | None = None,
+             stac_period: str = "date") -> dict[str, str]:
+    """``{period: image path or URI}`` in period order; with ``periods``, exactly those (a missing one is an error)."""
+    if imagery.lower().endswith(".json"):
+        found = _from_stac(imagery, stac_asset, stac_period)
+    elif "{period}" in imagery:
+        if periods is not None:
+            out = {p: imagery.replace("{period}", p) for p in periods}
+            missing = [(p, u) for p, u in out.items() if not storage.exists(u)]
+            if missing:
+                p, u = missing[0]
+                raise InputError(f"no image for period {p}: {u} does not exist ({len(missing)} of {len(out)} periods "
+                                 "missing); add the image or remove the period from `periods`")
+            return dict(sorted(out.items()))
+        found = _from_pattern(imagery)
+    elif imagery.endswith("/"):
+        found = _from_prefix(imagery)
+    else:
+        raise ConfigError(f"imagery {imagery!r}: give a pattern with {{period}} (e.g. data/landsat_{{period}}.tif), "
+                          "a STAC ItemCollection .json, or a directory/s3:// prefix ending in /")
+    if periods is not None:
+        missing = [p for p in periods if p not in found]
+        if missing:
+            raise InputError(f"imagery {imagery}: no image for period(s) {missing} (found {sorted(found)}); add "
+                             "the imagery or remove them from `periods`")
+        found = {p: found[p] for p in periods}
+    if not found:
+        raise InputError(f"imagery {imagery}: no image found; check the pattern/prefix and that the files exist")
+    return dict(sorted(found.items()))
+
+
+def _from_pattern(pattern: str) -> dict[str, str]:
+    head, _, tail = pattern.partition("{period}")
+    wildcard = pattern.replace("{period}", "*")
+    hits = storage.glob(wildcard) if storage.is_remote(pattern) else sorted(_glob.glob(wildcard))
+    rx = re.compile(re.escape(head) + r"(?P<period>[^/]+?)" + re.escape(tail.replace("{period}", "")) + "$")
+    out: dict[str, str] = {}
+    for h in hits:
+        m = rx.match(h)
+        if m:
+            out[m["period"]] = h
+    return out
+
+
+def _from_prefix(prefix: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in storage.listdir(prefix):
+        if not name.lower().endswith((".tif", ".tiff")):
+            continue
+        m = PERIOD_TOKEN.search(name)
+        if m is None:
+            continue
+        if m[1] in out:
+            raise InputError(f"{prefix}: {name} and {storage.name(out[m[1]])} have the same period {m[1]}; keep one "
+                             "image per period (or use a {period} pattern)")
+        out[m[1]] = storage.join(prefix, name)
+    return out
+
+
+def _from_stac(uri: str, asset: str | None, cut: str) -> dict[str, str]:
+    from geoseg.inputs import read_stac
+
+    out: dict[str, str] = {}
+    for scene in read_stac(uri, asset):
+        if not scene.acquired:
+            raise InputError(f"{uri}: item {scene.stem!r} has no properties.datetime, so its period is unknown")
+        period = scene.acquired[: STAC_CUT[cut]]
+        if period in out:
+            raise InputError(f"{uri}: items {scene.stem!r} and another share the period {period}; set stac_period "
+                             "to a finer unit or keep one item per period")
+        out[period] = scene.path
+    return out
+
+
+def format_result(r: RegionResult) -> str:
+    """One region's outcome as a few lines of text."""
+    if r.error:
+        return f"region {r.name}: FAILED: {r.error}"
+    if not (r.segmented or r.changes or r.pending or r.skipped_older):
+        return f"region {r.name}: up to date (nothing new)"
+    lines = [f"region {r.name}: {len(r.segmented)} new period(s) {r.segmented}, {len(r.changes)} comparison(s)"]
+    for c in r.changes:
+        lines.append(f"  {c['before']} -> {c['after']}: forest lost {c['deforestation_ha']:.1f} ha, gained "
+                     f"{c['reforestation_ha']:.1f} ha, urbanization {c['urbanization_ha']:.1f} ha, water gain "
+                     f"{c['water_gain_ha']:.1f} / loss {c['water_loss_ha']:.1f} ha (uncertain {c['uncertain_ha']:.1f} ha)")
+    if r.pending:
+        lines.append(f"  waiting for a confirming period: {r.pending}")
+    if r.skipped_older:
+        lines.append(f"  skipped (older than the last stored period): {r.skipped_older}")
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""The scheduled monitoring job: backfill, idempotent reruns, appends, failing regions, S3 root, discovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from geoseg.config import load_yaml
+from geoseg.errors import ConfigError, InputError
+from geoseg.history import HistoryStore
+from geoseg.monitor import MonitorConfig, discover, run_monitor
+from tests.conftest import REPO
+
+PUCALLPA = REPO / "data" / "pucallpa"
+SPECTRAL = REPO / "geoseg" / "models" / "landcover-spectral-index"
+
+
+@pytest.fixture
+def imagery(tmp_path):
+    """96 x 96 px crops (city and farmland) of three Pucallpa years, as img_<year>.tif."""
+    d = tmp_path / "imagery"
+    d.mkdir()
+
+    def crop(year: str) -> None:
+        with rasterio.open(PUCALLPA / f"landsat_{year}.tif") as src:
+            win = Window(120, 70, 96, 96)
+            prof = {**src.profile, "width": 96, "height": 96, "transform": src.window_transform(win),
+                    "blockxsize": 32, "blockysize": 32}
+            with rasterio.open(d / f"img_{year}.tif", "w", **prof) as dst:
+                dst.write(src.read(window=win))
+                dst.descriptions = src.descriptions
+
+    for y in ("1985", "2000"):
+        crop(y)
+    return d, crop
+
+
+def write_config(tmp_path, root, regions: str, guards: str = "") -> str:
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(
+        f"output_root: {root}\n"
+        f"regions:\n{regions}"
+        f"guards:\n  min_confidence: 50\n  mmu_ha: 2.0\n{guards}"
+        f"segment:\n  model: {SPECTRAL}\n  outputs:\n    polygons: false\n  runtime:\n    local: true\n"
+    )
+    return str(cfg)
+
+
+def region(name: str, imagery: str, extra: str = "") -> str:
+    return f"  - name: {name}\n    imagery: {imagery}\n{extra}"
+
+
+def snapshot(root) -> dict:
+    return {p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def test_backfill_then_rerun_is_a_noop_then_a_new_period_appends(tmp_path, imagery, monkeypatch):
+    import geoseg.pipeline
+
+    d, crop = imagery
+    root = tmp_path / "root"
+    cfg = load_yaml(write_config(tmp_path, root, region("city", f"{d}/img_{{period}}.tif")), MonitorConfig)
+    (res,) = run_monitor(cfg)
+    assert res.error is None and res.segmented == ["1985", "2000"] and [c["after"] for c in res.changes] == ["2000"]
+    store = HistoryStore(str(root))
+    areas = store.table("class_areas.csv")
+    assert sorted(set(areas["period"])) == ["1985", "2000"] and len(areas) == 2 * 4
+    summary = store.table("change_summary.csv")
+    assert summary[["region", "period_before", "period"]].values.tolist() == [["city", "1985", "2000"]]
+    report = json.loads((root / "regions/city/changes/1985_to_2000/transitions.json").read_text())
+    assert summary["deforestation_ha"][0] == report["change_types"]["deforestation"]["area_ha"]
+    polys = store.change_polygons()
+    assert len(polys) == report["polygons"]["count"] > 0 and polys.crs.to_epsg() == 4326
+    assert set(polys["period"]) == {"2000"} and (polys["area_ha"] >= 2.0 - 1e-9).all()
+    trans = store.table("transitions.csv")
+    assert trans["pixels"].sum() == report["valid"]["pixels"]
+
+    # the same period again: no model work, not a byte (or mtime) changed under the root
+    before = snapshot(root)
+    calls = []
+    monkeypatch.setattr(geoseg.pipeline, "segment", lambda *a, **k: calls.append(a) or pytest.fail("segment called"))
+    (res,) = run_monitor(cfg)
+    assert res.error is None and not res.segmented and not res.changes and calls == []
+    assert snapshot(root) == before
+    monkeypatch.undo()
+
+    # a new period: only it is segmented and compared with the last stored one
+    crop("2020")
+    seen = []
+    real = geoseg.pipeline.segment
+    monkeypatch.setattr(geoseg.pipeline, "segment", lambda c, **k: seen.append(c.inputs) or real(c, **k))
+    (res,) = run_monitor(cfg)
+    assert seen == [[f"{d}/img_2020.tif"]] and [(c["before"], c["after"]) for c in res.changes] == [("2000", "2020")]
+    summary = store.table("change_summary.csv")
+    assert summary["period"].tolist() == ["2000", "2020"]
+    assert store.table("class_areas.csv")["period"].value_counts().to_dict() == {"1985": 4, "2000": 4, "2020": 4}
+    assert set(store.change_polygons()["period"]) == {"2000", "2020"}
+    # rows of the earlier period are unchanged
+    assert snapshot(root)["regions/city/changes/1985_to_2000/transitions.json"] == before[
+        "regions/city/changes/1985_to_2000/transitions.json"]
+
+
+def test_a_region_with_a_missing_image_fails_alone(tmp_path, imagery):
+    d, _ = imagery
+    root = tmp_path / "root"
+    regions = (region("good", f"{d}/img_{{period}}.tif")
+               + region("broken", f"{d}/img_{{period}}.tif", "    periods: ['1985', '1990', '2000']\n")
+               + region("also-good", f"{d}/img_{{period}}.tif", "    periods: ['1985', '2000']\n"))
+    proc = subprocess.run([sys.executable, str(REPO / "jobs" / "monitor.py"), "--config",
+                           write_config(tmp_path, root, regions), "-q"], capture_output=True, text=True, timeout=600)
+    code, out, err = proc.returncode, proc.stdout, proc.stderr
+    assert code == 4, err
+    assert "1 of 3 region(s) failed: broken" in err
+    assert "region broken: FAILED: no image for period 1990" in out and "img_1990.tif does not exist" in out
+    state = HistoryStore(str(root)).state()["regions"]
+    assert set(state) == {"good", "also-good"}
+    for name in ("good", "also-good"):
+        assert sorted(state[name]["periods"]) == ["1985", "2000"] and list(state[name]["changes"]) == ["2000"]
+
+
+def test_persistence_waits_for_the_confirming_period(tmp_path, imagery):
+    d, crop = imagery
+    crop("2020")
+    root = tmp_path / "root"
+    cfg = load_yaml(write_config(tmp_path, root, region("city", f"{d}/img_{{period}}.tif"),
+                                 "  persistence: true\n"), MonitorConfig)
+    (res,) = run_monitor(cfg)
+    assert [(c["before"], c["after"], c["confirm_period"]) for c in res.changes] == [("1985", "2000", "2020")]
+    assert res.pending == ["2020"]
+    rep = json.loads((root / "regions/city/changes/1985_to_2000/transitions.json").read_text())
+    assert rep["guards"]["persistence"]["applied"] and rep["dates"]["confirm"]["classes"].endswith("img_2020_classes.tif")
+
+
+def test_monitor_on_an_s3_output_root(s3_bucket, tmp_path, imagery):
+    """History store and per-period outputs under s3://; the rerun is a no-op there too."""
+    from geoseg import storage
+
+    d, _ = imagery
+    root = f"{s3_bucket}/monitor"
+    cfg = load_yaml(write_config(tmp_path, root, region("city", f"{d}/img_{{period}}.tif")), MonitorConfig)
+    (res,) = run_monitor(cfg)
+    assert res.error is None and [c["after"] for c in res.changes] == ["2000"]
+    store = HistoryStore(root)
+    assert len(store.change_polygons()) == res.changes[0]["polygons"]
+    names = storage.listdir(f"{root}/history")
+    assert {"state.json", "class_areas.csv", "change_summary.csv", "transitions.csv", "change_polygons.parquet"} <= set(names)
+    assert "change.tif" in storage.listdir(f"{root}/regions/city/changes/1985_to_2000")
+    state = storage.read_bytes(f"{root}/history/state.json")
+    (res,) = run_monitor(cfg)
+    assert not res.segmented and not res.changes and storage.read_bytes(f"{root}/history/state.json") == state
+
+
+def test_discovery_pattern_prefix_and_stac(tmp_path, imagery):
+    d, _ = imagery
+    assert discover(f"{d}/img_{{period}}.tif") == {"1985": f"{d}/img_1985.tif", "2000": f"{d}/img_2000.tif"}
+    assert list(discover(f"{d}/img_{{period}}.tif", ["2000"])) == ["2000"]
+    assert discover(f"{d}/") == {"1985": f"{d}/img_1985.tif", "2000": f"{d}/img_2000.tif"}
+    stac = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": f"scene-{y}", "properties": {"datetime": f"{y}-07-01T15:00:00Z"},
+         "assets": {"image": {"href": f"imagery/img_{y}.tif", "type": "image/tiff; application=geotiff"}}}
+        for y in ("1985", "2000")]}
+    (tmp_path / "items.json").write_text(json.dumps(stac))
+    found = discover(str(tmp_path / "items.json"), stac_period="year")
+    assert list(found) == ["1985", "2000"] and found["2000"].endswith("imagery/img_2000.tif")
+    assert list(discover(str(tmp_path / "items.json"))) == ["1985-07-01", "2000-07-01"]
+    with pytest.raises(InputError, match=r"no image for period\(s\) \['1990'\]"):
+        discover(str(tmp_path / "items.json"), ["1990"], stac_period="year")
+    with pytest.raises(InputError, match="no image found"):
+        discover(f"{d}/nothing_{{period}}.tif")
+    with pytest.raises(ConfigError, match=r"\{period\}"):
+        discover(f"{d}/img_1985.tif")
+
+
+def test_config_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("output_root: x\nregions:\n  - name: a\n    imagery: a_{period}.tif\n    aoy: x.geojson\n")
+    with pytest.raises(ConfigError, match="regions.0.aoy: unknown key"):
+        load_yaml(bad, MonitorConfig)
+    bad.write_text("output_root: x\nregions:\n  - {name: a, imagery: x}\n  - {name: a, imagery: y}\n")
+    with pytest.raises(ConfigError, match="region names must be unique"):
+        load_yaml(bad, MonitorConfig)
+    bad.write_text("output_root: x\nregions: [{name: a, imagery: x}]\nsegment: {inputs: [a.tif]}\n")
+    with pytest.raises(ConfigError, match="set per region"):
+        load_yaml(bad, MonitorConfig)
+    bad.write_text("output_root: x\nregions: [{name: a, imagery: x}]\nsegment: {outputs: {confidence: false}}\n")
+    with pytest.raises(ConfigError, match="min_confidence needs the confidence rasters"):
+        load_yaml(bad, MonitorConfig)
+    load_yaml(REPO / "configs" / "monitor_pucallpa.yaml", MonitorConfig)  # the shipped config is valid
+
+
+def test_job_script_exits_2_on_a_bad_config(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("output_root: x\nregions: []\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(REPO / "jobs" / "monitor.py"), "--config", str(bad)],
+                          capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert proc.returncode == 2 and "regions" in proc.stderr
