@@ -60,11 +60,20 @@ def test_segment_job_submitted_through_the_jobs_api(ray_head, tmp_path):
                 pytest.fail(f"the Ray head's Jobs API at {ray_head} did not come up")
             time.sleep(1)
     out = tmp_path / "out"
-    job_id = client.submit_job(
-        entrypoint=f"python jobs/segment.py {NC_IMAGE} {ZION_IMAGE} --output {out} --tile-size 256 --halo 32 --workers 2 -q",
-        runtime_env={"working_dir": str(REPO), "excludes": [".git", ".whl", "out", "tests", "benchmarks", "docs", "infra"],
-                     "env_vars": {"RAY_AUTH_MODE": "disabled"}},
-    )
+    while True:  # the dashboard answers before the head's job agent is up ("No available agent")
+        try:
+            job_id = client.submit_job(
+                entrypoint=f"python jobs/segment.py {NC_IMAGE} {ZION_IMAGE} --output {out} --tile-size 256 --halo 32 "
+                           "--workers 2 -q",
+                runtime_env={"working_dir": str(REPO),
+                             "excludes": [".git", ".whl", "out", "tests", "benchmarks", "docs", "infra"],
+                             "env_vars": {"RAY_AUTH_MODE": "disabled"}},
+            )
+            break
+        except RuntimeError as exc:
+            if "agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
     deadline = time.monotonic() + 600
     while (status := client.get_job_status(job_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
         if time.monotonic() > deadline:
