@@ -3,19 +3,22 @@
 Inputs are geoseg class maps (single-band uint8, ids ``0..n-1``, 255 nodata; their
 ``*_confidence.tif`` is found next to them) or scenes, which are segmented first. All
 dates are read on one common grid (:mod:`geoseg.changeinputs`: the ``after`` grid by default,
-nearest neighbour), block by block, in two passes over the grid (memory: a few blocks
-plus the change patches still open, never the raster):
+nearest neighbour), block by block, in two passes over the grid (memory: a few blocks,
+the change patches still open and a few bytes per change patch, see
+:mod:`geoseg.patches`; never the raster):
 
 1. Per block: pixels valid in both dates are compared. A changed pixel becomes
    *uncertain* (code 254) when either date's confidence is below ``min_confidence``
-   (confidence guard), or, with a ``confirm`` date, when that date does not show the
-   ``after`` class (persistence guard: a reverted change is flicker; nodata in the
-   confirm date cannot confirm). Surviving changes get their from→to code
-   (:mod:`geoseg.transitions`) and are labelled into 4-connected patches of one
-   from→to pair, joined across blocks (:class:`geoseg.patches.Patches`) with their exact
-   area and confidence sums.
-2. Patches below the minimum mapping unit (``mmu_ha``) become uncertain; the change
-   raster (COG) is written and the transition table counted.
+   or is nodata (confidence guard), or, with ``confirm`` dates (one or more later
+   dates), when any of them does not show the ``after`` class (persistence guard: a
+   reverted change is flicker; nodata in a confirm date cannot confirm). Surviving
+   changes get their from→to code (:mod:`geoseg.transitions`) and are labelled into
+   4-connected patches of one from→to pair, joined across blocks
+   (:class:`geoseg.patches.Patches`) with their exact area and confidence sums; a patch
+   inside the block that is below the minimum mapping unit (``mmu_ha``) becomes
+   uncertain at once.
+2. Patches below the MMU that cross block borders become uncertain; the change raster
+   (COG) is written and the transition table counted.
 
 Then the kept patches are vectorized by the block-wise vectorizer
 (:func:`geoseg.polygons.vectorize_blocks`; one polygon per patch) and written with
@@ -31,6 +34,7 @@ import csv
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +45,7 @@ from geoseg.changeinputs import (
     AlignedReader,
     DateMap,
     Grid,
+    common_grid,
     resolve_dates,
     scratch_raster,
 )
@@ -49,6 +54,7 @@ from geoseg.outputs import Staging, StitchedRaster, write_json
 from geoseg.patches import Patches, write_change_polygons
 from geoseg.tiling import PixelBox
 from geoseg.transitions import (
+    MAX_CLASSES,
     UNCERTAIN,
     Legend,
     TransitionCounter,
@@ -95,20 +101,27 @@ class ChangeResult:
     report: dict
 
 
-def detect_change(before: str, after: str, output: str, *, confirm: str | None = None,
+def confirm_roles(count: int) -> list[str]:
+    """The date roles of ``count`` confirm dates: ``confirm``, ``confirm_2``, ``confirm_3``..."""
+    return ["confirm" if i == 0 else f"confirm_{i + 1}" for i in range(count)]
+
+
+def detect_change(before: str, after: str, output: str, *, confirm: str | Sequence[str] | None = None,
                   options: ChangeOptions = ChangeOptions(), before_confidence: str | None = None,
                   after_confidence: str | None = None, segment_cfg=None, overwrite: bool = False,
                   progress: bool = False) -> ChangeResult:
     """Compare ``before`` and ``after`` (class maps or scenes) and publish :data:`CHANGE_FILES` in ``output``
     (a directory or an ``s3://`` prefix).
 
-    ``confirm``: a later date (class map or scene) for the persistence guard.
+    ``confirm``: one or more later dates (class maps or scenes) for the persistence guard: a change
+    is kept only where every one of them still shows the ``after`` class (roles :func:`confirm_roles`).
     ``segment_cfg``: :class:`geoseg.config.SegmentConfig` used for scenes (model, runtime).
     Raises :class:`InputError` / :class:`ConfigError` / :class:`OutputError` (existing results untouched).
     """
     options.check()
     t0 = time.perf_counter()
-    paths = {"before": before, "after": after, **({"confirm": confirm} if confirm else {})}
+    confirms = [confirm] if isinstance(confirm, str | Path) else list(confirm or [])
+    paths = {"before": before, "after": after, **dict(zip(confirm_roles(len(confirms)), map(str, confirms)))}
     for role, p in {**paths, "before confidence": before_confidence, "after confidence": after_confidence}.items():
         if p and "://" not in str(p) and not Path(p).exists():
             raise InputError(f"{role} {p}: no such file")
@@ -117,17 +130,20 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | None =
         dates = resolve_dates(paths, {"before": before_confidence, "after": after_confidence},
                               segment_cfg, staging.dir, progress)
         names = dates["before"].class_names
-        for role in ("after", "confirm"):
-            if role in dates and dates[role].class_names != names:
-                raise InputError(f"{dates[role].classes}: classes {list(dates[role].class_names)} differ from the "
+        for d in dates.values():
+            if d.class_names != names:
+                raise InputError(f"{d.classes}: classes {list(d.class_names)} differ from the "
                                  f"before map's {list(names)}; compare maps of the same class scheme")
+        if not 2 <= len(names) <= MAX_CLASSES:
+            raise InputError(f"{dates['before'].classes}: {len(names)} classes {list(names)}; change codes support "
+                             f"2..{MAX_CLASSES} classes: merge classes first")
         if options.min_confidence > 0:
             for role in ("before", "after"):
                 if dates[role].confidence is None:
                     raise InputError(
                         f"{dates[role].classes}: no confidence raster found for the {role} date, so the confidence "
                         f"guard cannot apply; pass --{role}-confidence FILE, or --min-confidence 0 to turn it off")
-        grid = _common_grid(options.grid, dates)
+        grid = common_grid(options.grid, dates)
         legend = Legend.for_classes(names)
         report = _compare(dates, grid, legend, options, staging)
         report["seconds"] = round(time.perf_counter() - t0, 3)
@@ -136,14 +152,6 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | None =
         return ChangeResult(str(output), files, report)
     finally:
         staging.discard()
-
-
-def _common_grid(choice: str, dates: dict[str, DateMap]) -> Grid:
-    if choice in ("after", "before"):
-        return Grid.of(dates[choice].classes)
-    if not Path(choice).exists() and "://" not in choice:
-        raise ConfigError(f"grid {choice!r}: give 'after', 'before' or the path of a raster whose grid to use")
-    return Grid.of(choice)
 
 
 # --------------------------------------------------------------------------- the two passes
@@ -188,10 +196,14 @@ def _compare(dates: dict[str, DateMap], grid: Grid, legend: Legend, opt: ChangeO
             for bi, row in enumerate(rows):
                 for box in row:
                     row_area = grid.row_area_m2(box)
-                    raw, cb, ca = _block_pass1(box, row_area, readers, dates, n, P, table, removed, nodata)
-                    raw_ds.write(raw, 1, window=box.to_window())
+                    raw, b, a, cb, ca = _block_pass1(box, row_area, readers, dates, n, P, table, removed, nodata)
                     only = np.where((raw != 0) & (raw < UNCERTAIN), raw, CLASS_NODATA).astype(np.uint8)
-                    patches.add_block(only, box, row_area, cb, ca)
+                    small = patches.add_block(only, box, row_area, cb, ca)  # small patches inside the block
+                    if small.any():
+                        table.add(b, np.full_like(a, n), small, row_area)
+                        removed["mmu"].add(b, a, small, row_area)
+                        raw[small] = UNCERTAIN
+                    raw_ds.write(raw, 1, window=box.to_window())
                 patches.end_row(bi == len(rows) - 1)
     finally:
         readers.close()
@@ -221,7 +233,10 @@ def _compare(dates: dict[str, DateMap], grid: Grid, legend: Legend, opt: ChangeO
 
 
 def _block_pass1(box, row_area, readers: _Readers, dates, n, P, table, removed, nodata):
-    """Pass 1 on one block: raw codes (change, 0, 254, 255), table diagonal and guard removals."""
+    """Pass 1 on one block: raw codes (change, 0, 254, 255), table diagonal and guard removals.
+
+    Returns ``(raw, before classes, after classes, before confidence, after confidence)``.
+    """
     b = _read_classes(readers.classes["before"], box, dates["before"], n)
     a = _read_classes(readers.classes["after"], box, dates["after"], n)
     cb = readers.confidence["before"].read(box) if readers.confidence["before"] else None
@@ -235,12 +250,13 @@ def _block_pass1(box, row_area, readers: _Readers, dates, n, P, table, removed, 
     low = np.zeros_like(changed)
     if P > 0:
         low = changed & ((cb < P) | (ca < P) | (cb == CLASS_NODATA) | (ca == CLASS_NODATA))
-    reverted = unconfirmed = np.zeros_like(changed)
-    if "confirm" in readers.classes:
-        c = _read_classes(readers.classes["confirm"], box, dates["confirm"], n)
-        cand = changed & ~low
-        unconfirmed = cand & (c == CLASS_NODATA)
-        reverted = cand & (c != CLASS_NODATA) & (c != a)
+    reverted, unconfirmed = np.zeros_like(changed), np.zeros_like(changed)
+    cand = changed & ~low
+    for role in (r for r in readers.classes if r.startswith("confirm")):
+        c = _read_classes(readers.classes[role], box, dates[role], n)
+        reverted |= cand & (c != CLASS_NODATA) & (c != a)
+        unconfirmed |= cand & (c == CLASS_NODATA)
+    unconfirmed &= ~reverted  # a date showing another class outweighs one that cannot tell
     uncertain = low | reverted | unconfirmed
     raw = np.full(b.shape, CLASS_NODATA, np.uint8)
     raw[valid] = 0
@@ -251,7 +267,7 @@ def _block_pass1(box, row_area, readers: _Readers, dates, n, P, table, removed, 
     table.add(b, np.full_like(a, n), uncertain, row_area)
     for key, mask in (("confidence", low), ("persistence_reverted", reverted), ("persistence_nodata", unconfirmed)):
         removed[key].add(b, a, mask, row_area)
-    return raw, cb, ca
+    return raw, b, a, cb, ca
 
 
 def _read_classes(reader: AlignedReader, box: PixelBox, date: DateMap, n: int) -> np.ndarray:
@@ -319,7 +335,7 @@ def _report(dates, grid: Grid, legend: Legend, opt: ChangeOptions, table, remove
     diag_px = int(np.trace(table.pixels[:, :n]))
     diag_m2 = float(np.trace(table.area_m2[:, :n]))
     unc_px, unc_m2 = int(table.pixels[:, n].sum()), float(table.area_m2[:, n].sum())
-    persistence = "confirm" in dates
+    confirms = [r for r in dates if r.startswith("confirm")]
 
     def total(c: TransitionCounter) -> dict:
         return measure(*c.total())
@@ -327,7 +343,7 @@ def _report(dates, grid: Grid, legend: Legend, opt: ChangeOptions, table, remove
     rev, nod = removed["persistence_reverted"], removed["persistence_nodata"]
     return {
         "geoseg_version": __version__,
-        "dates": {r: asdict(d) for r, d in dates.items()},
+        "dates": {r: _date_entry(d) for r, d in dates.items()},
         "grid": {"reference": opt.grid, **grid.to_dict(),
                  "pixel_area": "exact WGS84 ellipsoidal cell area" if grid.crs.is_geographic else "planar cell area of the CRS"},
         "classes": [{"id": i, "name": nm} for i, nm in enumerate(names)],
@@ -341,14 +357,16 @@ def _report(dates, grid: Grid, legend: Legend, opt: ChangeOptions, table, remove
         "uncertain": measure(unc_px, unc_m2),
         "guards": {
             "order": ["confidence", "persistence", "mmu"],
-            "confidence": {"applied": opt.min_confidence > 0, "min_confidence": opt.min_confidence,
-                           "rule": "both dates' confidence >= min_confidence (percent)",
+            "confidence": {"applied": bool(opt.min_confidence > 0), "min_confidence": float(opt.min_confidence),
+                           "rule": "both dates' confidence >= min_confidence (percent; nodata confidence fails)",
                            "removed": total(removed["confidence"]), "by_transition": by_pair(removed["confidence"], names)},
-            "persistence": {"applied": persistence, "rule": "the confirm date still shows the after class",
+            "persistence": {"applied": bool(confirms), "confirm_dates": confirms,
+                            "rule": "every confirm date still shows the after class (reverted: one shows another "
+                                    "class; confirm_nodata: none does, one or more are nodata)",
                             "removed": measure(rev.total()[0] + nod.total()[0], rev.total()[1] + nod.total()[1]),
                             "reverted": total(rev), "confirm_nodata": total(nod),
                             "by_transition": by_pair(rev, names) + by_pair(nod, names)},
-            "mmu": {"applied": opt.mmu_ha > 0, "mmu_ha": opt.mmu_ha,
+            "mmu": {"applied": bool(opt.mmu_ha > 0), "mmu_ha": float(opt.mmu_ha),
                     "rule": "4-connected patch of one from->to pair smaller than mmu_ha", "patches_removed": small_patches,
                     "removed": total(removed["mmu"]), "by_transition": by_pair(removed["mmu"], names)},
         },
@@ -358,6 +376,14 @@ def _report(dates, grid: Grid, legend: Legend, opt: ChangeOptions, table, remove
         "legend": list(legend.entries),
         "polygons": {"file": "change_polygons.gpkg", "layer": POLYGON_LAYER, "count": count},
     }
+
+
+def _date_entry(d: DateMap) -> dict:
+    """A date in the report; a class map segmented here is not kept, so its paths are null."""
+    entry = asdict(d)
+    if d.segmented:
+        entry.update(classes=None, confidence=None)
+    return entry
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -28,7 +28,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from geoseg import CLASS_NODATA, storage
-from geoseg.errors import InputError
+from geoseg.errors import ConfigError, InputError
 from geoseg.raster import acquisition_date, open_raster, pixel_area_m2
 from geoseg.tiling import PixelBox
 
@@ -86,7 +86,7 @@ def class_map_date(role: str, path: str | Path, confidence: str | Path | None = 
 
 def resolve_dates(paths: dict[str, str], confidences: dict[str, str | None], segment_cfg, workdir: Path,
                   progress: bool = False) -> dict[str, DateMap]:
-    """:class:`DateMap` per role (``before``, ``after``, ``confirm``): class maps as they are, scenes
+    """:class:`DateMap` per role (``before``, ``after``, ``confirm``, ``confirm_2``...): class maps as they are, scenes
     segmented under ``workdir`` with ``segment_cfg`` (a :class:`~geoseg.config.SegmentConfig`; None: defaults)."""
     scenes = {r: p for r, p in paths.items() if not is_class_map(p)}
     out = {r: class_map_date(r, p, confidences.get(r)) for r, p in paths.items() if r not in scenes}
@@ -166,6 +166,29 @@ class Grid:
     def to_dict(self) -> dict:
         return {"crs": self.crs.to_string(), "transform": list(self.transform)[:6], "width": self.width,
                 "height": self.height}
+
+
+def common_grid(choice: str, dates: dict[str, DateMap]) -> Grid:
+    """The common grid: ``after`` / ``before`` (that date's grid) or the path of a raster whose grid to use.
+
+    Warns when it is a (non-transverse) Mercator projection, whose planar cell areas are not ground areas.
+    """
+    if choice in ("after", "before"):
+        grid = Grid.of(dates[choice].classes)
+    elif not Path(choice).exists() and "://" not in choice:
+        raise ConfigError(f"grid {choice!r}: give 'after', 'before' or the path of a raster whose grid to use")
+    else:
+        grid = Grid.of(choice)
+    if not grid.crs.is_geographic:
+        from pyproj import CRS
+
+        op = CRS.from_wkt(grid.crs.to_wkt()).coordinate_operation
+        method = op.method_name if op else ""
+        if "Mercator" in method and "Transverse" not in method:
+            log.warning("common grid %s is in a Mercator projection (%s): its planar cell areas overstate ground "
+                        "areas by 1/cos²(latitude); use --grid with a raster in an equal-area, UTM or "
+                        "geographic CRS", choice, grid.crs.to_string())
+    return grid
 
 
 class AlignedReader:

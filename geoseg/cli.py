@@ -200,7 +200,8 @@ def vectorize(classmap, output, mmu_ha, simplify_m, crs, confidence, instance, b
               help="Confidence guard: change only where both dates' confidence is at least this (percent; 0: off).")
 @click.option("--mmu-ha", type=float, default=0.5, show_default=True,
               help="Minimum mapping unit: changed patches (4-connected, one from->to pair) smaller than this are uncertain.")
-@click.option("--confirm", help="Persistence guard: a later date that must still show the after class.")
+@click.option("--confirm", multiple=True,
+              help="Persistence guard: a later date that must still show the after class (repeat for several dates).")
 @click.option("--grid", default="after", show_default=True, help="Common grid: after, before, or a raster whose grid to use.")
 @click.option("--before-confidence", help="Confidence raster of BEFORE (default: its sibling *_confidence.tif).")
 @click.option("--after-confidence", help="Confidence raster of AFTER (default: its sibling *_confidence.tif).")
@@ -234,7 +235,7 @@ def change(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, co
     seg = load_yaml(config_path, SegmentConfig, {"model": model, "runtime.local": local})
     if seg.inputs or seg.output:
         raise ConfigError(f"config {config_path}: `inputs`/`output` are not used by `change`; remove them")
-    result = detect_change(before, after, output, confirm=confirm, before_confidence=before_confidence,
+    result = detect_change(before, after, output, confirm=list(confirm) or None, before_confidence=before_confidence,
                            after_confidence=after_confidence, segment_cfg=seg, overwrite=overwrite,
                            options=ChangeOptions(min_confidence, mmu_ha, grid, block_size), progress=ctx.obj["progress"])
     r = result.report

@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from geoseg import storage
 from geoseg.errors import InputError
@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 HISTORY_CRS = "EPSG:4326"
 """CRS of the polygon history (regions may come in different CRSs)."""
-KEY_COLUMNS = {"class_areas.csv": ("region", "period"), "change_summary.csv": ("region", "period"),
-               "transitions.csv": ("region", "period"), "change_polygons.parquet": ("region", "period")}
 _STRING_COLUMNS = {"region": str, "period": str, "period_before": str, "confirm_period": str}
 
 
@@ -75,7 +73,7 @@ class HistoryStore:
         state = self.state()
         reg = state["regions"].setdefault(region, {"periods": {}, "changes": {}})
         reg.setdefault(kind, {})[period] = entry
-        state["updated"] = datetime.now(timezone.utc).isoformat()
+        state["updated"] = datetime.now(UTC).isoformat()
         storage.write_bytes(self.uri("history", "state.json"), (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
 
     # ----------------------------------------------------------------- appends

@@ -7,9 +7,9 @@ A run, for every region of the catalogue (``configs/monitor_*.yaml``, :class:`Mo
    run backfills them all), with the AOI of the region (:func:`geoseg.pipeline.segment`),
    and stores its class areas (:class:`geoseg.history.HistoryStore`);
 3. compares each stored period with the one before it, unless already done
-   (:func:`geoseg.change.detect_change`; with ``guards.persistence`` the next period
-   confirms the change, so the newest period waits for the next run), and appends the
-   change polygons, the transition table and a summary to the history.
+   (:func:`geoseg.change.detect_change`; with ``guards.persistence: k`` the next ``k``
+   periods must confirm the change, so the newest ``k`` periods wait for later runs), and
+   appends the change polygons, the transition table and a summary to the history.
 
 Idempotent: a period or comparison already in ``history/state.json`` is skipped, so a
 rerun with no new imagery reads the state and writes nothing (no model work, Ray is
@@ -27,7 +27,9 @@ the run then exits with :attr:`MonitorError.exit_code` naming the failed regions
 * a prefix ending in ``/`` (``s3://bucket/scenes/``): every ``.tif`` directly under it,
   the period being the first date-like token of its name (``2020``, ``2020-07``, ``2020-07-14``).
 
-Periods are strings that sort chronologically (years, ``YYYY-MM``, ``YYYY-MM-DD``).
+Periods are ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` strings, which sort chronologically; a
+listed period of another form is a config error, a discovered one (``landsat_2020_old.tif``
+for the pattern ``landsat_{period}.tif``) is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -37,10 +39,16 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from geoseg import storage
 from geoseg.config import SegmentConfig, Strict
@@ -48,13 +56,27 @@ from geoseg.errors import ConfigError, GeosegError, InputError
 
 log = logging.getLogger(__name__)
 
+PERIOD_FORMAT = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+"""A period: ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (string order is chronological)."""
+
+
+def _period_text(v):
+    """YAML reads ``2020`` as an int and ``2020-07-14`` as a date: take them as the period strings they spell."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return v.isoformat() if isinstance(v, date) else v
+
+
+PeriodStr = Annotated[str, BeforeValidator(_period_text), StringConstraints(pattern=PERIOD_FORMAT)]
+
 
 class GuardsConfig(Strict):
     """Guards against false change (see :mod:`geoseg.change`)."""
 
     min_confidence: float = Field(50.0, ge=0, le=100, description="both dates at least this confident, percent (0: off)")
     mmu_ha: float = Field(0.5, ge=0, description="changed patches smaller than this are uncertain, hectares (0: off)")
-    persistence: bool = Field(False, description="keep a change only if the next period still shows it")
+    persistence: int = Field(0, ge=0, le=5, description="keep a change only if the next `persistence` periods all "
+                             "still show it (0 or false: off; true: 1; 2: the next two)")
 
 
 class RegionConfig(Strict):
@@ -63,7 +85,7 @@ class RegionConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="region id (file-name safe)")
     aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons; None: the whole image")
     imagery: str = Field(description="pattern with {period}, STAC ItemCollection .json, or a prefix ending in /")
-    periods: list[str] | None = Field(None, description="periods to use; None: the top-level `periods`, else discovered")
+    periods: list[PeriodStr] | None = Field(None, description="periods to use; None: the top-level `periods`, else discovered")
     stac_asset: str | None = Field(None, description="STAC asset key; None: the first GeoTIFF/COG asset")
     stac_period: Literal["year", "month", "date"] = Field("date", description="STAC: period of an item's datetime")
 
@@ -72,7 +94,7 @@ class MonitorConfig(Strict):
     """``jobs/monitor.py`` settings (``configs/monitor_*.yaml``)."""
 
     output_root: str = Field(description="history store and per-period outputs: a directory or s3:// prefix")
-    periods: list[str] | None = Field(None, description="periods for every region; None: discovered per region")
+    periods: list[PeriodStr] | None = Field(None, description="periods for every region; None: discovered per region")
     regions: list[RegionConfig] = Field(min_length=1)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
     segment: SegmentConfig = Field(default_factory=SegmentConfig, description="model, tiling, runtime of segmentation")
@@ -181,9 +203,10 @@ def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: _LazyRay, 
         stats = json.loads(storage.read_bytes(storage.join(out, "stats.json")))
         (s,) = stats["inputs"].values()
         rel = ("regions", region.name, "periods", period)
+        confidence = classes[:-len("_classes.tif")] + "_confidence.tif"
         store.record_period(region.name, period, [{**r, "valid_area_ha": s["valid_area_ha"]} for r in s["classes"]], {
             "image": image, "classes": "/".join((*rel, classes)),
-            "confidence": "/".join((*rel, f"{classes[:-len('_classes.tif')]}_confidence.tif")),
+            "confidence": "/".join((*rel, confidence)) if confidence in names else None,
             "model": summary.manifest["model"]["id"], "processed": datetime.now(UTC).isoformat()})
         res.segmented.append(period)
     _compare_periods(region, cfg, store, res)
@@ -200,8 +223,8 @@ def _compare_periods(region: RegionConfig, cfg: MonitorConfig, store, res: Regio
         before, after = periods[i - 1], periods[i]
         if after in state["changes"]:
             continue
-        confirm = periods[i + 1] if g.persistence and i + 1 < len(periods) else None
-        if g.persistence and confirm is None:
+        confirm = periods[i + 1:i + 1 + g.persistence]
+        if len(confirm) < g.persistence:
             res.pending.append(after)
             continue
 
@@ -209,24 +232,28 @@ def _compare_periods(region: RegionConfig, cfg: MonitorConfig, store, res: Regio
             return store.uri(*state["periods"][p]["classes"].split("/"))
 
         out = store.change_dir(region.name, before, after)
-        log.info("region %s: change %s -> %s%s", region.name, before, after, f" (confirmed by {confirm})" if confirm else "")
-        result = detect_change(classes(before), classes(after), out, confirm=classes(confirm) if confirm else None,
+        log.info("region %s: change %s -> %s%s", region.name, before, after,
+                 f" (confirmed by {', '.join(confirm)})" if confirm else "")
+        result = detect_change(classes(before), classes(after), out, confirm=[classes(p) for p in confirm],
                                options=opts, overwrite=True)
         r = result.report
         summary = summary_row(r, confirm)
         polygons = store.read_polygons(storage.join(out, "change_polygons.gpkg"), POLYGON_LAYER)
         transitions = [{k: t[k] for k in ("from_class", "to_class", "pixels", "area_ha")} for t in r["transitions"]]
         store.record_change(region.name, before, after, polygons, transitions, summary, {
-            "before": before, "confirm": confirm, "dir": "/".join(("regions", region.name, "changes", storage.name(out))),
+            "before": before, "confirm": confirm or None, "dir": "/".join(("regions", region.name, "changes", storage.name(out))),
             "processed": datetime.now(UTC).isoformat()})
         res.changes.append({"before": before, "after": after, **summary})
 
 
-def summary_row(report: dict, confirm: str | None) -> dict:
-    """One history row of a change report: areas (ha), named change types, guard removals."""
+def summary_row(report: dict, confirm: list[str]) -> dict:
+    """One history row of a change report: areas (ha), named change types, guard removals.
+
+    ``confirm``: the periods that confirmed the change (persistence guard), joined by ``,``.
+    """
     g = report["guards"]
     return {
-        "confirm_period": confirm or "",
+        "confirm_period": ",".join(confirm),
         "valid_ha": report["valid"]["area_ha"],
         "unchanged_ha": report["unchanged"]["area_ha"],
         "changed_ha": report["changed"]["area_ha"],
@@ -268,6 +295,10 @@ def discover(imagery: str, periods: list[str] | None = None, *, stac_asset: str 
     else:
         raise ConfigError(f"imagery {imagery!r}: give a pattern with {{period}} (e.g. data/landsat_{{period}}.tif), "
                           "a STAC ItemCollection .json, or a directory/s3:// prefix ending in /")
+    odd = sorted(p for p in found if not re.match(PERIOD_FORMAT, p))
+    if odd:
+        log.warning("imagery %s: skipped %s: not a period (YYYY, YYYY-MM or YYYY-MM-DD)", imagery,
+                    ", ".join(found.pop(p) for p in odd))
     if periods is not None:
         missing = [p for p in periods if p not in found]
         if missing:
@@ -334,7 +365,7 @@ def format_result(r: RegionResult) -> str:
                      f"{c['reforestation_ha']:.1f} ha, urbanization {c['urbanization_ha']:.1f} ha, water gain "
                      f"{c['water_gain_ha']:.1f} / loss {c['water_loss_ha']:.1f} ha (uncertain {c['uncertain_ha']:.1f} ha)")
     if r.pending:
-        lines.append(f"  waiting for a confirming period: {r.pending}")
+        lines.append(f"  waiting for confirming period(s): {r.pending}")
     if r.skipped_older:
         lines.append(f"  skipped (older than the last stored period): {r.skipped_older}")
     return "\n".join(lines)

@@ -5,7 +5,15 @@ changed pixel, 255 elsewhere) with :func:`geoseg.blocks.label_block` and joins t
 fragments across block seams with :class:`geoseg.blocks.Joiner` (the machinery of the
 block-wise vectorizer), accumulating each patch's exact area and both dates' confidence
 sums; a patch is decided (kept, or below the minimum mapping unit) as soon as it is
-complete, so memory is one block plus the patches still open.
+complete. A patch that lies inside one block is decided there and then (the caller marks
+it uncertain before the block is written); only the fragment ids of small patches that
+cross a block border are kept for the second pass. Memory: one block, the patches still
+open, 8 bytes per fragment of a small border-crossing patch and 56 bytes per kept patch
+(each at least the MMU, so at most valid area / MMU of them).
+
+A patch is below the MMU when its exact area is smaller than ``mmu_m2`` by more than
+floating-point rounding (relative 1e-9), so a patch of exactly the MMU (e.g. 9 pixels of
+900 m² for 0.81 ha) is kept.
 
 :func:`write_change_polygons` then runs the change-only raster through
 :func:`geoseg.polygons.vectorize_blocks`: each kept patch becomes one polygon with the
@@ -24,31 +32,40 @@ import numpy as np
 
 from geoseg import CLASS_NODATA
 from geoseg.blocks import Joiner, label_block
+from geoseg.polygons import MMU_RTOL
 from geoseg.tiling import PixelBox
 from geoseg.transitions import Legend, decode
 
 if TYPE_CHECKING:
     from geoseg.changeinputs import Grid
 
+
 class Patches:
     """4-connected patches of one change code, joined across blocks, with per-patch sums.
 
     Per patch: ``[area m², pixels, conf-before sum, count, conf-after sum, count]``.
-    Patches below ``mmu_m2`` go to ``small_fids`` (their fragments' ids); the others are
-    kept by patch id (the raster index of its first pixel = ``polygon_id - 1``).
+    Patches below ``mmu_m2`` inside one block are returned by :meth:`add_block` as a pixel
+    mask; those crossing a block border go to ``small_fids`` (their fragments' ids). The
+    others are kept by patch id (the raster index of its first pixel = ``polygon_id - 1``).
     """
 
     def __init__(self, grid: Grid, mmu_m2: float):
         self.joiner = Joiner(grid.width, grid.height)
         self.width = grid.width
-        self.mmu_m2 = mmu_m2
+        self.mmu_m2 = mmu_m2 * (1 - MMU_RTOL)
         self.open: dict[int, tuple[int, np.ndarray]] = {}
         self.small_fids: list[np.ndarray] = []
         self.small_patches = 0
         self.keys: list[np.ndarray] = []
         self.stats: list[np.ndarray] = []
 
-    def add_block(self, only: np.ndarray, box: PixelBox, row_area: np.ndarray, cb, ca) -> None:
+    def add_block(self, only: np.ndarray, box: PixelBox, row_area: np.ndarray, cb, ca) -> np.ndarray:
+        """Label one block of the change-only raster (``(rows, cols)`` change codes, 255 elsewhere);
+        ``row_area``: m² per row; ``cb``/``ca``: both dates' confidence (or None).
+
+        Returns the pixels (bool ``(rows, cols)``) of the patches that lie inside this block and
+        are below the MMU: the caller makes them uncertain.
+        """
         blk = label_block(only, box, self.width)
         e = blk.edges()
         is_node = self.joiner.join(e)
@@ -68,8 +85,14 @@ class Patches:
             self.open[int(e.fid[i])] = (int(e.label_class[i]), stats[i])
         alone = ~is_node
         alone[0] = False
-        self._close(e.fid[alone], stats[alone])
+        small = alone & (stats[:, 0] < self.mmu_m2)
+        self.small_patches += int(small.sum())
+        kept = alone & ~small
+        if kept.any():
+            self.keys.append(e.fid[kept])
+            self.stats.append(stats[kept])
         self.joiner.advance(e)
+        return small[blk.labels]
 
     def end_row(self, last: bool) -> None:
         keys, stats, members_small = [], [], []
@@ -86,15 +109,6 @@ class Patches:
         if keys:
             self.keys.append(np.array(keys, np.int64))
             self.stats.append(np.array(stats))
-
-    def _close(self, fids: np.ndarray, stats: np.ndarray) -> None:
-        small = stats[:, 0] < self.mmu_m2
-        if small.any():
-            self.small_fids.append(fids[small])
-            self.small_patches += int(small.sum())
-        if (~small).any():
-            self.keys.append(fids[~small])
-            self.stats.append(stats[~small])
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(small fragment ids sorted, kept patch ids sorted, their stats)``."""

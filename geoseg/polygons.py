@@ -61,6 +61,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MMU_RTOL = 1e-9
+"""Relative tolerance of minimum-mapping-unit comparisons: a region whose area equals the MMU is kept."""
+
 COLUMNS = ("polygon_id", "class_id", "class_name", "area_m2", "area_ha", "perimeter_m",
            "mean_confidence", "source", "model", "acquired")
 """Attribute columns of every polygon table, in order (``geometry`` follows)."""
@@ -305,6 +308,7 @@ def mmu_block(task: BlockTask) -> MmuBlockResult:
 
 def _mmu_pass(path, src, block_size: int, mmu_m2: float, ctx: _Context, map_fn: MapFn = map) -> _Remap:
     """Pass 1: region areas and, for regions that may be below ``mmu_m2``, their neighbours."""
+    mmu_m2 = mmu_m2 * (1 - MMU_RTOL)  # a region of exactly the MMU stays (0.81 ha * 1e4 > 8100.0 in floats)
     W, H = src.width, src.height
     joiner = Joiner(W, H)
     node_area: dict[int, float] = {}

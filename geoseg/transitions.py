@@ -54,8 +54,8 @@ def change_code(from_id, to_id, n: int):
     return 1 + np.asarray(from_id, np.int64) * n + np.asarray(to_id, np.int64)
 
 
-def decode(code: int, n: int) -> tuple[int, int]:
-    """``(from_id, to_id)`` of a change code ``1..n²``."""
+def decode(code, n: int):
+    """``(from_id, to_id)`` of a change code ``1..n²`` (ints or arrays)."""
     return (code - 1) // n, (code - 1) % n
 
 

@@ -198,6 +198,109 @@ def test_persistence_guard_removes_flicker(tmp_path):
     assert res.report["dates"]["confirm"]["classes"] == c
 
 
+def test_persistence_over_two_later_dates(tmp_path):
+    """Two confirm dates: a change is kept only if both still show the after class."""
+    before = np.ones((30, 30), np.uint8)
+    after = before.copy()
+    for r in (0, 5, 10, 15, 20):
+        after[r:r + 3, 0:3] = 0
+    c1, c2 = after.copy(), after.copy()
+    c2[5:8, 0:3] = 1       # confirmed once, then reverted: flicker
+    c1[10:13, 0:3] = 3     # changed again in the first confirm date, back in the second: not confirmed
+    c2[15:18, 0:3] = 255   # first confirms, second is nodata: cannot be confirmed
+    c1[20:23, 0:3] = 255   # nodata in the first and reverted in the second: reverted wins
+    c2[20:23, 0:3] = 1
+    b, a = write_pair(tmp_path, before, after)
+    paths = [write_map(tmp_path / f"c{i}_classes.tif", c) for i, c in enumerate((c1, c2))]
+    res = detect_change(b, a, str(tmp_path / "o"), confirm=paths, options=ChangeOptions(0, 0))
+    p = res.report["guards"]["persistence"]
+    assert p["applied"] and p["confirm_dates"] == ["confirm", "confirm_2"]
+    assert p["reverted"]["pixels"] == 27 and p["confirm_nodata"]["pixels"] == 9
+    assert res.report["changed"]["pixels"] == 9 and res.report["uncertain"]["pixels"] == 36
+    assert res.report["dates"]["confirm_2"]["classes"] == paths[1]
+    codes = read(tmp_path / "o" / "change.tif")
+    assert (codes[0:3, 0:3] == change_code(1, 0, 4)).all() and (codes[5:23, 0:3][codes[5:23, 0:3] > 0] == UNCERTAIN).all()
+    # a single confirm date given as a string is the role "confirm", as before
+    one = detect_change(b, a, str(tmp_path / "o1"), confirm=paths[0], options=ChangeOptions(0, 0)).report
+    assert one["guards"]["persistence"]["confirm_dates"] == ["confirm"] and one["changed"]["pixels"] == 27
+
+
+def test_mmu_keeps_a_patch_of_exactly_the_mmu(tmp_path):
+    """0.81 ha = 9 px of 900 m² although 0.81 * 1e4 > 8100 in floating point; inside a block and across seams."""
+    before = np.ones((40, 40), np.uint8)
+    after = before.copy()
+    after[2:5, 2:5] = 0        # 9 px inside block (0, 0): kept
+    after[2:4, 8:12] = 0       # 8 px inside the block: removed
+    after[14:17, 15:18] = 2    # 9 px across the row-16 and col-16 seams: kept
+    after[30:32, 14:18] = 2    # 8 px across the col-16 seam: removed
+    b, a = write_pair(tmp_path, before, after)
+    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0.81, block_size=16))
+    assert res.report["guards"]["mmu"]["patches_removed"] == 2
+    assert res.report["guards"]["mmu"]["removed"]["pixels"] == 16 and res.report["changed"]["pixels"] == 18
+    assert res.report["polygons"]["count"] == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_maps_with_every_guard_match_a_whole_raster_reference(tmp_path, seed):
+    """Noisy maps, confidences with nodata, two confirm dates and an MMU, read in small blocks: the change raster,
+    the table, the guard removals and the polygons equal a whole-raster numpy/scipy computation."""
+    import geopandas as gpd
+
+    rng = np.random.default_rng(seed)
+    h, w = 70, 83
+
+    def blocky():
+        return ndimage.zoom(rng.integers(0, 4, (h // 5 + 1, w // 5 + 1)), 5, order=0)[:h, :w]
+
+    before = blocky().astype(np.uint8)
+    after = np.where(rng.random((h, w)) < 0.6, before, blocky()).astype(np.uint8)
+    noise = rng.random((h, w)) < 0.08
+    after[noise] = rng.integers(0, 4, noise.sum())
+    before[rng.random((h, w)) < 0.03] = 255
+    cb, ca = (rng.integers(20, 101, (h, w)).astype(np.uint8) for _ in range(2))
+    ca[rng.random((h, w)) < 0.02] = 255
+    confirms = [np.where(rng.random((h, w)) < 0.9, after, blocky()).astype(np.uint8) for _ in range(2)]
+    confirms[1][rng.random((h, w)) < 0.02] = 255
+    b, a = write_pair(tmp_path, before, after, cb, ca)
+    cpaths = [write_map(tmp_path / f"c{i}_classes.tif", c) for i, c in enumerate(confirms)]
+    P, mmu = 45, 0.27
+    res = detect_change(b, a, str(tmp_path / "o"), confirm=cpaths,
+                        options=ChangeOptions(P, mmu, block_size=int(rng.integers(16, 30))))
+
+    valid = (before != 255) & (after != 255)
+    changed = valid & (before != after)
+    low = changed & ((cb < P) | (ca < P) | (ca == 255))
+    flicker = changed & ~low & np.any([c != after for c in confirms], axis=0)
+    code = np.where(changed & ~low & ~flicker, change_code(before, after, 4), 0)
+    exp = np.where(valid, 0, 255).astype(np.uint8)
+    exp[low | flicker] = UNCERTAIN
+    small_px, small_patches, kept = 0, 0, 0
+    for c in np.unique(code[code > 0]):
+        lab, _ = ndimage.label(code == c)
+        sizes = np.bincount(lab.ravel())[1:]
+        for i in np.flatnonzero(sizes * 0.09 < mmu - 1e-9) + 1:
+            exp[lab == i] = UNCERTAIN
+        small_patches += int((sizes * 0.09 < mmu - 1e-9).sum())
+        small_px += int(sizes[sizes * 0.09 < mmu - 1e-9].sum())
+        kept += int((sizes * 0.09 >= mmu - 1e-9).sum())
+        exp[(code == c) & (exp != UNCERTAIN)] = c
+    np.testing.assert_array_equal(read(tmp_path / "o" / "change.tif"), exp)
+    g = res.report["guards"]
+    assert g["confidence"]["removed"]["pixels"] == low.sum()
+    assert g["persistence"]["removed"]["pixels"] == flicker.sum()
+    assert (g["mmu"]["patches_removed"], g["mmu"]["removed"]["pixels"]) == (small_patches, small_px) and small_px > 0
+    got = table(tmp_path / "o")
+    names = NAMES.split(",")
+    certain = exp < UNCERTAIN  # unchanged or reported change
+    for f in range(4):
+        for t in range(4):
+            assert got[(names[f], names[t])][0] == (certain & (before == f) & (after == t)).sum()
+        assert got[(names[f], "uncertain")][0] == ((exp == UNCERTAIN) & (before == f)).sum()
+    assert sum(px for px, _ in got.values()) == valid.sum()
+    gdf = gpd.read_file(tmp_path / "o" / "change_polygons.gpkg")
+    assert len(gdf) == kept == res.report["polygons"]["count"] and gdf["pixels"].sum() == ((exp > 0) & (exp < UNCERTAIN)).sum()
+
+
 def test_grids_shifted_by_whole_pixels_in_another_crs_align_exactly(tmp_path):
     """`before` is on a grid shifted by (3, -2) px, 5 px narrower, in a CRS that is UTM 18S with another false
     easting: on the after grid it must read back exactly; pixels outside its footprint are before-nodata."""
@@ -212,10 +315,20 @@ def test_grids_shifted_by_whole_pixels_in_another_crs_align_exactly(tmp_path):
     before_arr[38:] = 2  # south of the after grid: never read
     b = write_map(tmp_path / "before_classes.tif", before_arr, crs=shifted_crs, transform=tr)
     a = write_map(tmp_path / "after_classes.tif", after)
+    conf_truth = rng.integers(20, 101, (40, 50)).astype(np.uint8)  # before's confidence, on the after grid
+    conf_b = np.full((40, 45), 100, np.uint8)
+    conf_b[:38] = conf_truth[2:40, 3:48]
+    write_map(tmp_path / "before_confidence.tif", conf_b, crs=shifted_crs, transform=tr, tags=False)
+    write_map(tmp_path / "after_confidence.tif", np.full((40, 50), 100, np.uint8), tags=False)
     res = detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0, block_size=16))
     aligned = np.full((40, 50), 255, np.uint8)
     aligned[2:40, 3:48] = truth[2:40, 3:48]
     np.testing.assert_array_equal(read(tmp_path / "o" / "change.tif"), expected_codes(aligned, after))
+    # the confidence is aligned the same way (nearest): the guard removes exactly the changes below 60 there
+    detect_change(b, a, str(tmp_path / "c"), options=ChangeOptions(60, 0, block_size=16))
+    exp = expected_codes(aligned, after)
+    exp[(exp > 0) & (exp < UNCERTAIN) & (conf_truth < 60)] = UNCERTAIN
+    np.testing.assert_array_equal(read(tmp_path / "c" / "change.tif"), exp)
     outside = 40 * 50 - 38 * 45
     assert res.report["nodata_excluded"]["before"]["pixels"] == outside
     assert res.report["valid"]["pixels"] == 38 * 45
@@ -254,6 +367,19 @@ def test_reprojected_geographic_before_aligns_and_areas_are_equal_area(tmp_path)
     assert res.report["valid"]["area_ha"] == pytest.approx(3600 * PX_HA, rel=0.01)
 
 
+def test_a_web_mercator_grid_warns_that_its_areas_are_not_ground_areas(tmp_path, caplog):
+    before = np.ones((20, 20), np.uint8)
+    b, a = write_pair(tmp_path, before, before, crs="EPSG:3857", transform=from_origin(-8.3e6, -9.5e5, 30, 30))
+    with caplog.at_level("WARNING", logger="geoseg.changeinputs"):
+        detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0))
+    assert "Mercator projection (EPSG:3857)" in caplog.text
+    caplog.clear()
+    b, a = write_pair(tmp_path, before, before)
+    with caplog.at_level("WARNING", logger="geoseg.changeinputs"):
+        detect_change(b, a, str(tmp_path / "u"), options=ChangeOptions(0, 0))  # UTM (transverse Mercator): fine
+    assert "Mercator" not in caplog.text
+
+
 def test_bad_inputs_fail_clearly_and_never_clobber_results(tmp_path):
     before = np.ones((20, 20), np.uint8)
     after = before.copy()
@@ -277,6 +403,12 @@ def test_bad_inputs_fail_clearly_and_never_clobber_results(tmp_path):
         detect_change(b, str(other), str(out), options=ChangeOptions(0, 0), overwrite=True)
     with pytest.raises(InputError, match="no such file"):
         detect_change(b, str(tmp_path / "nope.tif"), str(out), options=ChangeOptions(0, 0), overwrite=True)
+    many = ",".join(f"c{i}" for i in range(16))
+    for path in (b, a):
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(class_names=many, class_ids=",".join(map(str, range(16))))
+    with pytest.raises(InputError, match=r"before_classes\.tif: 16 classes .* 2\.\.15 classes"):
+        detect_change(b, a, str(out), options=ChangeOptions(0, 0), overwrite=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == stamp  # no staging left, results untouched
 
 
@@ -304,6 +436,21 @@ def test_cli_change_end_to_end(tmp_path):
 
     r = CliRunner().invoke(main, ["change", "--before", b, "--after", a, "--output", str(out)])
     assert r.exit_code == 2 and "overwrite" in r.output
+    flicker = before.copy()  # the forest -> urban patch reverted in a later date: persistence removes it
+    flicker[30, 30] = 0
+    later = write_map(tmp_path / "later_classes.tif", flicker)
+    r = CliRunner().invoke(main, ["change", b, a, "--output", str(tmp_path / "p"), "--mmu-ha", "0",
+                                  "--min-confidence", "0", "--confirm", later])
+    assert r.exit_code == 0, r.output
+    assert "persistence 9.00 ha" in r.output and "changed 0.09 ha" in r.output
+    lasting = write_map(tmp_path / "lasting_classes.tif", after)  # still urban: confirms the change
+    r = CliRunner().invoke(main, ["change", b, a, "--output", str(tmp_path / "p2"), "--mmu-ha", "0",
+                                  "--min-confidence", "0", "--confirm", lasting, "--confirm", later])
+    assert r.exit_code == 0, r.output  # both later dates count: the second one reverts the patch
+    assert "persistence 9.00 ha" in r.output
+    r = CliRunner().invoke(main, ["change", b, a, "--output", str(tmp_path / "p3"), "--mmu-ha", "0",
+                                  "--min-confidence", "0", "--confirm", lasting, "--confirm", lasting])
+    assert r.exit_code == 0 and "persistence 0.00 ha" in r.output, r.output
     r = CliRunner().invoke(main, ["change", b, "--output", str(tmp_path / "x")])
     assert r.exit_code == 2 and "two dates" in r.output
     r = CliRunner().invoke(main, ["change", b, str(tmp_path / "missing.tif"), "--output", str(tmp_path / "x")])
@@ -321,6 +468,7 @@ def test_cli_change_segments_scenes_first(tmp_path):
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "transitions.json").read_text())
     assert rep["dates"]["before"]["segmented"] and rep["dates"]["after"]["source"].endswith("landsat_2020.tif")
+    assert rep["dates"]["before"]["classes"] is None  # segmented in the staging directory, not kept
     assert rep["grid"]["crs"] == "EPSG:4326" and rep["grid"]["width"] == 697
     assert rep["valid"]["pixels"] + rep["nodata_excluded"]["either"]["pixels"] == 697 * 377
     assert sum(t["pixels"] for t in rep["transitions"]) == rep["valid"]["pixels"]

@@ -113,7 +113,7 @@ def test_a_region_with_a_missing_image_fails_alone(tmp_path, imagery):
                + region("broken", f"{d}/img_{{period}}.tif", "    periods: ['1985', '1990', '2000']\n")
                + region("also-good", f"{d}/img_{{period}}.tif", "    periods: ['1985', '2000']\n"))
     proc = subprocess.run([sys.executable, str(REPO / "jobs" / "monitor.py"), "--config",
-                           write_config(tmp_path, root, regions), "-q"], capture_output=True, text=True, timeout=600)
+                           write_config(tmp_path, root, regions), "-q"], capture_output=True, text=True, timeout=600, check=False)
     code, out, err = proc.returncode, proc.stdout, proc.stderr
     assert code == 4, err
     assert "1 of 3 region(s) failed: broken" in err
@@ -124,17 +124,63 @@ def test_a_region_with_a_missing_image_fails_alone(tmp_path, imagery):
         assert sorted(state[name]["periods"]) == ["1985", "2000"] and list(state[name]["changes"]) == ["2000"]
 
 
-def test_persistence_waits_for_the_confirming_period(tmp_path, imagery):
+@pytest.mark.parametrize("setting, confirm", [("true", ["2010"]), ("2", ["2010", "2020"])])
+def test_persistence_waits_for_the_confirming_periods(tmp_path, imagery, setting, confirm):
+    """`persistence: true` is one later period, `persistence: 2` two: the newest periods wait for later runs."""
     d, crop = imagery
+    crop("2010")
     crop("2020")
     root = tmp_path / "root"
     cfg = load_yaml(write_config(tmp_path, root, region("city", f"{d}/img_{{period}}.tif"),
-                                 "  persistence: true\n"), MonitorConfig)
+                                 f"  persistence: {setting}\n"), MonitorConfig)
     (res,) = run_monitor(cfg)
-    assert [(c["before"], c["after"], c["confirm_period"]) for c in res.changes] == [("1985", "2000", "2020")]
-    assert res.pending == ["2020"]
+    done = [("1985", "2000", ",".join(confirm))] + ([("2000", "2010", "2020")] if len(confirm) == 1 else [])
+    assert [(c["before"], c["after"], c["confirm_period"]) for c in res.changes] == done
+    assert res.pending == ["2020"] if len(confirm) == 1 else ["2010", "2020"]
     rep = json.loads((root / "regions/city/changes/1985_to_2000/transitions.json").read_text())
-    assert rep["guards"]["persistence"]["applied"] and rep["dates"]["confirm"]["classes"].endswith("img_2020_classes.tif")
+    roles = ["confirm", "confirm_2"][:len(confirm)]
+    assert rep["guards"]["persistence"]["applied"] and rep["guards"]["persistence"]["confirm_dates"] == roles
+    for role, period in zip(roles, confirm):
+        assert rep["dates"][role]["classes"].endswith(f"img_{period}_classes.tif")
+    assert HistoryStore(str(root)).table("change_summary.csv")["confirm_period"].tolist() == [c for _, _, c in done]
+    before = snapshot(root)
+    (res,) = run_monitor(cfg)  # still waiting: nothing written
+    assert not res.changes and not res.segmented and snapshot(root) == before
+
+
+def test_resume_after_a_crash_mid_run_duplicates_nothing(tmp_path, imagery, monkeypatch):
+    """A run killed after a history file was rewritten but before state.json was: the rerun redoes that step and
+    every history file holds each (region, period) once."""
+    import geoseg.pipeline
+
+    d, _ = imagery
+    root = tmp_path / "root"
+    cfg = load_yaml(write_config(tmp_path, root, region("city", f"{d}/img_{{period}}.tif")), MonitorConfig)
+    real_commit = HistoryStore._commit
+
+    def crash_on(kind, period):
+        def commit(self, region, k, p, entry):
+            if (k, p) == (kind, period):
+                raise OSError("killed")
+            real_commit(self, region, k, p, entry)
+        return commit
+
+    store = HistoryStore(str(root))
+    monkeypatch.setattr(HistoryStore, "_commit", crash_on("periods", "2000"))  # class areas of 2000 already written
+    (res,) = run_monitor(cfg)
+    assert "killed" in res.error and len(store.table("class_areas.csv")) == 8
+    monkeypatch.setattr(HistoryStore, "_commit", crash_on("changes", "2000"))  # polygons, tables already written
+    (res,) = run_monitor(cfg)
+    assert "killed" in res.error and res.segmented == ["2000"] and len(store.table("change_summary.csv")) == 1
+    monkeypatch.setattr(HistoryStore, "_commit", real_commit)
+    monkeypatch.setattr(geoseg.pipeline, "segment", lambda *a, **k: pytest.fail("segment called"))
+    (res,) = run_monitor(cfg)
+    assert res.error is None and not res.segmented and [c["after"] for c in res.changes] == ["2000"]
+    areas = store.table("class_areas.csv")
+    assert len(areas) == 8 and not areas.duplicated(["region", "period", "class_id"]).any()
+    assert len(store.table("transitions.csv")) == 4 * 5 and len(store.table("change_summary.csv")) == 1
+    polys = store.change_polygons()
+    assert len(polys) == res.changes[0]["polygons"] > 0 and not polys.duplicated(["period", "polygon_id"]).any()
 
 
 def test_monitor_on_an_s3_output_root(s3_bucket, tmp_path, imagery):
@@ -175,6 +221,9 @@ def test_discovery_pattern_prefix_and_stac(tmp_path, imagery):
         discover(f"{d}/nothing_{{period}}.tif")
     with pytest.raises(ConfigError, match=r"\{period\}"):
         discover(f"{d}/img_1985.tif")
+    # a file that matches the pattern but whose {period} is not a date would sort after every year: skipped
+    (d / "img_2000_old.tif").write_bytes((d / "img_2000.tif").read_bytes())
+    assert list(discover(f"{d}/img_{{period}}.tif")) == ["1985", "2000"]
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -191,6 +240,13 @@ def test_config_errors_name_the_key(tmp_path):
     bad.write_text("output_root: x\nregions: [{name: a, imagery: x}]\nsegment: {outputs: {confidence: false}}\n")
     with pytest.raises(ConfigError, match="min_confidence needs the confidence rasters"):
         load_yaml(bad, MonitorConfig)
+    bad.write_text("output_root: x\nregions: [{name: a, imagery: x, periods: [2020, v2]}]\n")
+    with pytest.raises(ConfigError, match=r"regions\.0\.periods\.1: String should match pattern"):
+        load_yaml(bad, MonitorConfig)
+    bad.write_text("output_root: x\nperiods: [1985, 2000-07-14]\nregions: [{name: a, imagery: x}]\n"
+                   "guards: {persistence: true}\n")
+    cfg = load_yaml(bad, MonitorConfig)  # unquoted YAML years and dates are the periods they spell
+    assert cfg.periods == ["1985", "2000-07-14"] and cfg.guards.persistence == 1
     load_yaml(REPO / "configs" / "monitor_pucallpa.yaml", MonitorConfig)  # the shipped config is valid
 
 
@@ -199,5 +255,5 @@ def test_job_script_exits_2_on_a_bad_config(tmp_path):
     bad.write_text("output_root: x\nregions: []\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, str(REPO / "jobs" / "monitor.py"), "--config", str(bad)],
-                          capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+                          capture_output=True, text=True, timeout=120, cwd=REPO, env=env, check=False)
     assert proc.returncode == 2 and "regions" in proc.stderr

@@ -293,6 +293,15 @@ def test_mmu_leaves_no_region_below_it(tmp_path, block_size):
     assert len(after) == len(reference(reassigned, UTM))
 
 
+def test_a_region_of_exactly_the_mmu_is_kept(tmp_path):
+    # 9 pixels of 30 m = 8100 m2 = 0.81 ha; 0.81 * 1e4 is 8100.000000000001 in floats
+    classes = np.zeros((12, 12), np.uint8)
+    classes[4:7, 4:7] = 1
+    gdf = polygon_frame(write_classes(tmp_path, classes), block_size=8, mmu_m2=0.81 * 1e4)
+    assert sorted(gdf["class_id"].tolist()) == [0, 1] and gdf["area_m2"].min() == pytest.approx(8100)
+    assert polygon_frame(write_classes(tmp_path, classes), block_size=8, mmu_m2=0.82 * 1e4)["class_id"].tolist() == [0]
+
+
 def test_mmu_rules_for_small_neighbours_and_islands(tmp_path):
     classes = np.zeros((12, 12), np.uint8)
     classes[4:7, 4:7] = 2  # 9 px ring of water (small) ...
