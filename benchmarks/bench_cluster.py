@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_segment import DEFAULT_SCENE, build_mosaic  # noqa: E402
+from benchmarks.bench_segment import DEFAULT_SCENE, build_mosaic
 
 
 def run_job(address: str | None, mosaic: Path, out: Path, extra: list[str]) -> dict:

@@ -92,12 +92,12 @@ def bounded_pool_map(func, items, workers=2, lookahead=4):
 
 def run_case(spec: dict) -> dict:
     """Child side: run one case, return its timing, polygon count and peak RSS."""
+    import functools
+
     import rasterio
 
     from geoseg.polygons import vectorize_blocks, vectorize_to_file
     from geoseg.vectorize import class_names_from_raster, polygons_from_array
-
-    import functools
 
     workers = spec.get("workers", 0)
     map_fn = functools.partial(bounded_pool_map, workers=workers, lookahead=2 * workers) if workers else None

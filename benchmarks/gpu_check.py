@@ -21,13 +21,13 @@ import rasterio
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_segment import build_mosaic  # noqa: E402
-from geoseg.config import SegmentConfig  # noqa: E402
-from geoseg.model import load_checkpoint  # noqa: E402
-from geoseg.normalization import apply, scene_stats  # noqa: E402
-from geoseg.pipeline import segment  # noqa: E402
-from geoseg.predict import Predictor  # noqa: E402
-from geoseg.raster import RasterInfo, read_window, resolve_bands  # noqa: E402
+from benchmarks.bench_segment import build_mosaic
+from geoseg.config import SegmentConfig
+from geoseg.model import load_checkpoint
+from geoseg.normalization import apply, scene_stats
+from geoseg.pipeline import segment
+from geoseg.predict import Predictor
+from geoseg.raster import RasterInfo, read_window, resolve_bands
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"

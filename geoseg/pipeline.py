@@ -14,7 +14,7 @@ import logging
 import platform
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from geoseg import __version__, storage
@@ -109,7 +109,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
     the output (:mod:`geoseg.journal`) unless ``cfg.resume`` is off, so rerunning an
     interrupted job skips them.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t_start = time.perf_counter()
     if not cfg.output:
         raise ConfigError("output: no output directory; pass --output DIR or set `output` in the config")
@@ -299,7 +299,7 @@ def _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, h
         "geoseg_version": __version__,
         "status": "failed" if any(w.failed for w in writers) else "success",
         "started": started.isoformat(),
-        "ended": datetime.now(timezone.utc).isoformat(),
+        "ended": datetime.now(UTC).isoformat(),
         "inputs": inputs,
         "model": {"id": ckpt.model_id, "path": str(ckpt.path), "name": ckpt.card.name, "version": ckpt.card.version,
                   "weights_sha256": ckpt.weights_sha256, "arch": ckpt.card.arch, "encoder": ckpt.card.encoder},

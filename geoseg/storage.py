@@ -123,7 +123,7 @@ def read_bytes(uri: str | Path) -> bytes:
     bucket, key = split_s3(str(uri))
     try:
         return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:  # noqa: BLE001 - botocore raises many kinds
+    except Exception as exc:
         raise InputError(_s3_error(str(uri), exc, "read")) from exc
 
 
@@ -142,7 +142,7 @@ def write_bytes(uri: str | Path, data: bytes) -> str:
     bucket, key = split_s3(str(uri))
     try:
         s3_client().put_object(Bucket=bucket, Key=key, Body=data)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise OutputError(_s3_error(str(uri), exc, "write")) from exc
     return str(uri)
 
@@ -165,7 +165,7 @@ def upload(local: str | Path, uri: str | Path) -> str:
     cfg = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
     try:
         s3_client().upload_file(str(local), bucket, key, Config=cfg)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise OutputError(_s3_error(str(uri), exc, "upload to")) from exc
     return str(uri)
 
@@ -178,7 +178,7 @@ def copy(src: str, dst: str) -> str:
     db, dk = split_s3(dst)
     try:
         s3_client().copy({"Bucket": sb, "Key": sk}, db, dk)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise OutputError(_s3_error(dst, exc, "copy to")) from exc
     return dst
 
@@ -195,7 +195,7 @@ def download(uri: str | Path, local: str | Path) -> Path:
     try:
         s3_client().download_file(bucket, key, str(tmp))
         os.replace(tmp, local)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise InputError(_s3_error(str(uri), exc, "download")) from exc
     return local
@@ -212,7 +212,7 @@ def listdir(prefix: str | Path) -> list[str]:
     try:
         for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key, Delimiter="/"):
             names.extend(o["Key"][len(key):] for o in page.get("Contents", []))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise InputError(_s3_error(str(prefix), exc, "list")) from exc
     return sorted(names)
 
@@ -252,7 +252,7 @@ def glob(pattern: str) -> list[str]:
                 k = o["Key"]
                 if fnmatch.fnmatchcase(k, key) and k.count("/") == key.count("/"):
                     out.append(f"s3://{bucket}/{k}")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise InputError(_s3_error(pattern, exc, "list")) from exc
     return sorted(out)
 

@@ -10,9 +10,9 @@ from geoseg.model import (
     WEIGHTS_NAME,
     ModelCard,
     build_network,
+    checkpoint_payload,
     load_checkpoint,
     network_from_payload,
-    checkpoint_payload,
     save_checkpoint,
 )
 from geoseg.predict import Predictor

@@ -5,7 +5,14 @@ from affine import Affine
 
 from geoseg.errors import BandError, InputError
 from geoseg.normalization import Normalization, apply, scene_stats
-from geoseg.raster import RasterInfo, gdal_path, open_raster, pixel_area_m2, read_window, resolve_bands
+from geoseg.raster import (
+    RasterInfo,
+    gdal_path,
+    open_raster,
+    pixel_area_m2,
+    read_window,
+    resolve_bands,
+)
 from geoseg.tiling import PixelBox
 from tests.conftest import NC_IMAGE
 

@@ -87,9 +87,8 @@ def test_calls_in_flight_are_bounded(ray_cluster, default_checkpoint):
 def test_ray_ordered_map_runs_the_vectorizer_blocks_identically(ray_cluster, tmp_path):
     """The write stage's Ray map (per-block vectorization as tasks) gives the sequential result exactly."""
     from geoseg.polygons import polygon_frame
-    from tests.conftest import ZION_LABELS
-
     from geoseg.runtime import ordered_map
+    from tests.conftest import ZION_LABELS
 
     seq = polygon_frame(ZION_LABELS, block_size=100, mmu_m2=5000)
     par = polygon_frame(ZION_LABELS, block_size=100, mmu_m2=5000, map_fn=ordered_map)
