@@ -7,13 +7,18 @@ Layout under ``root``::
     history/class_areas.csv                region, period, class areas (one row per class)
     history/change_summary.csv             region, period_before, period: areas of change, named types, guards
     history/transitions.csv                region, period_before, period, from_class, to_class, pixels, area_ha
-    history/change_polygons.parquet        GeoParquet (EPSG:4326) of the change polygons, with region/period
+    history/change_polygons/<region>/<period>.parquet
+                                           GeoParquet (EPSG:4326) of one comparison's change polygons, with
+                                           region/period columns; together one GeoParquet dataset
     history/state.json                     what is stored: periods and changes per region (written last)
 
-Every file is rewritten whole and replaced atomically (temp file + rename locally, one
+Every file is written whole and replaced atomically (temp file + rename locally, one
 PUT on S3), rows keyed by ``(region, period)`` replace earlier rows with the same key,
 and ``state.json`` is updated last: a run interrupted between two writes redoes that
-step and leaves no duplicate. All I/O goes through :mod:`geoseg.storage`.
+step and leaves no duplicate. The polygons, the only part that grows with the mapped
+area, get one file per comparison, so an update writes only its own polygons (the CSVs,
+a few rows per region and period, are rewritten whole). All I/O goes through
+:mod:`geoseg.storage`.
 """
 
 from __future__ import annotations
@@ -105,14 +110,26 @@ class HistoryStore:
         return pd.read_csv(io.BytesIO(storage.read_bytes(uri)), dtype=_STRING_COLUMNS, keep_default_na=False,
                            na_values=[""])
 
-    def change_polygons(self):
-        """The polygon history as a GeoDataFrame (None if absent)."""
-        import geopandas as gpd
+    def polygons_uri(self, region: str, period: str) -> str:
+        """The GeoParquet file of the change polygons of ``region`` up to ``period``."""
+        return self.uri("history", "change_polygons", region, f"{period}.parquet")
 
-        uri = self.uri("history", "change_polygons.parquet")
-        if not storage.exists(uri):
+    def change_polygons(self, region: str | None = None):
+        """The committed polygon history (of ``region``, or all) as one GeoDataFrame; None if there is none.
+
+        Loads every selected comparison into memory: for large histories read the files
+        (:meth:`polygons_uri`) one at a time, or the directory as a dataset with pyarrow.
+        """
+        import geopandas as gpd
+        import pandas as pd
+
+        regions = self.state()["regions"]
+        frames = [gpd.read_parquet(io.BytesIO(storage.read_bytes(self.polygons_uri(name, period))))
+                  for name, reg in sorted(regions.items()) if region in (None, name)
+                  for period in sorted(reg.get("changes", {}))]
+        if not frames:
             return None
-        return gpd.read_parquet(io.BytesIO(storage.read_bytes(uri)))
+        return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=HISTORY_CRS)
 
     def read_polygons(self, uri: str, layer: str):
         """A change-polygon file written by ``geoseg change`` (local or ``s3://``)."""
@@ -140,16 +157,11 @@ class HistoryStore:
         storage.write_bytes(self.uri("history", name), new.to_csv(index=False).encode())
 
     def _upsert_polygons(self, region: str, period: str, polygons, key: dict) -> None:
-        import geopandas as gpd
         import pandas as pd
 
         new = polygons.to_crs(HISTORY_CRS) if polygons.crs is not None else polygons.set_crs(HISTORY_CRS)
         for i, (k, v) in enumerate(key.items()):
             new.insert(i, k, pd.Series([v] * len(new), dtype=object, index=new.index))
-        old = self.change_polygons()
-        if old is not None and len(old):
-            old = old[~((old["region"] == region) & (old["period"] == period))]
-            new = gpd.GeoDataFrame(pd.concat([old, new], ignore_index=True), geometry="geometry", crs=HISTORY_CRS)
         buf = io.BytesIO()
         new.to_parquet(buf, index=False)
-        storage.write_bytes(self.uri("history", "change_polygons.parquet"), buf.getvalue())
+        storage.write_bytes(self.polygons_uri(region, period), buf.getvalue())

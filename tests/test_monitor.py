@@ -102,8 +102,13 @@ def test_backfill_then_rerun_is_a_noop_then_a_new_period_appends(tmp_path, image
     assert store.table("class_areas.csv")["period"].value_counts().to_dict() == {"1985": 4, "2000": 4, "2020": 4}
     assert set(store.change_polygons()["period"]) == {"2000", "2020"}
     # rows of the earlier period are unchanged
-    assert snapshot(root)["regions/city/changes/1985_to_2000/transitions.json"] == before[
-        "regions/city/changes/1985_to_2000/transitions.json"]
+    now = snapshot(root)
+    for key in ("regions/city/changes/1985_to_2000/transitions.json", "history/change_polygons/city/2000.parquet"):
+        assert now[key] == before[key]  # appending wrote only the new comparison's polygons
+    import geopandas as gpd
+
+    dataset = gpd.read_parquet(root / "history" / "change_polygons")  # the files read as one GeoParquet dataset
+    assert len(dataset) == len(store.change_polygons()) and dataset.crs.to_epsg() == 4326
 
 
 def test_a_region_with_a_missing_image_fails_alone(tmp_path, imagery):
@@ -195,8 +200,9 @@ def test_monitor_on_an_s3_output_root(s3_bucket, tmp_path, imagery):
     store = HistoryStore(root)
     assert len(store.change_polygons()) == res.changes[0]["polygons"]
     names = storage.listdir(f"{root}/history")
-    assert {"state.json", "class_areas.csv", "change_summary.csv", "transitions.csv", "change_polygons.parquet"} <= set(names)
+    assert {"state.json", "class_areas.csv", "change_summary.csv", "transitions.csv"} <= set(names)
     assert "change.tif" in storage.listdir(f"{root}/regions/city/changes/1985_to_2000")
+    assert storage.listdir(f"{root}/history/change_polygons/city") == ["2000.parquet"]
     state = storage.read_bytes(f"{root}/history/state.json")
     (res,) = run_monitor(cfg)
     assert not res.segmented and not res.changes and storage.read_bytes(f"{root}/history/state.json") == state
