@@ -22,6 +22,11 @@ pytestmark = pytest.mark.slow
 def ray_head():
     """A local Ray head on 127.0.0.1 with the dashboard (Jobs API); its process group is killed afterwards."""
     port, dash = _free_port(), _free_port()
+    # every port the head binds is chosen here: the defaults (e.g. the dashboard agent's 52365) may be taken
+    # by another Ray on this machine, such as the test session's own cluster
+    agent_ports = [f"--{opt}={_free_port()}" for opt in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                          "runtime-env-agent-port", "metrics-export-port",
+                                                          "ray-client-server-port")]
     temp = tempfile.mkdtemp(prefix="gsray", dir="/tmp")  # short: Ray's socket paths live under it
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
@@ -29,7 +34,7 @@ def ray_head():
     head = subprocess.Popen(
         [ray_exe, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         f"--temp-dir={temp}", "--disable-usage-stats", "--block"],
+         f"--temp-dir={temp}", "--disable-usage-stats", *agent_ports, "--block"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     try:
