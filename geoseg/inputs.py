@@ -78,18 +78,24 @@ def read_stac(uri: str, asset: str | None = None) -> list[SceneInput]:
         doc = json.loads(storage.read_bytes(uri))
     except ValueError as exc:
         raise InputError(f"{uri}: not valid JSON ({exc}); give a STAC ItemCollection or Item") from exc
-    if doc.get("type") == "Feature":
+    kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
+    if kind == "Feature":
         items = [doc]
-    elif doc.get("type") == "FeatureCollection":
-        items = doc.get("features", [])
+    elif kind == "FeatureCollection":
+        items = doc.get("features") or []
     else:
-        raise InputError(f"{uri}: not a STAC Item or ItemCollection (\"type\" is {doc.get('type')!r}); "
+        raise InputError(f"{uri}: not a STAC Item or ItemCollection (\"type\" is {kind!r}); "
                          "give a FeatureCollection of STAC Items")
     if not items:
         raise InputError(f"{uri}: the ItemCollection has no items")
     scenes = []
-    for it in items:
-        item_id = it.get("id") or "?"
+    for n, it in enumerate(items):
+        item_id = it.get("id") if isinstance(it, dict) else None
+        if not item_id or not isinstance(item_id, str):
+            raise InputError(f"{uri}: feature {n} has no STAC \"id\" (outputs are named by it); give STAC Items")
+        if "/" in item_id or "\\" in item_id:
+            raise InputError(f"{uri}: item id {item_id!r} contains a path separator, but outputs are named by it "
+                             "(<id>_classes.tif); rename the item")
         assets = it.get("assets") or {}
         key = asset if asset is not None else _pick_asset(assets)
         if key is None or key not in assets:
@@ -97,7 +103,9 @@ def read_stac(uri: str, asset: str | None = None) -> list[SceneInput]:
                 f"{uri}: item {item_id!r} has no asset {asset!r} (assets: {sorted(assets)}); set `stac_asset` to one of them"
                 if asset is not None else f"{uri}: item {item_id!r} has no GeoTIFF/COG asset; set `stac_asset`"
             )
-        href = assets[key]["href"]
+        href = (assets[key] or {}).get("href")
+        if not href:
+            raise InputError(f"{uri}: asset {key!r} of item {item_id!r} has no href; fix the catalog or set `stac_asset`")
         href = _resolve_href(uri, href)
         scenes.append(SceneInput(href, item_id, (it.get("properties") or {}).get("datetime")))
     return scenes

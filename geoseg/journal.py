@@ -3,13 +3,15 @@
 A run appends the results of finished tiles (class and confidence cores, class counts
 and areas) in compressed chunks to ``<output>/.geoseg-journal/<run key>/``, local or
 ``s3://``. Each chunk is one atomic write (temp file + rename, or one S3 PUT), so a
-driver killed at any moment leaves only whole chunks. Rerunning the same command finds
-the journal by its key (inputs, grids, normalisation, model weights, tiling, AOI and
-output options), replays the chunks into the stitcher and only sends the remaining
-tiles to the workers. Tile predictions are deterministic, so the published rasters are
-pixel-identical to an uninterrupted run. The journal is removed once outputs are
-published; after a run that failed on some tiles it is kept, so the rerun retries only
-those.
+driver killed at any moment leaves only whole chunks (a chunk that cannot be read
+anyway, e.g. after a crash of the machine, is skipped and its tiles computed again).
+Rerunning the same command finds the journal by its key (inputs, grids, bands,
+normalisation, model weights and card, device, tiling, AOI geometry: everything a tile's
+result depends on, see ``pipeline._journal_key``), replays the chunks into the stitcher
+and only sends the remaining tiles to the workers. Tile predictions are deterministic,
+so the published rasters are pixel-identical to an uninterrupted run. The journal is
+removed once outputs are published; after a run that failed on some tiles it is kept,
+so the rerun retries only those.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import logging
 import os
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 
 import numpy as np
 
 from geoseg import storage
+from geoseg.errors import InputError
 from geoseg.predict import TileResult
 from geoseg.tiling import TileGrid
 
@@ -59,23 +63,38 @@ class TileJournal:
         self.seconds = 0.0  # spent writing chunks
 
     def restore(self) -> Iterator[tuple[int, list[TileResult]]]:
-        """Yield ``(scene, results)`` for every saved chunk (one chunk in memory at a time)."""
+        """Yield ``(scene, results)`` for every saved chunk (one chunk in memory at a time).
+
+        A chunk that cannot be read or decoded is skipped with a warning: its tiles are
+        simply not resumed (results are deterministic, so recomputing them is safe).
+        """
         for fname in storage.listdir(self.root):
             if not (fname.startswith("chunk-") and fname.endswith(".npz")):
                 continue
-            data = np.load(io.BytesIO(storage.read_bytes(storage.join(self.root, fname))))
+            try:
+                by_scene = self._read_chunk(fname)
+            except (InputError, OSError, EOFError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as exc:
+                log.warning("journal: skipping unreadable chunk %s (%s: %s); its tiles are computed again",
+                            storage.join(self.root, fname), type(exc).__name__, exc)
+                continue
+            yield from by_scene.items()
+
+    def _read_chunk(self, fname: str) -> dict[int, list[TileResult]]:
+        """The tiles of one chunk, by scene (decoded completely, so a damaged chunk yields nothing)."""
+        with np.load(io.BytesIO(storage.read_bytes(storage.join(self.root, fname)))) as data:
+            counts, areas = data["counts"], data["area_m2"]
             by_scene: dict[int, list[TileResult]] = {}
             for i, (scene, index, skipped) in enumerate(zip(data["scene"], data["tile"], data["skipped"])):
                 grid = self.grids[int(scene)]
                 cols = grid.shape[1]
                 tile = grid.tile(int(index) // cols, int(index) % cols)
                 if skipped:
-                    res = TileResult(tile, None, None, data["counts"][i], data["area_m2"][i], skipped=True)
+                    res = TileResult(tile, None, None, counts[i], areas[i], skipped=True)
                 else:
                     conf = data.get(f"confidence_{i}")
-                    res = TileResult(tile, data[f"classes_{i}"], conf, data["counts"][i], data["area_m2"][i])
+                    res = TileResult(tile, data[f"classes_{i}"], conf, counts[i], areas[i])
                 by_scene.setdefault(int(scene), []).append(res)
-            yield from by_scene.items()
+        return by_scene
 
     def record(self, scene: int, results: list[TileResult]) -> None:
         """Buffer finished tiles of ``scene``; write a chunk when the buffer is due."""

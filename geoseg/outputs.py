@@ -52,7 +52,10 @@ class Staging:
     system temp dir); publishing uploads every file under a private staging prefix
     first, then copies them server-side to their final keys, ``manifest.json`` last, so
     a failed upload never leaves a partial object or a half-replaced result under the
-    final keys. Staging directories of dead runs on this host are removed.
+    final keys. When a result is replaced (``overwrite``), its ``manifest.json`` is
+    deleted before the first file is replaced: a manifest always describes the files
+    next to it (a copy that fails midway leaves no manifest, not an old one over new
+    files). Staging directories of dead runs on this host are removed.
     """
 
     def __init__(self, out: str | Path, overwrite: bool, final_names: Iterable[str]):
@@ -71,7 +74,7 @@ class Staging:
             _remove_dead_staging(parent)
             self.dir = parent / f"{STAGING_PREFIX}{self.id}"
             self.dir.mkdir()
-            (self.dir / OWNER_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+            (self.dir / OWNER_FILE).write_text(json.dumps(_owner()))
         except OSError as exc:
             raise OutputError(f"{parent}: cannot create the output directory ({exc}); choose a writable --output") from exc
 
@@ -80,9 +83,11 @@ class Staging:
 
     def publish(self, names: Iterable[str]) -> list[str]:
         """Move staged ``names`` into the output location, manifest last; return their final paths/URIs."""
-        names = sorted(names, key=lambda n: n == "manifest.json")
+        names = sorted(names, key=lambda n: n == MANIFEST)
         out = []
         if not self.remote:
+            if MANIFEST in names:
+                Path(self.out, MANIFEST).unlink(missing_ok=True)
             for n in names:
                 os.replace(self.dir / n, Path(self.out) / n)
                 out.append(str(Path(self.out) / n))
@@ -91,29 +96,54 @@ class Staging:
         try:
             for n in names:
                 storage.upload(self.dir / n, storage.join(staged, n))
+            if MANIFEST in names:  # everything is uploaded: the old result stops being "complete" now
+                storage.delete(storage.join(self.out, MANIFEST))
             for n in names:
                 out.append(storage.copy(storage.join(staged, n), storage.join(self.out, n)))
         finally:
-            storage.delete_tree(staged)
+            try:
+                storage.delete_tree(staged)
+            except OutputError as exc:  # never hide why the publish failed
+                log.warning("could not remove the staging prefix %s (%s); delete it by hand", staged, exc)
         return out
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+MANIFEST = "manifest.json"
 STAGING_PREFIX = ".geoseg-staging-"
 OWNER_FILE = ".owner.json"
 
 
+def _pid_namespace() -> int | None:
+    """Identity of this process's PID namespace (Linux), None where there is none to read."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _owner() -> dict:
+    """Who owns a staging directory: host, PID namespace and process id."""
+    return {"host": socket.gethostname(), "pidns": _pid_namespace(), "pid": os.getpid()}
+
+
 def _remove_dead_staging(parent: Path) -> None:
-    """Delete staging directories in ``parent`` left by runs on this host whose process is gone."""
-    host = socket.gethostname()
+    """Delete staging directories in ``parent`` left by runs on this host whose process is gone.
+
+    Only a directory whose owner ran on this host *and* in this PID namespace can be
+    judged: containers sharing a host name (host networking) and a volume see each
+    other's PIDs as absent, so their live staging directories are left alone.
+    """
+    me = _owner()
     for d in parent.glob(f"{STAGING_PREFIX}*"):
         try:
             owner = json.loads((d / OWNER_FILE).read_text())
-        except (OSError, ValueError):
+            pid = int(owner["pid"])
+        except (OSError, ValueError, TypeError, KeyError):
             continue
-        if owner.get("host") == host and not _pid_alive(int(owner.get("pid", -1))):
+        if owner.get("host") == me["host"] and owner.get("pidns") == me["pidns"] and not _pid_alive(pid):
             log.info("removing %s, left by a run that no longer exists", d)
             shutil.rmtree(d, ignore_errors=True)
 

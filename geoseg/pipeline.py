@@ -19,7 +19,7 @@ from pathlib import Path
 
 from geoseg import __version__, storage
 from geoseg.config import SegmentConfig
-from geoseg.errors import AOIError, ConfigError, InputError, TileError
+from geoseg.errors import AOIError, ConfigError, GeosegError, InputError, TileError
 from geoseg.inputs import SceneInput, expand_inputs
 from geoseg.journal import TileJournal, run_key
 from geoseg.model import Checkpoint, checkpoint_payload, load_checkpoint, sha256_file
@@ -125,7 +125,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
     staging = Staging(cfg.output, cfg.overwrite, names)
     journal = None
     if cfg.resume:
-        key = run_key(_journal_key(ckpt, plans, tile_size, halo, cfg.aoi))
+        key = run_key(_journal_key(ckpt, plans, tile_size, halo, cfg.device))
         journal = TileJournal(cfg.output, key, [p.grid for p in plans],
                               cfg.runtime.checkpoint_tiles, cfg.runtime.checkpoint_seconds)
     writers: list[SceneWriter] = []
@@ -155,7 +155,8 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
                     if journal:
                         journal.flush()  # interrupted or not, finished tiles are kept
                 executor.release_actors()  # inference is over: free the cores/GPUs for the write stage
-                # per-block vectorization on the cluster pays off with cores to spare (measured: slower on 2)
+                # per-block vectorization as tasks pays off with cores to spare (measured: slower on 2); the
+                # tasks read the staged rasters, so they run on this (the driver's) node: its CPUs count
                 map_fn = executor.map if executor.cpus >= PARALLEL_VECTORIZE_MIN_CPUS else None
             failed = any(w.failed for w in writers)
             written = [] if failed else [n for w in writers for n in w.finish(ckpt.model_id, map_fn)]
@@ -174,8 +175,11 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
             bad = [(w, f) for w in writers for f in w.failed]
             w, first = bad[0]
             which = "; ".join(f"{x.info.path}: tiles {_brief([f['tile'] for f in x.failed])}" for x in writers if x.failed)
+            attempts = sorted({f["attempts"] for _, f in bad})
+            tries = (f"{attempts[0]} attempt(s) each" if len(attempts) == 1
+                     else f"{attempts[0]} to {attempts[-1]} attempt(s)")
             raise TileError(
-                f"{len(bad)} tile(s) failed after {first['attempts']} attempt(s) each; no outputs were published "
+                f"{len(bad)} tile(s) failed after {tries}; no outputs were published "
                 f"(existing results are untouched). Failed: {which}. "
                 f"First error: tile {first['tile']} of {w.info.path}: {first['error']}. "
                 f"Every failed tile and its error: {failed_uri}. Rerunning the same command retries only the failed tiles"
@@ -191,9 +195,12 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
         write_stats_csv(staging.path("stats.csv"), tables)
         files = staging.publish(written + list(RUN_FILES))
         staging.discard()
-        if journal:
-            journal.clear()
-        storage.delete(storage.join(cfg.output, FAILED_MANIFEST))
+        try:  # the result is published: failing to tidy up is not a failed run
+            if journal:
+                journal.clear()
+            storage.delete(storage.join(cfg.output, FAILED_MANIFEST))
+        except (GeosegError, OSError) as exc:
+            log.warning("outputs published, but the journal / %s could not be removed: %s", FAILED_MANIFEST, exc)
         return RunSummary(cfg.output, files, manifest)
     except BaseException:
         for w in writers:
@@ -207,13 +214,25 @@ def _brief(ids: list[int], limit: int = 20) -> str:
     return str(ids) if len(ids) <= limit else f"{ids[:limit]} and {len(ids) - limit} more"
 
 
-def _journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tile_size: int, halo: int, aoi: str | None) -> dict:
-    """What the journaled tiles depend on: inputs and their grids/stats, model weights, tiling, AOI."""
+def _journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tile_size: int, halo: int, device: str) -> dict:
+    """What the journaled tiles depend on, and nothing that differs between two runs of the same job.
+
+    Inputs and their grids/bands/stats, model weights and card (classes, normalisation,
+    architecture), the device setting (CPU fp32 and GPU fp16 results differ), tiling, and
+    per scene the AOI *geometry* in the raster's CRS (an AOI file edited in place changes
+    the masks of the tiles; the same AOI under another path does not).
+    """
+    import hashlib
+
+    def aoi(p: ScenePlan) -> str | None:
+        return hashlib.sha256(p.job.aoi.wkb).hexdigest() if p.job.aoi is not None else None
+
     return {
-        "model": ckpt.weights_sha256, "tile_size": tile_size, "halo": halo, "aoi": aoi,
+        "model": ckpt.weights_sha256, "card": hashlib.sha256(ckpt.card.model_dump_json().encode()).hexdigest(),
+        "device": device, "tile_size": tile_size, "halo": halo,
         "scenes": [{"path": p.path, "size": [p.info.width, p.info.height], "transform": list(p.info.transform)[:6],
                     "crs": p.info.crs.to_string() if p.info.crs else None, "bands": p.job.band_indexes,
-                    "stats": p.job.stats.to_dict(), "tiles": [t.index for t in p.tiles]} for p in plans],
+                    "stats": p.job.stats.to_dict(), "aoi": aoi(p), "tiles": [t.index for t in p.tiles]} for p in plans],
     }
 
 
@@ -301,7 +320,8 @@ def _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, h
         "started": started.isoformat(),
         "ended": datetime.now(UTC).isoformat(),
         "inputs": inputs,
-        "model": {"id": ckpt.model_id, "path": str(ckpt.path), "name": ckpt.card.name, "version": ckpt.card.version,
+        "model": {"id": ckpt.model_id, "path": cfg.model if cfg.model and storage.is_remote(cfg.model) else str(ckpt.path),
+                  "name": ckpt.card.name, "version": ckpt.card.version,
                   "weights_sha256": ckpt.weights_sha256, "arch": ckpt.card.arch, "encoder": ckpt.card.encoder},
         "tile_size": tile_size,
         "halo": halo,

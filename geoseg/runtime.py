@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,17 @@ log = logging.getLogger(__name__)
 
 ACTOR_GRACE_S = 20.0
 """Seconds the pool waits for the other actors once the first is up, before it starts work without them."""
+
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING")
+"""Where S3 is (not who may read it): passed from the driver to the model actors, which read
+``s3://`` rasters themselves. Ray workers on other nodes inherit their raylet's environment,
+not the driver's; credentials are not forwarded (nodes get theirs from the AWS chain)."""
+
+
+def worker_env() -> dict[str, str]:
+    """The :data:`FORWARDED_ENV` variables set in this process."""
+    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,16 @@ class RayExecutor:
             self._owns_ray = True
         else:
             self._owns_ray = False
+        try:
+            self._start_pool(payload, device, runtime, batch_size)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_pool(self, payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int) -> None:
+        ray = self._ray
+        self.actors: list[Any] = []
+        self._starting: dict[Any, Any] = {}
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         cpus = int(resources.get("CPU", 1))
@@ -112,6 +134,9 @@ class RayExecutor:
             n = runtime.num_workers or max(1, cpus // runtime.threads_per_worker)
             options = {"num_cpus": runtime.threads_per_worker}
             dev = "cpu"
+        env = worker_env()
+        if env:  # merged into the job's runtime env (its working_dir etc. stay)
+            options["runtime_env"] = {"env_vars": env}
         # The model travels once through the object store; the pool (not Ray) replaces dead
         # actors, so a lost actor's calls are resubmitted to a fresh one (see `run`).
         self._payload_ref = ray.put(payload)
@@ -123,35 +148,34 @@ class RayExecutor:
         self.start_timeout = runtime.actor_start_timeout_s
         self.description = f"Ray, {n} {dev.upper()} actor(s)"
         self.replaced = 0
+        # consecutive failed starts (reset when one comes up); past 2 x n the actor itself cannot
+        # start (bad image, no memory for the model...), not bad luck with a node: stop trying
+        self._max_start_failures = 2 * n
+        self._start_failures = 0
+        self._start_error: Exception | None = None
         # actors that are not up yet (waiting for resources, e.g. GPU nodes an autoscaler is
         # adding) join the pool when ready() answers; work starts once the first one is up
-        self.actors: list[Any] = []
-        self._starting: dict[Any, Any] = {}
         for _ in range(n):
             actor = self._new_actor()
             self._starting[actor.ready.remote()] = actor
         deadline = time.monotonic() + self.start_timeout
-        failures = 0
         while not self.actors:  # work starts once one actor is up
             left = deadline - time.monotonic()
-            done, _ = ray.wait(list(self._starting), num_returns=1, timeout=max(left, 0)) if left > 0 else ([], [])
+            done, _ = ray.wait(list(self._starting), num_returns=1, timeout=max(left, 0)) if left > 0 and self._starting else ([], [])
             if not done:
-                self.release_actors()
+                if not self._starting and self._start_error is not None:
+                    raise ConfigError(
+                        f"no model actor could start: {self._start_failures} tries failed in a row ({n} wanted with "
+                        f"{options}); last error: {_last_line(self._start_error)}. Check the workers' image and that "
+                        "the model fits their memory (runtime.threads_per_worker, batch_size, device)"
+                    ) from self._start_error
                 raise ConfigError(f"no model actor could start within runtime.actor_start_timeout_s="
                                   f"{self.start_timeout:.0f} s ({n} wanted with {options}; cluster: {resources}); "
                                   "add nodes or lower runtime.num_workers")
-            error = self._admit(done[0])
-            if error is not None:
-                failures += 1
-                if failures > 2 * n:  # not bad luck with a node: the actor itself cannot start
-                    self.release_actors()
-                    raise error
-                log.warning("a model actor failed to start (%s); starting another", _last_line(error))
-                self._start_replacement()
+            self._admit(done[0])
         ready = ray.wait(list(self._starting), num_returns=len(self._starting), timeout=ACTOR_GRACE_S)[0] if self._starting else []
         for ref in ready:
-            if self._admit(ref) is not None:
-                self._start_replacement()
+            self._admit(ref)
         log.info("started %s (%d up, %d starting)", self.description, len(self.actors), len(self._starting))
 
     def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 2) -> Iterator[TaskOutcome]:
@@ -161,7 +185,8 @@ class RayExecutor:
         retried up to ``retries`` times on whichever actor is free. A dead actor leaves
         the pool at once and a replacement is started; it joins when it is up, so losing
         a node shrinks the pool instead of stalling it. If no actor is left and none can
-        start within ``actor_start_timeout_s``, the remaining tasks fail.
+        start within ``actor_start_timeout_s`` (or every start fails), the remaining tasks
+        fail; ``attempts`` of a task never tried is 0.
         """
         ray = self._ray
         job_refs = [ray.put(j) for j in jobs]
@@ -189,23 +214,23 @@ class RayExecutor:
             if not pending and not queue and exhausted:
                 return
             waiting = list(pending) + list(self._starting)
-            done, _ = ray.wait(waiting, num_returns=1, timeout=None if pending else self.start_timeout)
+            done, _ = ray.wait(waiting, num_returns=1, timeout=None if pending else self.start_timeout) if waiting else ([], [])
             if not done:  # no actor left and none could start: fail what is left rather than hang
-                msg = (f"no model actor could be started for {self.start_timeout:.0f} s (cluster resources: "
-                       f"{ray.available_resources()}); add nodes or lower runtime.num_workers")
-                for task, _attempt in queue:
-                    yield TaskOutcome(task, None, msg)
+                if waiting:
+                    msg = (f"no model actor could be started for {self.start_timeout:.0f} s (cluster resources: "
+                           f"{ray.available_resources()}); add nodes or lower runtime.num_workers")
+                else:
+                    msg = (f"no model actor is left and {self._start_failures} replacement(s) in a row failed to "
+                           f"start (last error: {_last_line(self._start_error or RuntimeError('unknown'))})")
+                for task, attempt in queue:
+                    yield TaskOutcome(task, None, msg, attempt)
                 for task in source:
-                    yield TaskOutcome(task, None, msg)
+                    yield TaskOutcome(task, None, msg, 0)
                 return
             ref = done[0]
             if ref in self._starting:
                 actor = self._starting[ref]
-                error = self._admit(ref)
-                if error is not None:
-                    log.warning("a replacement model actor failed to start (%s); starting another", _last_line(error))
-                    self._start_replacement()
-                else:
+                if self._admit(ref):
                     load[actor] = 0
                     log.info("a model actor joined the pool (%d up)", len(self.actors))
                 continue
@@ -216,6 +241,7 @@ class RayExecutor:
             except ray.exceptions.RayError as exc:
                 if isinstance(exc, ray.exceptions.RayActorError) and actor in self.actors:
                     self.actors.remove(actor)
+                    self._ray.kill(actor)  # unreachable rather than dead: it must not keep its CPU/GPU
                     log.warning("a model actor died (%d left); starting a replacement", len(self.actors))
                     self._start_replacement()
                 msg = f"{type(exc).__name__}: {_last_line(exc)}"
@@ -227,15 +253,29 @@ class RayExecutor:
                 continue
             yield TaskOutcome(task, results, None, attempt + 1)
 
-    def _admit(self, ready_ref) -> Exception | None:
-        """Move a starting actor whose ``ready()`` finished into the pool; return its error if it died instead."""
+    def _admit(self, ready_ref) -> bool:
+        """Move a starting actor whose ``ready()`` finished into the pool; True if it did.
+
+        An actor that died while starting is replaced, unless starts have failed
+        ``2 x workers`` times in a row (then the error is kept in ``_start_error``).
+        """
         actor = self._starting.pop(ready_ref)
         try:
             self._ray.get(ready_ref)
         except self._ray.exceptions.RayError as exc:
-            return exc
+            self._ray.kill(actor)
+            self._start_failures += 1
+            self._start_error = exc
+            if self._start_failures > self._max_start_failures:
+                log.error("a model actor failed to start (%s); %d failures in a row, starting no more",
+                          _last_line(exc), self._start_failures)
+            else:
+                log.warning("a model actor failed to start (%s); starting another", _last_line(exc))
+                self._start_replacement()
+            return False
+        self._start_failures = 0
         self.actors.append(actor)
-        return None
+        return True
 
     def _start_replacement(self) -> None:
         """Start a fresh actor; it joins the pool once ``ready()`` answers (it may wait for resources)."""
@@ -252,10 +292,11 @@ class RayExecutor:
 
     @property
     def cpus(self) -> int:
-        return int(self._ray.cluster_resources().get("CPU", 1))
+        """CPUs of the driver's node: where :meth:`map` runs its tasks."""
+        return local_node_cpus()
 
     def map(self, fn, items):
-        """Ordered, lazy map over Ray tasks (see :func:`ordered_map`)."""
+        """Ordered, lazy map over Ray tasks on the driver's node (see :func:`ordered_map`)."""
         return ordered_map(fn, items)
 
     def close(self) -> None:
@@ -283,20 +324,45 @@ class _TileActor:
 
 
 def _last_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
+    """The line of a (remote) traceback that names the error, e.g. ``RasterioIOError: ...``."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    for line in reversed(lines):  # pydantic and others append hints after the error line
+        if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b.*:", line):
+            return line
+    return lines[-1]
+
+
+def local_node_cpus() -> int:
+    """CPUs of the Ray node this process (the driver) runs on; 0 for a head started with ``--num-cpus 0``."""
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id and node.get("Alive", True):
+            return int(node.get("Resources", {}).get("CPU", 0))
+    return 0
 
 
 def ordered_map(fn, items, lookahead: int | None = None):
     """Ordered, lazy map of ``fn(item)`` over Ray tasks, at most ``lookahead`` outstanding.
 
     For stages after inference (block-wise vectorization): results come back in input
-    order, so a sequential consumer can merge them while memory stays bounded.
+    order, so a sequential consumer can merge them while memory stays bounded. The
+    tasks run on this process's node only: they read files the driver staged on its
+    local disk, which other nodes do not see. Without CPUs there, it is the builtin map.
     """
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    remote_fn = ray.remote(num_cpus=1, max_retries=2)(fn)
-    limit = lookahead or 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cpus = local_node_cpus()
+    if cpus < 1:
+        yield from map(fn, items)
+        return
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    remote_fn = ray.remote(num_cpus=1, max_retries=2, scheduling_strategy=here)(fn)
+    limit = lookahead or 2 * cpus
     queue: deque = deque()
     for it in items:
         queue.append(remote_fn.remote(it))

@@ -11,6 +11,7 @@ and renamed; an S3 object only becomes visible when its (multipart) upload compl
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
 import functools
 import logging
@@ -78,12 +79,21 @@ def endpoint_url() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
 
 
+GDAL_HTTP_RETRIES = {"GDAL_HTTP_MAX_RETRY": "5", "GDAL_HTTP_RETRY_DELAY": "1"}
+"""GDAL's retries of throttled / failed HTTP reads (429, 5xx), set unless already set: without
+them one ``SlowDown`` fails a tile read, or degrades a scene's statistics to the readable strips."""
+
+
 def configure_gdal_s3() -> None:
     """Point GDAL's ``/vsis3/`` at ``AWS_ENDPOINT_URL(_S3)`` unless ``AWS_S3_ENDPOINT`` is already set.
 
     GDAL reads its config options from the environment; path-style addressing is used
-    for custom endpoints (what S3-compatible servers expect).
+    for custom endpoints (what S3-compatible servers expect). HTTP retries
+    (:data:`GDAL_HTTP_RETRIES`) are turned on unless set. Runs in every process that
+    opens an ``s3://`` raster (the driver and the model actors).
     """
+    for key, value in GDAL_HTTP_RETRIES.items():
+        os.environ.setdefault(key, value)
     url = endpoint_url()
     if not url or os.environ.get("AWS_S3_ENDPOINT"):
         return
@@ -94,22 +104,34 @@ def configure_gdal_s3() -> None:
 
 
 def _s3_error(uri: str, exc: Exception, what: str) -> str:
-    return f"{uri}: cannot {what} ({type(exc).__name__}: {exc}); check the bucket, key, credentials and AWS_ENDPOINT_URL"
+    hint = "check the bucket, key, credentials and AWS_ENDPOINT_URL"
+    if _error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+        # S3 answers 403 rather than 404 for a missing key when s3:ListBucket is not granted
+        hint = ("access denied: the credentials need s3:GetObject/PutObject/DeleteObject on the keys and "
+                "s3:ListBucket on the bucket (without it S3 reports a missing key as 403)")
+    return f"{uri}: cannot {what} ({type(exc).__name__}: {exc}); {hint}"
+
+
+def _error_code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    return (response or {}).get("Error", {}).get("Code") if isinstance(response, dict) else None
 
 
 def exists(uri: str | Path) -> bool:
     """Whether a file or object exists at ``uri``."""
     if not is_remote(uri):
         return Path(uri).exists()
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = split_s3(str(uri))
     try:
         s3_client().head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             return False
+        raise InputError(_s3_error(str(uri), exc, "check")) from exc
+    except BotoCoreError as exc:  # no credentials, endpoint unreachable, ...
         raise InputError(_s3_error(str(uri), exc, "check")) from exc
 
 
@@ -211,7 +233,8 @@ def listdir(prefix: str | Path) -> list[str]:
     names: list[str] = []
     try:
         for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key, Delimiter="/"):
-            names.extend(o["Key"][len(key):] for o in page.get("Contents", []))
+            # a "folder" marker object (key == prefix, as consoles create) is not a file
+            names.extend(o["Key"][len(key):] for o in page.get("Contents", []) if len(o["Key"]) > len(key))
     except Exception as exc:
         raise InputError(_s3_error(str(prefix), exc, "list")) from exc
     return sorted(names)
@@ -223,7 +246,10 @@ def delete(uri: str | Path) -> None:
         Path(uri).unlink(missing_ok=True)
         return
     bucket, key = split_s3(str(uri))
-    s3_client().delete_object(Bucket=bucket, Key=key)
+    try:
+        s3_client().delete_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        raise OutputError(_s3_error(str(uri), exc, "delete")) from exc
 
 
 def delete_tree(uri: str | Path) -> None:
@@ -234,10 +260,18 @@ def delete_tree(uri: str | Path) -> None:
     bucket, key = split_s3(str(uri))
     key = key.rstrip("/") + "/"
     client = s3_client()
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-        objs = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if objs:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": objs, "Quiet": True})
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            objs = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if objs:
+                errors = client.delete_objects(Bucket=bucket, Delete={"Objects": objs, "Quiet": True}).get("Errors")
+                if errors:
+                    raise OutputError(f"{uri}: cannot delete {len(errors)} object(s), e.g. {errors[0].get('Key')}: "
+                                      f"{errors[0].get('Code')} {errors[0].get('Message')}; check the credentials")
+    except OutputError:
+        raise
+    except Exception as exc:
+        raise OutputError(_s3_error(str(uri), exc, "delete")) from exc
 
 
 def glob(pattern: str) -> list[str]:
@@ -245,9 +279,11 @@ def glob(pattern: str) -> list[str]:
     bucket, key = split_s3(pattern)
     cut = min((key.find(ch) for ch in "*?[" if ch in key), default=len(key))
     prefix = key[:cut]
+    # wildcards in the last path component only: list that "folder", not everything below it
+    listing = {"Prefix": prefix, **({"Delimiter": "/"} if "/" not in key[cut:] else {})}
     out = []
     try:
-        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, **listing):
             for o in page.get("Contents", []):
                 k = o["Key"]
                 if fnmatch.fnmatchcase(k, key) and k.count("/") == key.count("/"):
@@ -263,17 +299,30 @@ def local_copy(uri: str | Path, suffix: str = "") -> Path:
         return Path(uri)
     fd, tmp = tempfile.mkstemp(prefix="geoseg-", suffix=suffix or "-" + name(uri))
     os.close(fd)
-    return download(uri, tmp)
+    try:
+        return download(uri, tmp)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def local_tree(uri: str | Path) -> Path:
-    """A local directory with the files under ``uri`` (e.g. a checkpoint directory on S3)."""
+    """A local directory with the files under ``uri`` (e.g. a checkpoint directory on S3).
+
+    A downloaded copy is a temporary directory, removed when this process exits (it is
+    what the returned path is used for until then: e.g. the model weights).
+    """
     if not is_remote(uri):
         return Path(uri)
-    d = Path(tempfile.mkdtemp(prefix="geoseg-"))
     names = listdir(uri)
     if not names:
         raise InputError(f"{uri}: no files under this prefix; check the URI")
-    for n in names:
-        download(join(uri, n), d / n)
+    d = Path(tempfile.mkdtemp(prefix="geoseg-"))
+    try:
+        for n in names:
+            download(join(uri, n), d / n)
+    except BaseException:
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
     return d

@@ -57,10 +57,16 @@ def make_raster(tmp_path):
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One small local Ray instance for the whole session (2 CPUs, no dashboard)."""
+    """One small local Ray instance for the whole session (2 CPUs, no dashboard).
+
+    Its workers have S3 credentials (for the test server) but, like the workers of a real
+    cluster, not the driver's environment: where S3 is must come from geoseg.
+    """
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+             runtime_env={"env_vars": creds})
     yield ray
     ray.shutdown()
 
@@ -133,10 +139,19 @@ def s3_bucket(s3_endpoint, monkeypatch):
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    for k in ("AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+    # geoseg sets GDAL's variables in os.environ itself (storage.configure_gdal_s3): restore them afterwards
+    # (monkeypatch.delenv of an absent variable records nothing to undo)
+    gdal_keys = ("AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING", *storage.GDAL_HTTP_RETRIES)
+    gdal_before = {k: os.environ.get(k) for k in gdal_keys}
+    for k in (*gdal_keys, "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(k, raising=False)
     storage.s3_client.cache_clear()
     name = f"geoseg-test-{uuid.uuid4().hex[:10]}"
     storage.s3_client().create_bucket(Bucket=name)
     yield f"s3://{name}"
     storage.s3_client.cache_clear()
+    for k, v in gdal_before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

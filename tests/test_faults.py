@@ -106,22 +106,41 @@ def _assert_same_maps(out: Path, reference: Path, scenes) -> None:
             np.testing.assert_array_equal(a.read(1), b.read(1), err_msg=name)
 
 
-def _actor_processes() -> list[psutil.Process]:
+def _actor_processes(cluster) -> list[psutil.Process]:
+    """Model actor processes of *this* cluster (workers are its raylets' children): the machine is
+    shared, and other Ray instances on it (the test session's own, other people's) are not ours to kill."""
+    from ray._private import ray_constants
+
     found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any("_TileActor" in part for part in (p.info["cmdline"] or [])):
-                found.append(p)
-        except psutil.Error:
-            continue
+    for node in cluster.list_all_nodes():
+        for info in node.all_processes.get(ray_constants.PROCESS_TYPE_RAYLET, []):
+            try:
+                children = psutil.Process(info.process.pid).children(recursive=True)
+            except psutil.Error:
+                continue
+            for p in children:
+                try:
+                    if any("_TileActor" in part for part in p.cmdline()):
+                        found.append(p)
+                except psutil.Error:
+                    continue
     return found
+
+
+def _journaled_tiles(out: Path) -> int:
+    """Tiles saved in the journal under ``out`` (whatever the chunk sizes: chunks are also cut by time)."""
+    n = 0
+    for chunk in out.glob(JOURNAL_GLOB):
+        with np.load(chunk) as data:
+            n += len(data["tile"])
+    return n
 
 
 def test_a_killed_actor_process_has_its_tiles_retried_elsewhere(cluster, scenes, reference, tmp_path):
     out = tmp_path / "out"
     proc = _start(_write_cfg(tmp_path / "job.yaml", scenes, out), cluster)
     _wait_for_chunks(proc, out, 2)
-    actors = _actor_processes()
+    actors = _actor_processes(cluster)
     assert actors, "no model actor process found"
     actors[0].send_signal(signal.SIGKILL)
     rc, stdout, stderr = _finish(proc)
@@ -193,15 +212,38 @@ def test_a_killed_driver_resumes_from_the_journal_to_identical_outputs(cluster, 
     _wait_for_chunks(proc, out, 3)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    journaled = len(list(out.glob(JOURNAL_GLOB)))
+    journaled = _journaled_tiles(out)
     assert not (out / "manifest.json").exists()
     rc, stdout, stderr = _finish(_start(cfg, cluster))
     assert rc == 0, stderr[-3000:]
     m = json.loads((out / "manifest.json").read_text())
     total = m["tiles"]["total"]
-    assert 3 * 8 <= m["tiles"]["resumed"] < total and journaled >= 3
+    # every journaled tile, and only those, is resumed (the rerun recomputes the rest)
+    assert 0 < journaled < total and m["tiles"]["resumed"] == journaled
     assert m["tiles"]["processed"] + m["tiles"]["skipped"] == total
     _assert_same_maps(out, reference, scenes)
     for s in scenes:  # the COGs are byte-identical to the undisturbed run's
         assert (out / f"{s.stem}_classes.tif").read_bytes() == (reference / f"{s.stem}_classes.tif").read_bytes()
     assert not list(out.glob(".geoseg-*")), "journal and staging are removed after success"
+
+
+def test_the_write_stage_fans_out_only_on_the_drivers_node(cluster, tmp_path):
+    """Vectorizer tasks read rasters staged on the driver's disk: never on another node. On a head
+    without CPUs (as here, and as in the KubeRay examples) they stay in the driver."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import json, ray\n"
+        "from geoseg.runtime import local_node_cpus, ordered_map\n"
+        "ray.init(logging_level='WARNING')\n"
+        "def where(_):\n"
+        "    return ray.get_runtime_context().get_node_id()\n"
+        "print(json.dumps({'cluster_cpus': ray.cluster_resources().get('CPU', 0), 'local_cpus': local_node_cpus(),\n"
+        "                  'driver': ray.get_runtime_context().get_node_id(), 'ran_on': list(ordered_map(where, range(6)))}))\n"
+    )
+    env = {**os.environ, "RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["cluster_cpus"] >= 2 and got["local_cpus"] == 0
+    assert set(got["ran_on"]) == {got["driver"]}

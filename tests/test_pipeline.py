@@ -283,3 +283,87 @@ def test_acquisition_date_flows_from_input_to_class_map_and_polygons(tmp_path):
         assert cls.tags()["acquired"] == "2015-08-18"
     gdf = gpd.read_file(tmp_path / "o" / "dated_polygons.gpkg")
     assert (gdf.acquired == "2015-08-18").all()
+
+
+def _plans_and_key(tmp_path, aoi_path, device="auto"):
+    from geoseg.inputs import expand_inputs
+    from geoseg.journal import run_key
+    from geoseg.model import load_checkpoint
+    from geoseg.pipeline import _journal_key, plan_scene
+
+    cfg = _cfg([NC_IMAGE], tmp_path / "o", tile_size=128, halo=16, aoi=str(aoi_path), device=device)
+    ckpt = load_checkpoint(None)
+    plans = [plan_scene(s, cfg, ckpt, 128, 16) for s in expand_inputs(cfg.inputs)]
+    return run_key(_journal_key(ckpt, plans, 128, 16, cfg.device))
+
+
+def test_journal_key_follows_the_aoi_geometry_and_the_device_not_the_aoi_path(tmp_path):
+    """An AOI edited in place changes tile masks: its journal must not be replayed. The same AOI
+    elsewhere, or a rerun, finds the same journal."""
+    with rasterio.open(NC_IMAGE) as src:
+        b, crs = src.bounds, src.crs
+    a = tmp_path / "aoi.geojson"
+    gpd.GeoDataFrame(geometry=[box(b.left, b.bottom, (b.left + b.right) / 2, b.top)], crs=crs).to_crs(4326).to_file(a)
+    first = _plans_and_key(tmp_path, a)
+    assert _plans_and_key(tmp_path, a) == first  # a rerun of the same job
+    copy = tmp_path / "elsewhere" / "aoi.geojson"
+    copy.parent.mkdir()
+    copy.write_bytes(a.read_bytes())
+    assert _plans_and_key(tmp_path, copy) == first
+    # a slightly smaller AOI over the same tiles: same tile list, other masks
+    gpd.GeoDataFrame(geometry=[box(b.left, b.bottom, (b.left + b.right) / 2 - 40, b.top)],
+                     crs=crs).to_crs(4326).to_file(a)
+    assert _plans_and_key(tmp_path, a) != first
+    assert _plans_and_key(tmp_path, copy, device="cpu") != first
+
+
+def test_an_unreadable_journal_chunk_is_skipped_and_its_tiles_recomputed(tmp_path, caplog):
+    from geoseg.journal import TileJournal
+    from geoseg.predict import TileResult
+    from geoseg.tiling import TileGrid
+
+    grid = TileGrid(300, 200, 128, 16)
+    tiles = list(grid)
+    j = TileJournal(str(tmp_path), "k", [grid], every_tiles=100, every_s=1e9)
+    j.record(0, [TileResult(t, np.zeros((t.core.height, t.core.width), np.uint8), None, np.ones(4, np.int64),
+                            np.ones(4)) for t in tiles[:3]])
+    j.flush()
+    (Path(j.root) / "chunk-99999999999999999999-deadbeef.npz").write_bytes(b"PK\x03\x04 truncated by a crash")
+    with caplog.at_level("WARNING", logger="geoseg.journal"):
+        back = [r.tile.index for _, rs in j.restore() for r in rs]
+    assert back == [t.index for t in tiles[:3]]
+    assert "skipping unreadable chunk" in caplog.text
+
+
+def test_dead_staging_is_removed_only_when_its_owner_is_provably_gone(tmp_path):
+    """Same host and PID namespace and no such process: removed. Another PID namespace (containers
+    sharing a host name and a volume) cannot be judged from here: kept."""
+    from geoseg.outputs import OWNER_FILE, STAGING_PREFIX, _owner, _remove_dead_staging
+
+    me = _owner()
+    dead_pid = 2**22 + 12345  # above pid_max's default: no such process
+    cases = {"dead": {**me, "pid": dead_pid}, "alive": me, "other-ns": {**me, "pidns": -1, "pid": dead_pid},
+             "other-host": {**me, "host": me["host"] + "-x", "pid": dead_pid}, "junk": {"pid": "x"}}
+    for name, owner in cases.items():
+        d = tmp_path / f"{STAGING_PREFIX}{name}"
+        d.mkdir()
+        (d / OWNER_FILE).write_text(json.dumps(owner))
+    _remove_dead_staging(tmp_path)
+    assert sorted(p.name.removeprefix(STAGING_PREFIX) for p in tmp_path.iterdir()) == [
+        "alive", "junk", "other-host", "other-ns"]
+
+
+@pytest.mark.parametrize("doc, match", [
+    ([{"type": "Feature"}], "not a STAC Item"),
+    ({"type": "FeatureCollection", "features": [{"type": "Feature", "assets": {"a": {"href": "x.tif"}}}]}, "no STAC"),
+    ({"type": "Feature", "id": "a/b", "assets": {"a": {"href": "x.tif"}}}, "path separator"),
+    ({"type": "Feature", "id": "a", "assets": {"a": {"type": "image/tiff"}}}, "has no href"),
+])
+def test_malformed_stac_is_an_input_error_naming_the_file(tmp_path, doc, match):
+    from geoseg.errors import InputError
+    from geoseg.inputs import expand_inputs
+
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=match):
+        expand_inputs([str(path)])

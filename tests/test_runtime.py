@@ -128,3 +128,26 @@ def test_actors_that_can_never_start_fail_clearly_after_the_timeout(ray_cluster,
     with pytest.raises(ConfigError, match="no model actor could start within runtime.actor_start_timeout_s=3"):
         RayExecutor(checkpoint_payload(default_checkpoint), "cpu", rt, batch_size=2)
     assert ray_cluster.available_resources().get("CPU") == 2  # the pending actor was cancelled
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_when_every_actor_is_gone_and_replacements_cannot_start_the_rest_fails_instead_of_looping(
+        ray_cluster, default_checkpoint):
+    job, tasks = _job_and_tasks(default_checkpoint, per_task=1)
+    ex = RayExecutor(checkpoint_payload(default_checkpoint), "cpu",
+                     RuntimeConfig(num_workers=1, max_tasks_in_flight_per_worker=1), batch_size=1)
+    ex._payload_ref = ray_cluster.put(("{}", b"not a model"))  # from now on, every new actor dies in __init__
+    outcomes = []
+    try:
+        for outcome in ex.run([job], tasks, retries=1):
+            outcomes.append(outcome)
+            if len(outcomes) == 1:
+                ray_cluster.kill(ex.actors[0])
+    finally:
+        ex.close()
+    assert len(outcomes) == len(tasks) and outcomes[0].results is not None
+    failed = [o for o in outcomes if o.results is None]
+    assert failed and all("failed to start" in o.error for o in failed)
+    assert {o.attempts for o in failed} <= {0, 1}  # tasks never sent to an actor count no attempt
+    assert ex.replaced == 1 + 2  # the dead actor's replacement, then 2 x workers more: no endless restarts

@@ -97,6 +97,7 @@ def test_segment_cli_on_ray_reads_and_writes_s3(s3_bucket, tmp_path):
     assert all("/.geoseg-" not in k for k in keys), f"staging or journal left behind: {keys}"
     m = json.loads(storage.read_bytes(f"{out}/manifest.json"))
     assert m["status"] == "success" and m["tiles"]["processed"] == 9 + 9 and m["runtime"] == "Ray, 2 CPU actor(s)"
+    assert m["model"]["path"] == f"{s3_bucket}/models/unet"  # not the local temporary copy
     # the published class map equals an in-process run on the local files
     local = segment(SegmentConfig(inputs=[str(NC_IMAGE)], output=str(tmp_path / "local"), tile_size=256, halo=32,
                                   outputs={"polygons": False}, runtime={"local": True}), progress=False)
@@ -209,3 +210,84 @@ def test_aoi_on_s3_restricts_the_tiles(s3_bucket, tmp_path):
     with rasterio.open(tmp_path / "o" / f"{NC_IMAGE.stem}_classes.tif") as cls:
         k = cls.read(1)
     assert (k[:, k.shape[1] // 2 + 3:] == 255).all() and (k[:, : k.shape[1] // 2 - 3] != 255).any()
+
+
+def test_listdir_ignores_folder_markers_so_a_console_made_model_prefix_loads(s3_bucket):
+    """Consoles create "folder" objects (key ending in "/"): they are not files of the prefix."""
+    from geoseg.model import load_checkpoint
+
+    b, _ = storage.split_s3(s3_bucket)
+    storage.s3_client().put_object(Bucket=b, Key="models/unet/", Body=b"")
+    _upload_inputs(s3_bucket)
+    assert "" not in storage.listdir(f"{s3_bucket}/models/unet")
+    ckpt = load_checkpoint(f"{s3_bucket}/models/unet")
+    assert ckpt.card.name == "landcover-unet-mnv2"
+
+
+def test_missing_credentials_are_an_input_error_naming_the_uri(s3_bucket, monkeypatch, tmp_path):
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    storage.s3_client.cache_clear()
+    uri = f"{s3_bucket}/o/manifest.json"
+    with pytest.raises(InputError, match="o/manifest.json: cannot check"):
+        storage.exists(uri)
+    with pytest.raises(OutputError, match="cannot delete"):
+        storage.delete(uri)
+
+
+def test_an_overwrite_that_fails_while_copying_leaves_no_stale_manifest(s3_bucket, monkeypatch):
+    """Replacing a result: once files start changing, the old manifest no longer describes them."""
+    out = f"{s3_bucket}/o"
+    segment(_local_cfg([NC_IMAGE], out), progress=False)
+    assert storage.exists(f"{out}/manifest.json")
+    calls = {"n": 0}
+    real_copy = storage.copy
+
+    def flaky_copy(src, dst):  # the first file is replaced, then the network drops
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OutputError(f"{dst}: simulated network failure")
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(storage, "copy", flaky_copy)
+    with pytest.raises(OutputError, match="simulated network failure"):
+        segment(_local_cfg([NC_IMAGE], out, overwrite=True), progress=False)
+    keys = _keys(s3_bucket, "o/")
+    assert "o/manifest.json" not in keys, keys
+    assert not [k for k in keys if "/.geoseg-staging-" in k], keys
+    monkeypatch.setattr(storage, "copy", real_copy)
+    s = segment(_local_cfg([NC_IMAGE], out, overwrite=True), progress=False)  # the rerun completes the result
+    assert s.manifest["tiles"]["resumed"] == 9 and storage.exists(f"{out}/manifest.json")
+
+
+@pytest.mark.slow
+def test_model_actors_read_s3_through_the_endpoint_the_driver_uses(ray_cluster, s3_bucket, default_checkpoint):
+    """Workers of a cluster do not inherit the driver's environment: AWS_ENDPOINT_URL must reach them."""
+    from geoseg.config import RuntimeConfig
+    from geoseg.model import checkpoint_payload
+    from geoseg.normalization import scene_stats
+    from geoseg.predict import SceneJob
+    from geoseg.raster import RasterInfo, open_raster, resolve_bands
+    from geoseg.runtime import LocalExecutor, RayExecutor, Task
+
+    uri = storage.upload(ZION_IMAGE, storage.join(s3_bucket, "scenes", ZION_IMAGE.name))
+    with open_raster(uri) as src:
+        info = RasterInfo.from_dataset(uri, src)
+        idx = resolve_bands(info, default_checkpoint.card.bands)
+        stats = scene_stats(src, idx, default_checkpoint.card.normalization)
+    tiles = list(TileGrid(info.width, info.height, 256, 32))[:4]
+    job = SceneJob(uri, idx, stats, info.transform, info.crs)
+    tasks = [Task(0, (t,)) for t in tiles]
+    payload = checkpoint_payload(default_checkpoint)
+    ex = RayExecutor(payload, "cpu", RuntimeConfig(num_workers=1, max_task_retries=0), batch_size=1)
+    try:
+        got = {o.task.tiles[0].index: o for o in ex.run([job], tasks, retries=0)}
+    finally:
+        ex.close()
+    assert all(o.results is not None for o in got.values()), [o.error for o in got.values()]
+    local = {o.task.tiles[0].index: o for o in LocalExecutor(payload, "cpu", 1, 1).run([job], tasks)}
+    for k, o in local.items():
+        np.testing.assert_array_equal(got[k].results[0].classes, o.results[0].classes)
