@@ -46,7 +46,27 @@ def _handle_errors(fn):
 def main(ctx: click.Context, verbose: int, quiet: int) -> None:
     """geoseg: land-cover segmentation (forest, water, urban, other) of large satellite rasters on Ray."""
     _setup_logging(verbose, quiet)
+    _exit_cleanly_on_sigterm()
     ctx.obj = {"progress": quiet == 0}
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (Kubernetes on pod eviction or spot reclaim, ``ray job stop``) into ``SystemExit(143)``.
+
+    The default action kills the process on the spot; raising instead runs the ``finally``
+    blocks, so the tile journal saves the tiles it buffered and staging folders are removed.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        log.warning("terminated (signal %d): saving finished tiles and exiting", signum)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 @main.command()

@@ -103,3 +103,35 @@ def test_vectorize_cli_on_another_tools_class_map(tmp_path):
     assert gdf.area_ha.min() >= 0.5 - 1e-9
     r = CliRunner().invoke(main, ["vectorize", str(ZION_LABELS), "--output", str(out)])
     assert r.exit_code == 2 and "overwrite" in r.output
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_buffered_tiles_so_the_rerun_resumes(tmp_path):
+    """SIGTERM (pod eviction, spot reclaim) exits 143 after journaling the tiles finished so far."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(  # nothing is journaled before the end unless the signal flushes it
+        f"inputs: [{NC_IMAGE}, {ZION_IMAGE}]\noutput: {out}\ntile_size: 96\nhalo: 32\nbatch_size: 1\n"
+        "outputs: {polygons: false}\nruntime: {local: true, tiles_per_task: 1, checkpoint_tiles: 100000, "
+        "checkpoint_seconds: 100000}\n"
+    )
+    cmd = [sys.executable, "-m", "geoseg.cli", "-v", "segment", "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until tiles are running
+        if "running on" in line:
+            break
+    time.sleep(3)
+    assert proc.poll() is None, "the job finished before it was terminated"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    chunks = list(out.glob(".geoseg-journal/*/chunk-*.npz"))
+    assert len(chunks) == 1 and not list(out.glob(".geoseg-staging-*"))
+    rerun = subprocess.run([*cmd[:3], "-q", *cmd[4:]], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    m = json.loads((out / "manifest.json").read_text())
+    assert 0 < m["tiles"]["resumed"] < m["tiles"]["total"]
