@@ -122,18 +122,23 @@ def test_existing_s3_outputs_are_not_clobbered_without_overwrite(s3_bucket):
     assert {k: storage.read_bytes(f"{s3_bucket}/{k}") for k in _keys(s3_bucket)} == before
 
 
-def test_a_publish_that_fails_midway_leaves_no_partial_result_under_the_final_keys(s3_bucket, monkeypatch):
-    out = f"{s3_bucket}/o"
+def _fails_after_first(fn):
+    """``fn`` (a storage call taking ``(src, dst)``) that works once, then raises a simulated network failure."""
     calls = {"n": 0}
-    real_upload = storage.upload
 
-    def flaky_upload(local, uri):  # the network drops after the first object
+    def flaky(src, dst):
         calls["n"] += 1
         if calls["n"] > 1:
-            raise OutputError(f"{uri}: simulated network failure")
-        return real_upload(local, uri)
+            raise OutputError(f"{dst}: simulated network failure")
+        return fn(src, dst)
 
-    monkeypatch.setattr(storage, "upload", flaky_upload)
+    return flaky
+
+
+def test_a_publish_that_fails_midway_leaves_no_partial_result_under_the_final_keys(s3_bucket, monkeypatch):
+    out = f"{s3_bucket}/o"
+    real_upload = storage.upload
+    monkeypatch.setattr(storage, "upload", _fails_after_first(real_upload))  # the network drops after one object
     with pytest.raises(OutputError, match="simulated network failure"):
         segment(_local_cfg([NC_IMAGE], out), progress=False)
     monkeypatch.setattr(storage, "upload", real_upload)
@@ -243,16 +248,8 @@ def test_an_overwrite_that_fails_while_copying_leaves_no_stale_manifest(s3_bucke
     out = f"{s3_bucket}/o"
     segment(_local_cfg([NC_IMAGE], out), progress=False)
     assert storage.exists(f"{out}/manifest.json")
-    calls = {"n": 0}
     real_copy = storage.copy
-
-    def flaky_copy(src, dst):  # the first file is replaced, then the network drops
-        calls["n"] += 1
-        if calls["n"] > 1:
-            raise OutputError(f"{dst}: simulated network failure")
-        return real_copy(src, dst)
-
-    monkeypatch.setattr(storage, "copy", flaky_copy)
+    monkeypatch.setattr(storage, "copy", _fails_after_first(real_copy))  # one file replaced, then the drop
     with pytest.raises(OutputError, match="simulated network failure"):
         segment(_local_cfg([NC_IMAGE], out, overwrite=True), progress=False)
     keys = _keys(s3_bucket, "o/")
