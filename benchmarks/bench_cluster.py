@@ -96,18 +96,18 @@ def main() -> None:
             cluster.shutdown()
 
     # resume: a run whose every tile is journaled (as if the driver died just before publishing)
-    import geoseg.journal
+    import geoseg.segment.journal
     from geoseg.config import SegmentConfig
-    from geoseg.pipeline import segment
+    from geoseg.segment.pipeline import segment
 
     cfg = SegmentConfig(inputs=[str(mosaic)], output=str(work / "resume"), overwrite=True,
                         outputs={"polygons": False}, runtime={"num_workers": args.cpus})
-    clear = geoseg.journal.TileJournal.clear
-    geoseg.journal.TileJournal.clear = lambda self: None  # keep the journal of the first run
+    clear = geoseg.segment.journal.TileJournal.clear
+    geoseg.segment.journal.TileJournal.clear = lambda self: None  # keep the journal of the first run
     t0 = time.perf_counter()
     first = segment(cfg, progress=False).manifest
     first_wall = time.perf_counter() - t0
-    geoseg.journal.TileJournal.clear = clear
+    geoseg.segment.journal.TileJournal.clear = clear
     t0 = time.perf_counter()
     again = segment(cfg, progress=False).manifest
     again_wall = time.perf_counter() - t0

@@ -84,10 +84,10 @@ def model_loop(vrt: Path, tile_size: int, halo: int, batch: int, threads: int) -
     """The same tiles through the model in this process: reads and normalisation excluded from the timing."""
     import torch
 
-    from geoseg.model import load_checkpoint
-    from geoseg.normalization import apply, scene_stats
-    from geoseg.predict import Predictor
-    from geoseg.raster import RasterInfo, read_window, resolve_bands
+    from geoseg.model.checkpoint import load_checkpoint
+    from geoseg.model.normalization import apply, scene_stats
+    from geoseg.model.predict import Predictor
+    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
     from geoseg.tiling import TileGrid
 
     torch.set_num_threads(threads)
@@ -120,11 +120,11 @@ def agreement(tile_sizes: list[tuple[int, int]]) -> list[dict]:
     from rasterio.windows import Window
 
     from geoseg.config import SegmentConfig
-    from geoseg.model import load_checkpoint
-    from geoseg.normalization import apply, scene_stats
-    from geoseg.pipeline import segment
-    from geoseg.predict import Predictor
-    from geoseg.raster import RasterInfo, read_window, resolve_bands
+    from geoseg.model.checkpoint import load_checkpoint
+    from geoseg.model.normalization import apply, scene_stats
+    from geoseg.segment.pipeline import segment
+    from geoseg.model.predict import Predictor
+    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
 
     ck = load_checkpoint(None)
     pr = Predictor.from_checkpoint(ck, "cpu")

@@ -1,12 +1,12 @@
-"""Benchmark: block-wise vectorization (geoseg.polygons) vs whole-array ``rasterio.features.shapes``.
+"""Benchmark: block-wise vectorization (geoseg.vector.polygons) vs whole-array ``rasterio.features.shapes``.
 
 Builds VRT mosaics that repeat a real class map k x k (the class map ``geoseg segment``
 writes for the bundled Zion Landsat crop, or the bundled NLCD-derived labels, or any
 class map given with --source), and runs every case in its own subprocess:
 
-* ``whole-array``: read the whole map, ``geoseg.vectorize.polygons_from_array``
+* ``whole-array``: read the whole map, ``geoseg.vector.reference.polygons_from_array``
   (``shapes`` on the whole array, shapely geometries, areas): the existing path;
-* ``blockwise``: ``geoseg.polygons.vectorize_blocks`` (batches consumed, nothing written);
+* ``blockwise``: ``geoseg.vector.polygons.vectorize_blocks`` (batches consumed, nothing written);
 * ``blockwise→gpkg``: ``vectorize_to_file`` streaming into a GeoPackage (with the
   confidence map when the source has one);
 * with --extras, at the first size only: blockwise with an MMU and with simplification;
@@ -96,8 +96,8 @@ def run_case(spec: dict) -> dict:
 
     import rasterio
 
-    from geoseg.polygons import vectorize_blocks, vectorize_to_file
-    from geoseg.vectorize import class_names_from_raster, polygons_from_array
+    from geoseg.vector.polygons import vectorize_blocks, vectorize_to_file
+    from geoseg.vector.reference import class_names_from_raster, polygons_from_array
 
     workers = spec.get("workers", 0)
     map_fn = functools.partial(bounded_pool_map, workers=workers, lookahead=2 * workers) if workers else None

@@ -4,7 +4,7 @@ models (U-Net, spectral-index baseline), to choose the demo's model by eye (ther
 Run from the repository root:
 
     for m in landcover-unet-mnv2 landcover-spectral-index; do
-      geoseg segment data/pucallpa/landsat_{1985,2000,2020}.tif --model geoseg/models/$m --output out/models/$m --local
+      geoseg segment data/pucallpa/landsat_{1985,2000,2020}.tif --model geoseg/model/weights/$m --output out/models/$m --local
     done
     python docs/pucallpa_models_figure.py
 """

@@ -1,6 +1,6 @@
 """geoseg: land-cover segmentation of large satellite rasters on Ray.
 
-Import the pieces from their modules (``geoseg.tiling``, ``geoseg.model``...);
+Import the pieces from their modules (``geoseg.tiling``, ``geoseg.model.checkpoint``...);
 this package root stays light so that importing it does not pull in Ray or torch.
 """
 

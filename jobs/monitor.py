@@ -1,4 +1,4 @@
-"""Ray job entrypoint for scheduled change monitoring (see ``geoseg/monitor.py`` and ``configs/monitor_*.yaml``).
+"""Ray job entrypoint for scheduled change monitoring (see ``geoseg/change/monitor.py`` and ``configs/monitor_*.yaml``).
 
 Run it every period (cron, Airflow, a Kubernetes CronJob...); rerunning with no new
 imagery does nothing::

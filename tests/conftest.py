@@ -73,14 +73,14 @@ def ray_cluster():
 
 @pytest.fixture(scope="session")
 def default_checkpoint():
-    from geoseg.model import load_checkpoint
+    from geoseg.model.checkpoint import load_checkpoint
 
     return load_checkpoint(None)
 
 
 @pytest.fixture(scope="session")
 def predictor(default_checkpoint):
-    from geoseg.predict import Predictor
+    from geoseg.model.predict import Predictor
 
     return Predictor.from_checkpoint(default_checkpoint, device="cpu")
 
@@ -133,7 +133,7 @@ def s3_bucket(s3_endpoint, monkeypatch):
     """A fresh bucket on the test S3 server, with the AWS environment pointing at it. Yields ``s3://name``."""
     import uuid
 
-    from geoseg import storage
+    from geoseg.io import storage
 
     env = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}

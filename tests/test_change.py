@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from rasterio.transform import from_origin
 from scipy import ndimage
 
-from geoseg.change import ChangeOptions, detect_change
+from geoseg.change.detect import ChangeOptions, detect_change
 from geoseg.cli import main
 from geoseg.errors import InputError, OutputError
-from geoseg.transitions import UNCERTAIN, Legend, change_code, decode
+from geoseg.change.transitions import UNCERTAIN, Legend, change_code, decode
 from tests.conftest import REPO
 
 NAMES = "other,forest,water,urban"
@@ -370,12 +370,12 @@ def test_reprojected_geographic_before_aligns_and_areas_are_equal_area(tmp_path)
 def test_a_web_mercator_grid_warns_that_its_areas_are_not_ground_areas(tmp_path, caplog):
     before = np.ones((20, 20), np.uint8)
     b, a = write_pair(tmp_path, before, before, crs="EPSG:3857", transform=from_origin(-8.3e6, -9.5e5, 30, 30))
-    with caplog.at_level("WARNING", logger="geoseg.changeinputs"):
+    with caplog.at_level("WARNING", logger="geoseg.change.align"):
         detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0))
     assert "Mercator projection (EPSG:3857)" in caplog.text
     caplog.clear()
     b, a = write_pair(tmp_path, before, before)
-    with caplog.at_level("WARNING", logger="geoseg.changeinputs"):
+    with caplog.at_level("WARNING", logger="geoseg.change.align"):
         detect_change(b, a, str(tmp_path / "u"), options=ChangeOptions(0, 0))  # UTM (transverse Mercator): fine
     assert "Mercator" not in caplog.text
 
@@ -463,7 +463,7 @@ def test_cli_change_segments_scenes_first(tmp_path):
     src_dir = REPO / "data" / "pucallpa"
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["-q", "change", str(src_dir / "landsat_1985.tif"), str(src_dir / "landsat_2020.tif"),
-                                  "--output", str(out), "--model", str(REPO / "geoseg/models/landcover-spectral-index"),
+                                  "--output", str(out), "--model", str(REPO / "geoseg/model/weights/landcover-spectral-index"),
                                   "--local", "--mmu-ha", "2"])
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "transitions.json").read_text())

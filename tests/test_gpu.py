@@ -10,9 +10,9 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_amp_on_cuda_matches_fp32_on_cpu(default_checkpoint, predictor):
-    from geoseg.normalization import apply, scene_stats
-    from geoseg.predict import Predictor
-    from geoseg.raster import RasterInfo, read_window, resolve_bands
+    from geoseg.model.normalization import apply, scene_stats
+    from geoseg.model.predict import Predictor
+    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
     from tests.conftest import ZION_IMAGE
 
     gpu = Predictor.from_checkpoint(default_checkpoint, "cuda")

@@ -210,7 +210,7 @@ def entrypoint_parts(entrypoint: str) -> tuple[str, str, dict[str, str]]:
 
 
 def monitor_config_model():
-    from geoseg.monitor import MonitorConfig  # jobs/monitor.py's config
+    from geoseg.change.monitor import MonitorConfig  # jobs/monitor.py's config
 
     return MonitorConfig
 
@@ -451,7 +451,7 @@ def test_dockerfile_labels_and_build_command_name_the_published_image(dockerfile
 
 def test_dockerignore_matcher_follows_docker_rules():
     pats = ["*", "!geoseg", "**/__pycache__", "!data/sample"]
-    assert not dockerignored(pats, "geoseg/models/x/model.json")
+    assert not dockerignored(pats, "geoseg/model/weights/x/model.json")
     assert dockerignored(pats, "geoseg/__pycache__/a.pyc")
     assert dockerignored(pats, "data/other/a.tif")
     assert not dockerignored(pats, "data/sample/a.tif")

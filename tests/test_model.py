@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from geoseg.errors import ModelError
-from geoseg.model import (
+from geoseg.model.checkpoint import (
     CARD_NAME,
     WEIGHTS_NAME,
     ModelCard,
@@ -15,7 +15,7 @@ from geoseg.model import (
     network_from_payload,
     save_checkpoint,
 )
-from geoseg.predict import Predictor
+from geoseg.model.predict import Predictor
 
 CLASSES = [
     {"id": 0, "name": "other", "color": "#e3d9a6"},

@@ -13,12 +13,12 @@ from rasterio.windows import Window
 
 from geoseg.config import load_yaml
 from geoseg.errors import ConfigError, InputError
-from geoseg.history import HistoryStore
-from geoseg.monitor import MonitorConfig, discover, run_monitor
+from geoseg.change.history import HistoryStore
+from geoseg.change.monitor import MonitorConfig, discover, run_monitor
 from tests.conftest import REPO
 
 PUCALLPA = REPO / "data" / "pucallpa"
-SPECTRAL = REPO / "geoseg" / "models" / "landcover-spectral-index"
+SPECTRAL = REPO / "geoseg" / "model" / "weights" / "landcover-spectral-index"
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def snapshot(root) -> dict:
 
 
 def test_backfill_then_rerun_is_a_noop_then_a_new_period_appends(tmp_path, imagery, monkeypatch):
-    import geoseg.pipeline
+    import geoseg.segment.pipeline
 
     d, crop = imagery
     root = tmp_path / "root"
@@ -84,7 +84,7 @@ def test_backfill_then_rerun_is_a_noop_then_a_new_period_appends(tmp_path, image
     # the same period again: no model work, not a byte (or mtime) changed under the root
     before = snapshot(root)
     calls = []
-    monkeypatch.setattr(geoseg.pipeline, "segment", lambda *a, **k: calls.append(a) or pytest.fail("segment called"))
+    monkeypatch.setattr(geoseg.segment.pipeline, "segment", lambda *a, **k: calls.append(a) or pytest.fail("segment called"))
     (res,) = run_monitor(cfg)
     assert res.error is None and not res.segmented and not res.changes and calls == []
     assert snapshot(root) == before
@@ -93,8 +93,8 @@ def test_backfill_then_rerun_is_a_noop_then_a_new_period_appends(tmp_path, image
     # a new period: only it is segmented and compared with the last stored one
     crop("2020")
     seen = []
-    real = geoseg.pipeline.segment
-    monkeypatch.setattr(geoseg.pipeline, "segment", lambda c, **k: seen.append(c.inputs) or real(c, **k))
+    real = geoseg.segment.pipeline.segment
+    monkeypatch.setattr(geoseg.segment.pipeline, "segment", lambda c, **k: seen.append(c.inputs) or real(c, **k))
     (res,) = run_monitor(cfg)
     assert seen == [[f"{d}/img_2020.tif"]] and [(c["before"], c["after"]) for c in res.changes] == [("2000", "2020")]
     summary = store.table("change_summary.csv")
@@ -156,7 +156,7 @@ def test_persistence_waits_for_the_confirming_periods(tmp_path, imagery, setting
 def test_resume_after_a_crash_mid_run_duplicates_nothing(tmp_path, imagery, monkeypatch):
     """A run killed after a history file was rewritten but before state.json was: the rerun redoes that step and
     every history file holds each (region, period) once."""
-    import geoseg.pipeline
+    import geoseg.segment.pipeline
 
     d, _ = imagery
     root = tmp_path / "root"
@@ -178,7 +178,7 @@ def test_resume_after_a_crash_mid_run_duplicates_nothing(tmp_path, imagery, monk
     (res,) = run_monitor(cfg)
     assert "killed" in res.error and res.segmented == ["2000"] and len(store.table("change_summary.csv")) == 1
     monkeypatch.setattr(HistoryStore, "_commit", real_commit)
-    monkeypatch.setattr(geoseg.pipeline, "segment", lambda *a, **k: pytest.fail("segment called"))
+    monkeypatch.setattr(geoseg.segment.pipeline, "segment", lambda *a, **k: pytest.fail("segment called"))
     (res,) = run_monitor(cfg)
     assert res.error is None and not res.segmented and [c["after"] for c in res.changes] == ["2000"]
     areas = store.table("class_areas.csv")
@@ -190,7 +190,7 @@ def test_resume_after_a_crash_mid_run_duplicates_nothing(tmp_path, imagery, monk
 
 def test_monitor_on_an_s3_output_root(s3_bucket, tmp_path, imagery):
     """History store and per-period outputs under s3://; the rerun is a no-op there too."""
-    from geoseg import storage
+    from geoseg.io import storage
 
     d, _ = imagery
     root = f"{s3_bucket}/monitor"

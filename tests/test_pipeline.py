@@ -12,7 +12,7 @@ from shapely.geometry import box
 
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, BandError, OutputError
-from geoseg.pipeline import segment
+from geoseg.segment.pipeline import segment
 from tests.conftest import NC_IMAGE, ZION_IMAGE
 
 
@@ -179,12 +179,12 @@ def test_a_failed_run_with_overwrite_leaves_the_previous_result_intact(tmp_path,
     segment(_cfg([NC_IMAGE], out, outputs={"polygons": False}), progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    import geoseg.predict
+    import geoseg.model.predict
 
     def broken(self, batch):
         raise RuntimeError("simulated model crash")
 
-    monkeypatch.setattr(geoseg.predict.Predictor, "classify", broken)
+    monkeypatch.setattr(geoseg.model.predict.Predictor, "classify", broken)
     from geoseg.errors import TileError
 
     with pytest.raises(TileError, match="simulated model crash"):
@@ -286,10 +286,10 @@ def test_acquisition_date_flows_from_input_to_class_map_and_polygons(tmp_path):
 
 
 def _plans_and_key(tmp_path, aoi_path, device="auto"):
-    from geoseg.inputs import expand_inputs
-    from geoseg.journal import run_key
-    from geoseg.model import load_checkpoint
-    from geoseg.pipeline import _journal_key, plan_scene
+    from geoseg.io.inputs import expand_inputs
+    from geoseg.segment.journal import run_key
+    from geoseg.model.checkpoint import load_checkpoint
+    from geoseg.segment.pipeline import _journal_key, plan_scene
 
     cfg = _cfg([NC_IMAGE], tmp_path / "o", tile_size=128, halo=16, aoi=str(aoi_path), device=device)
     ckpt = load_checkpoint(None)
@@ -318,8 +318,8 @@ def test_journal_key_follows_the_aoi_geometry_and_the_device_not_the_aoi_path(tm
 
 
 def test_an_unreadable_journal_chunk_is_skipped_and_its_tiles_recomputed(tmp_path, caplog):
-    from geoseg.journal import TileJournal
-    from geoseg.predict import TileResult
+    from geoseg.segment.journal import TileJournal
+    from geoseg.model.predict import TileResult
     from geoseg.tiling import TileGrid
 
     grid = TileGrid(300, 200, 128, 16)
@@ -329,7 +329,7 @@ def test_an_unreadable_journal_chunk_is_skipped_and_its_tiles_recomputed(tmp_pat
                             np.ones(4)) for t in tiles[:3]])
     j.flush()
     (Path(j.root) / "chunk-99999999999999999999-deadbeef.npz").write_bytes(b"PK\x03\x04 truncated by a crash")
-    with caplog.at_level("WARNING", logger="geoseg.journal"):
+    with caplog.at_level("WARNING", logger="geoseg.segment.journal"):
         back = [r.tile.index for _, rs in j.restore() for r in rs]
     assert back == [t.index for t in tiles[:3]]
     assert "skipping unreadable chunk" in caplog.text
@@ -338,7 +338,7 @@ def test_an_unreadable_journal_chunk_is_skipped_and_its_tiles_recomputed(tmp_pat
 def test_dead_staging_is_removed_only_when_its_owner_is_provably_gone(tmp_path):
     """Same host and PID namespace and no such process: removed. Another PID namespace (containers
     sharing a host name and a volume) cannot be judged from here: kept."""
-    from geoseg.outputs import OWNER_FILE, STAGING_PREFIX, _owner, _remove_dead_staging
+    from geoseg.io.publish import OWNER_FILE, STAGING_PREFIX, _owner, _remove_dead_staging
 
     me = _owner()
     dead_pid = 2**22 + 12345  # above pid_max's default: no such process
@@ -361,7 +361,7 @@ def test_dead_staging_is_removed_only_when_its_owner_is_provably_gone(tmp_path):
 ])
 def test_malformed_stac_is_an_input_error_naming_the_file(tmp_path, doc, match):
     from geoseg.errors import InputError
-    from geoseg.inputs import expand_inputs
+    from geoseg.io.inputs import expand_inputs
 
     path = tmp_path / "items.json"
     path.write_text(json.dumps(doc))

@@ -1,4 +1,4 @@
-"""Block-wise vectorization (geoseg.polygons) against whole-raster GDAL polygonize, MMU,
+"""Block-wise vectorization (geoseg.vector.polygons) against whole-raster GDAL polygonize, MMU,
 coverage simplification, writers and the instance raster. Tiny rasters built in tmp_path."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from hypothesis.extra.numpy import arrays
 from rasterio.features import rasterize, shapes
 from rasterio.transform import from_origin
 
-from geoseg.coverage import write_polygons
+from geoseg.vector.coverage import write_polygons
 from geoseg.errors import ConfigError, GeosegError, InputError, OutputError
-from geoseg.polygons import COLUMNS, polygon_frame, vectorize_blocks, vectorize_to_file
-from geoseg.raster import pixel_area_m2
+from geoseg.vector.polygons import COLUMNS, polygon_frame, vectorize_blocks, vectorize_to_file
+from geoseg.io.raster import pixel_area_m2
 
 UTM = from_origin(500000, 4200000, 30, 30)
 GEO = from_origin(-111.5, 37.5, 0.00027, 0.00027)
@@ -219,7 +219,7 @@ def test_attributes_and_streaming(tmp_path):
 
 
 def test_reads_only_block_windows(tmp_path, monkeypatch):
-    from geoseg import polygons
+    from geoseg.vector import polygons
 
     classes = _blobs(8, (40, 45))
     path = write_classes(tmp_path, classes)

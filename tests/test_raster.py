@@ -4,8 +4,8 @@ import rasterio
 from affine import Affine
 
 from geoseg.errors import BandError, InputError
-from geoseg.normalization import Normalization, apply, scene_stats
-from geoseg.raster import (
+from geoseg.model.normalization import Normalization, apply, scene_stats
+from geoseg.io.raster import (
     RasterInfo,
     gdal_path,
     open_raster,

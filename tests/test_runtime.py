@@ -5,11 +5,11 @@ import pytest
 import rasterio
 
 from geoseg.config import RuntimeConfig
-from geoseg.model import checkpoint_payload
-from geoseg.normalization import scene_stats
-from geoseg.predict import SceneJob
-from geoseg.raster import RasterInfo, resolve_bands
-from geoseg.runtime import LocalExecutor, RayExecutor, Task
+from geoseg.model.checkpoint import checkpoint_payload
+from geoseg.model.normalization import scene_stats
+from geoseg.model.predict import SceneJob
+from geoseg.io.raster import RasterInfo, resolve_bands
+from geoseg.runtime.executors import LocalExecutor, RayExecutor, Task
 from geoseg.tiling import TileGrid
 from tests.conftest import ZION_IMAGE
 
@@ -86,8 +86,8 @@ def test_calls_in_flight_are_bounded(ray_cluster, default_checkpoint):
 @pytest.mark.slow
 def test_ray_ordered_map_runs_the_vectorizer_blocks_identically(ray_cluster, tmp_path):
     """The write stage's Ray map (per-block vectorization as tasks) gives the sequential result exactly."""
-    from geoseg.polygons import polygon_frame
-    from geoseg.runtime import ordered_map
+    from geoseg.vector.polygons import polygon_frame
+    from geoseg.runtime.executors import ordered_map
     from tests.conftest import ZION_LABELS
 
     seq = polygon_frame(ZION_LABELS, block_size=100, mmu_m2=5000)
@@ -101,9 +101,9 @@ def test_ray_ordered_map_runs_the_vectorizer_blocks_identically(ray_cluster, tmp
 def test_segment_with_parallel_vectorization_on_ray(ray_cluster, tmp_path, monkeypatch):
     import geopandas as gpd
 
-    import geoseg.pipeline
+    import geoseg.segment.pipeline
     from geoseg.config import SegmentConfig
-    from geoseg.pipeline import segment
+    from geoseg.segment.pipeline import segment
     from tests.conftest import NC_IMAGE
 
     def cfg(out, local):
@@ -111,7 +111,7 @@ def test_segment_with_parallel_vectorization_on_ray(ray_cluster, tmp_path, monke
                              runtime={"local": local, "num_workers": 2}, outputs={"vectorize_block": 128})
 
     segment(cfg("local", True), progress=False)
-    monkeypatch.setattr(geoseg.pipeline, "PARALLEL_VECTORIZE_MIN_CPUS", 1)  # this cluster has 2
+    monkeypatch.setattr(geoseg.segment.pipeline, "PARALLEL_VECTORIZE_MIN_CPUS", 1)  # this cluster has 2
     segment(cfg("ray", False), progress=False)
     a = gpd.read_file(tmp_path / "local" / f"{NC_IMAGE.stem}_polygons.gpkg")
     b = gpd.read_file(tmp_path / "ray" / f"{NC_IMAGE.stem}_polygons.gpkg")

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import rasterio
 
-from geoseg import storage
+from geoseg.io import storage
 from geoseg.config import SegmentConfig
 from geoseg.errors import InputError, OutputError
-from geoseg.journal import TileJournal
-from geoseg.pipeline import segment
-from geoseg.predict import TileResult
+from geoseg.segment.journal import TileJournal
+from geoseg.segment.pipeline import segment
+from geoseg.model.predict import TileResult
 from geoseg.tiling import TileGrid
 from tests.conftest import NC_IMAGE, REPO, ZION_IMAGE
 
@@ -58,7 +58,7 @@ def test_large_uploads_go_multipart_and_arrive_whole(s3_bucket, tmp_path, monkey
 
 def test_gdal_reads_windows_through_vsis3_with_the_custom_endpoint(s3_bucket):
     uri = storage.upload(NC_IMAGE, storage.join(s3_bucket, "in", NC_IMAGE.name))
-    from geoseg.raster import open_raster
+    from geoseg.io.raster import open_raster
 
     with open_raster(uri) as src, rasterio.open(NC_IMAGE) as local:
         w = rasterio.windows.Window(100, 50, 64, 32)
@@ -69,7 +69,7 @@ def test_gdal_reads_windows_through_vsis3_with_the_custom_endpoint(s3_bucket):
 def _upload_inputs(bucket: str) -> None:
     for p in (NC_IMAGE, ZION_IMAGE):
         storage.upload(p, storage.join(bucket, "scenes", p.name))
-    model = REPO / "geoseg" / "models" / "landcover-unet-mnv2"
+    model = REPO / "geoseg" / "model" / "weights" / "landcover-unet-mnv2"
     for f in model.iterdir():
         if f.is_file():
             storage.upload(f, storage.join(bucket, "models", "unet", f.name))
@@ -101,7 +101,7 @@ def test_segment_cli_on_ray_reads_and_writes_s3(s3_bucket, tmp_path):
     # the published class map equals an in-process run on the local files
     local = segment(SegmentConfig(inputs=[str(NC_IMAGE)], output=str(tmp_path / "local"), tile_size=256, halo=32,
                                   outputs={"polygons": False}, runtime={"local": True}), progress=False)
-    from geoseg.raster import open_raster
+    from geoseg.io.raster import open_raster
 
     with open_raster(f"{out}/{NC_IMAGE.stem}_classes.tif") as a, \
             rasterio.open(Path(local.output_dir) / f"{NC_IMAGE.stem}_classes.tif") as b:
@@ -187,7 +187,7 @@ def test_stac_item_collection_on_s3_names_outputs_by_item_id(s3_bucket):
                                                  "type": "image/tiff; application=geotiff; profile=cloud-optimized"}}},
     ]}
     storage.write_bytes(f"{s3_bucket}/catalog/items.json", json.dumps(items).encode())
-    from geoseg.inputs import expand_inputs
+    from geoseg.io.inputs import expand_inputs
 
     with pytest.raises(InputError, match="no asset 'nir'"):
         expand_inputs([f"{s3_bucket}/catalog/items.json"], stac_asset="nir")
@@ -219,7 +219,7 @@ def test_aoi_on_s3_restricts_the_tiles(s3_bucket, tmp_path):
 
 def test_listdir_ignores_folder_markers_so_a_console_made_model_prefix_loads(s3_bucket):
     """Consoles create "folder" objects (key ending in "/"): they are not files of the prefix."""
-    from geoseg.model import load_checkpoint
+    from geoseg.model.checkpoint import load_checkpoint
 
     b, _ = storage.split_s3(s3_bucket)
     storage.s3_client().put_object(Bucket=b, Key="models/unet/", Body=b"")
@@ -264,11 +264,11 @@ def test_an_overwrite_that_fails_while_copying_leaves_no_stale_manifest(s3_bucke
 def test_model_actors_read_s3_through_the_endpoint_the_driver_uses(ray_cluster, s3_bucket, default_checkpoint):
     """Workers of a cluster do not inherit the driver's environment: AWS_ENDPOINT_URL must reach them."""
     from geoseg.config import RuntimeConfig
-    from geoseg.model import checkpoint_payload
-    from geoseg.normalization import scene_stats
-    from geoseg.predict import SceneJob
-    from geoseg.raster import RasterInfo, open_raster, resolve_bands
-    from geoseg.runtime import LocalExecutor, RayExecutor, Task
+    from geoseg.model.checkpoint import checkpoint_payload
+    from geoseg.model.normalization import scene_stats
+    from geoseg.model.predict import SceneJob
+    from geoseg.io.raster import RasterInfo, open_raster, resolve_bands
+    from geoseg.runtime.executors import LocalExecutor, RayExecutor, Task
 
     uri = storage.upload(ZION_IMAGE, storage.join(s3_bucket, "scenes", ZION_IMAGE.name))
     with open_raster(uri) as src:

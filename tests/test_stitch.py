@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geoseg.config import SegmentConfig
-from geoseg.outputs import StitchedRaster
-from geoseg.pipeline import segment
+from geoseg.io.publish import StitchedRaster
+from geoseg.segment.pipeline import segment
 from tests.conftest import NC_IMAGE, ZION_IMAGE
 
 
@@ -39,8 +39,8 @@ def test_stitched_raster_is_invariant_to_tile_size(tmp_path_factory, width, heig
 
 
 def _single_pass(path, predictor, checkpoint):
-    from geoseg.normalization import apply, scene_stats
-    from geoseg.raster import RasterInfo, read_window, resolve_bands
+    from geoseg.model.normalization import apply, scene_stats
+    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
 
     with rasterio.open(path) as src:
         info = RasterInfo.from_dataset(str(path), src)

@@ -11,9 +11,9 @@ from shapely.geometry import box
 
 from geoseg.cli import main
 from geoseg.errors import TrainingError
-from geoseg.evaluate import compare_rasters
-from geoseg.metrics import confusion_matrix, scores
-from geoseg.train import TrainConfig, load_scene, rasterize_labels, remap_labels, train
+from geoseg.segment.evaluate import compare_rasters
+from geoseg.model.metrics import confusion_matrix, scores
+from geoseg.train.loop import TrainConfig, load_scene, rasterize_labels, remap_labels, train
 from tests.conftest import NC_IMAGE, NC_LABELS, REPO, ZION_IMAGE, ZION_LABELS
 
 CLASSES = [
@@ -49,7 +49,7 @@ def test_training_runs_on_ray_train_with_two_workers(ray_cluster, tmp_path):
     path = train(_cfg(tmp_path, steps=10, eval_every=5, threads=1, trainer={"ray": True, "num_workers": 2}))
     card = json.loads((path / "model.json").read_text())
     assert card["training"]["workers"] == 2 and card["metrics"]["pooled"]["miou"] is not None
-    from geoseg.model import load_checkpoint
+    from geoseg.model.checkpoint import load_checkpoint
 
     load_checkpoint(path).network()  # the reported checkpoint loads
 
@@ -64,8 +64,8 @@ def test_loss_decreases_on_a_fixed_batch(tmp_path):
     """Direct check: 30 optimisation steps on one real chip batch cut the loss."""
     import torch
 
-    from geoseg.model import ModelCard, build_network
-    from geoseg.train import sample_chips
+    from geoseg.model.checkpoint import ModelCard, build_network
+    from geoseg.train.loop import sample_chips
 
     cfg = _cfg(tmp_path)
     scene = load_scene(cfg.scenes[0], cfg)
@@ -161,7 +161,7 @@ def test_evaluate_cli_writes_metrics_and_prints_a_table(tmp_path):
 
 def test_spectral_index_baseline_runs_through_the_same_pipeline(tmp_path):
     from geoseg.config import SegmentConfig
-    from geoseg.pipeline import segment
+    from geoseg.segment.pipeline import segment
 
     path = train(_cfg(tmp_path, arch="spectral_index", encoder="none", arch_kwargs={}))
     card = json.loads((path / "model.json").read_text())
@@ -174,6 +174,6 @@ def test_spectral_index_baseline_runs_through_the_same_pipeline(tmp_path):
 
 
 def test_bundled_baseline_and_default_model_cards_report_the_same_blocks():
-    base = json.loads((REPO / "geoseg" / "models" / "landcover-spectral-index" / "model.json").read_text())
-    unet = json.loads((REPO / "geoseg" / "models" / "landcover-unet-mnv2" / "model.json").read_text())
+    base = json.loads((REPO / "geoseg" / "model" / "weights" / "landcover-spectral-index" / "model.json").read_text())
+    unet = json.loads((REPO / "geoseg" / "model" / "weights" / "landcover-unet-mnv2" / "model.json").read_text())
     assert base["metrics"]["validation_blocks"] == unet["metrics"]["validation_blocks"]

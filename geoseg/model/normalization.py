@@ -21,7 +21,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from geoseg.errors import InputError
-from geoseg.raster import read_masked
+from geoseg.io.raster import read_masked
 
 log = logging.getLogger(__name__)
 

@@ -68,7 +68,7 @@ def fit_thresholds(net: SpectralIndexNet, images: list[np.ndarray], labels: list
 
     ``images``: normalised ``(bands, rows, cols)``; ``labels``: ``(rows, cols)``, 255 = ignore.
     """
-    from geoseg.metrics import confusion_matrix, scores
+    from geoseg.model.metrics import confusion_matrix, scores
 
     rng = np.random.default_rng(seed)
     xs, ys = [], []

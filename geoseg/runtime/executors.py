@@ -1,6 +1,6 @@
 """The only module that knows about Ray: a pool of model actors fed a bounded queue of tile batches.
 
-Stages stay plain Python (:class:`geoseg.predict.TileProcessor`); this module wraps one
+Stages stay plain Python (:class:`geoseg.model.predict.TileProcessor`); this module wraps one
 in a Ray actor per GPU (``num_gpus=1``) or per CPU slot, submits batches of tiles with
 at most ``workers x max_tasks_in_flight_per_worker`` outstanding (so memory does not grow
 with the raster), and retries batches whose actor died. :class:`LocalExecutor` runs the
@@ -21,7 +21,7 @@ from typing import Any
 
 from geoseg.config import RuntimeConfig
 from geoseg.errors import ConfigError
-from geoseg.predict import Predictor, SceneJob, TileProcessor, TileResult
+from geoseg.model.predict import Predictor, SceneJob, TileProcessor, TileResult
 from geoseg.tiling import Tile
 
 log = logging.getLogger(__name__)
@@ -380,7 +380,7 @@ def make_executor(payload: tuple[str, bytes], device: str, runtime: RuntimeConfi
 
 
 def train_on_ray(cfg):
-    """Run :func:`geoseg.train.fit` on Ray Train workers (``TorchTrainer``, DDP over gloo/NCCL).
+    """Run :func:`geoseg.train.loop.fit` on Ray Train workers (``TorchTrainer``, DDP over gloo/NCCL).
 
     Returns ``(card, state_dict)`` of the best step. Rank 0 reports the checkpoint (card +
     safetensors) to Ray Train's storage, from which the driver reads it back, so workers
@@ -393,7 +393,7 @@ def train_on_ray(cfg):
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from geoseg.model import load_checkpoint
+    from geoseg.model.checkpoint import load_checkpoint
 
     spec = cfg.trainer
     owns = False
@@ -432,8 +432,8 @@ def _train_loop(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
-    from geoseg.model import save_checkpoint
-    from geoseg.train import TrainConfig, fit
+    from geoseg.model.checkpoint import save_checkpoint
+    from geoseg.train.loop import TrainConfig, fit
 
     cfg = TrainConfig.model_validate(config["cfg"])
     ctx = ray.train.get_context()

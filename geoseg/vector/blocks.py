@@ -1,4 +1,4 @@
-"""The block machinery of the block-wise vectorizer (:mod:`geoseg.polygons`).
+"""The block machinery of the block-wise vectorizer (:mod:`geoseg.vector.polygons`).
 
 The block grid and per-block work orders, 4-connected labelling of one block into
 fragments, and the union-find that joins fragments across block seams. Pure numpy/scipy,

@@ -18,7 +18,7 @@ and ``state.json`` is updated last: a run interrupted between two writes redoes 
 step and leaves no duplicate. The polygons, the only part that grows with the mapped
 area, get one file per comparison, so an update writes only its own polygons (the CSVs,
 a few rows per region and period, are rewritten whole). All I/O goes through
-:mod:`geoseg.storage`.
+:mod:`geoseg.io.storage`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from geoseg import storage
+from geoseg.io import storage
 from geoseg.errors import InputError
 
 log = logging.getLogger(__name__)

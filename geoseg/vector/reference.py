@@ -1,4 +1,4 @@
-"""Whole-array polygonization: the reference that :mod:`geoseg.polygons` (block-wise, bounded
+"""Whole-array polygonization: the reference that :mod:`geoseg.vector.polygons` (block-wise, bounded
 memory, used by ``segment`` and ``geoseg vectorize``) is benchmarked against, plus shared helpers.
 
 One polygon per 4-connected region of one class.

@@ -17,25 +17,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from geoseg import __version__, storage
+from geoseg import __version__
+from geoseg.io import storage
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, GeosegError, InputError, TileError
-from geoseg.inputs import SceneInput, expand_inputs
-from geoseg.journal import TileJournal, run_key
-from geoseg.model import Checkpoint, checkpoint_payload, load_checkpoint, sha256_file
-from geoseg.normalization import scene_stats
-from geoseg.outputs import RUN_FILES, Staging, _json_default, write_json
-from geoseg.predict import SceneJob
-from geoseg.raster import (
+from geoseg.io.inputs import SceneInput, expand_inputs
+from geoseg.segment.journal import TileJournal, run_key
+from geoseg.model.checkpoint import Checkpoint, checkpoint_payload, load_checkpoint, sha256_file
+from geoseg.model.normalization import scene_stats
+from geoseg.io.publish import RUN_FILES, Staging, _json_default, write_json
+from geoseg.model.predict import SceneJob
+from geoseg.io.raster import (
     RasterInfo,
     box_intersects,
     load_aoi,
     open_raster,
     resolve_bands,
 )
-from geoseg.runtime import Task, make_executor
-from geoseg.stats import class_table, write_stats_csv
-from geoseg.stitch import SceneWriter, scene_files
+from geoseg.runtime.executors import Task, make_executor
+from geoseg.segment.stats import class_table, write_stats_csv
+from geoseg.segment.stitch import SceneWriter, scene_files
 from geoseg.tiling import TileGrid
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
     """Run the whole job for ``cfg``; raises :class:`TileError` if any tile failed.
 
     Every tile of every scene goes through one queue. Finished tiles are journaled under
-    the output (:mod:`geoseg.journal`) unless ``cfg.resume`` is off, so rerunning an
+    the output (:mod:`geoseg.segment.journal`) unless ``cfg.resume`` is off, so rerunning an
     interrupted job skips them.
     """
     started = datetime.now(UTC)

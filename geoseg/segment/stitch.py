@@ -1,6 +1,6 @@
 """The stitch stage: tile results -> one scene's class/confidence rasters and class areas.
 
-Plain Python (no Ray): :class:`SceneWriter` takes :class:`~geoseg.predict.TileResult`
+Plain Python (no Ray): :class:`SceneWriter` takes :class:`~geoseg.model.predict.TileResult`
 objects in any order, writes each tile core by window (the halo was already discarded
 by the worker), accumulates per-class pixel counts and areas, and at the end turns the
 scratch rasters into COGs and polygons. Because tile cores partition the raster
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from geoseg import CLASS_NODATA, __version__
-from geoseg.model import ModelCard
-from geoseg.outputs import StitchedRaster, output_names
-from geoseg.predict import CONFIDENCE_NODATA, TileResult
-from geoseg.raster import RasterInfo
+from geoseg.model.checkpoint import ModelCard
+from geoseg.io.publish import StitchedRaster, output_names
+from geoseg.model.predict import CONFIDENCE_NODATA, TileResult
+from geoseg.io.raster import RasterInfo
 from geoseg.tiling import Tile
 
 
@@ -84,9 +84,9 @@ class SceneWriter:
         """Write the COGs (and polygons, block-wise); return the staged file names.
 
         ``map_fn``: an ordered, lazy map used to run the vectorizer's per-block work in
-        parallel (e.g. Ray tasks, :meth:`geoseg.runtime.RayExecutor.map`); None: sequential.
+        parallel (e.g. Ray tasks, :meth:`geoseg.runtime.executors.RayExecutor.map`); None: sequential.
         """
-        from geoseg.polygons import vectorize_to_file
+        from geoseg.vector.polygons import vectorize_to_file
 
         tags = {
             "class_names": ",".join(self.card.class_names),

@@ -16,17 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from geoseg import CLASS_NODATA
 from geoseg.errors import ModelError
-from geoseg.normalization import Normalization
+from geoseg.model.normalization import Normalization
 
 log = logging.getLogger(__name__)
 
 CARD_NAME = "model.json"
 WEIGHTS_NAME = "weights.safetensors"
-DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "landcover-unet-mnv2"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "landcover-unet-mnv2"
 
 ARCHITECTURES = {"unet": "Unet", "deeplabv3plus": "DeepLabV3Plus", "fpn": "FPN", "spectral_index": None}
 """Architecture names accepted in a card (case-insensitive) -> segmentation-models-pytorch class
-(``spectral_index`` is the classical baseline of :mod:`geoseg.baseline`)."""
+(``spectral_index`` is the classical baseline of :mod:`geoseg.model.baseline`)."""
 
 
 class ClassInfo(BaseModel):
@@ -85,7 +85,7 @@ class ModelCard(BaseModel):
 def build_network(card: ModelCard):
     """A freshly initialised torch module for ``card`` (no pretrained weights are fetched)."""
     if card.arch == "spectral_index":
-        from geoseg.baseline import SpectralIndexNet
+        from geoseg.model.baseline import SpectralIndexNet
 
         return SpectralIndexNet(card.bands, card.class_names)
     import segmentation_models_pytorch as smp
@@ -139,7 +139,7 @@ class Checkpoint:
 
 def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
     """Read and validate a checkpoint directory (``None`` = the bundled default model; ``s3://`` prefixes are fetched)."""
-    from geoseg import storage
+    from geoseg.io import storage
 
     if path is not None and storage.is_remote(path):
         path = storage.local_tree(path)

@@ -1,6 +1,6 @@
 """Change codes, their legend and colours, named change types, and the transition table.
 
-Pure functions and small value types, no I/O (used by :mod:`geoseg.change`).
+Pure functions and small value types, no I/O (used by :mod:`geoseg.change.detect`).
 
 Change raster codes (uint8), for a class scheme of ``n`` classes with ids ``0..n-1``:
 

@@ -25,7 +25,7 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
 
-from geoseg import storage
+from geoseg.io import storage
 from geoseg.errors import OutputError
 from geoseg.tiling import PixelBox
 

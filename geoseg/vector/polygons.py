@@ -23,7 +23,7 @@ for regions that may be small, the pixel edges they share with each neighbouring
 region. Regions below the MMU are then reassigned (see :func:`resolve_mmu` for the
 rule); pass 2 vectorizes with the reassignment applied per block.
 
-Simplification (``simplify_m``): see :mod:`geoseg.coverage`: each block row (strip) is
+Simplification (``simplify_m``): see :mod:`geoseg.vector.coverage`: each block row (strip) is
 simplified as one polygon coverage with its top and bottom lines pinned, so shared
 boundaries stay identical across polygons, strips and blocks.
 """
@@ -42,8 +42,8 @@ from affine import Affine
 from rasterio.features import shapes
 
 from geoseg import CLASS_NODATA
-from geoseg.blocks import BlockTask, Edges, Joiner, block_rows, close_map, label_block
-from geoseg.coverage import (
+from geoseg.vector.blocks import BlockTask, Edges, Joiner, block_rows, close_map, label_block
+from geoseg.vector.coverage import (
     InstanceWriter,
     build_polygons,
     drop_collinear,
@@ -52,9 +52,9 @@ from geoseg.coverage import (
     union_pieces,
 )
 from geoseg.errors import ConfigError, InputError
-from geoseg.raster import acquisition_date, open_raster
+from geoseg.io.raster import acquisition_date, open_raster
 from geoseg.tiling import PixelBox
-from geoseg.vectorize import EQUAL_AREA_CRS, class_names_from_raster
+from geoseg.vector.reference import EQUAL_AREA_CRS, class_names_from_raster
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
@@ -97,9 +97,9 @@ def vectorize_blocks(
     * ``block_size``: side of the square windows read (pixels); memory grows with
       ``width x block_size``; the unsimplified output does not depend on it.
     * ``mmu_m2``: minimum mapping unit in m² (0: off); regions below it are merged into
-      a neighbouring class first (rule: :func:`geoseg.coverage.resolve_mmu`). Two passes.
+      a neighbouring class first (rule: :func:`geoseg.vector.coverage.resolve_mmu`). Two passes.
     * ``simplify_m``: coverage simplification tolerance in metres (0: off), see
-      :mod:`geoseg.coverage`; shared boundaries stay shared, polygons stay valid.
+      :mod:`geoseg.vector.coverage`; shared boundaries stay shared, polygons stay valid.
     * ``confidence``: a confidence raster on the same grid (uint8 0..100, 255 nodata) for
       ``mean_confidence`` (else null).
     * ``instance_path``: also write a uint32 GeoTIFF (COG) of ``polygon_id`` per pixel
@@ -168,7 +168,7 @@ def vectorize_to_file(
     ``crs``: output CRS (default: the class map's). Other keywords (``map_fn`` included) go
     to :func:`vectorize_blocks` (``instance_path`` obeys the same ``overwrite``).
     """
-    from geoseg.coverage import check_output_path, write_polygons
+    from geoseg.vector.coverage import check_output_path, write_polygons
 
     check_output_path(out_path, overwrite)  # fail before the (long) scan, not after
     if crs is None:  # the class map's, even when it has nothing but nodata
@@ -229,7 +229,7 @@ class _Context:
 
     def row_area_m2(self, r0: int, r1: int) -> np.ndarray:
         """Ground area (m²) of one pixel in rows ``r0..r1-1``."""
-        from geoseg.raster import pixel_area_m2
+        from geoseg.io.raster import pixel_area_m2
 
         if self.crs is None:
             raise InputError(f"{self.source}: has no CRS, so areas in m² are unknown; assign a CRS to the file "

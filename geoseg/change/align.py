@@ -4,7 +4,7 @@ A *class map* is a single-band uint8 raster (geoseg's ``*_classes.tif``: ids ``0
 255 nodata, class names in the ``class_names`` tag; without the tag the geoseg scheme
 ``other, forest, water, urban`` is assumed). Its confidence raster is the
 ``*_confidence.tif`` next to a ``*_classes.tif`` unless one is given. Anything else
-(multi-band imagery) is a *scene* and is segmented first with :func:`geoseg.pipeline.segment`.
+(multi-band imagery) is a *scene* and is segmented first with :func:`geoseg.segment.pipeline.segment`.
 
 The common grid is one raster's grid (CRS, transform, size): by default the ``after``
 date's. Another raster is read onto it window by window through a GDAL warped VRT
@@ -27,9 +27,10 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
-from geoseg import CLASS_NODATA, storage
+from geoseg import CLASS_NODATA
+from geoseg.io import storage
 from geoseg.errors import ConfigError, InputError
-from geoseg.raster import acquisition_date, open_raster, pixel_area_m2
+from geoseg.io.raster import acquisition_date, open_raster, pixel_area_m2
 from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def resolve_dates(paths: dict[str, str], confidences: dict[str, str | None], seg
 def _segment(scenes: dict[str, str], cfg, workdir: Path, progress: bool) -> dict[str, DateMap]:
     """Segment the scenes (one run when their file names differ) into ``workdir/segment-*``."""
     from geoseg.config import SegmentConfig
-    from geoseg.pipeline import segment
+    from geoseg.segment.pipeline import segment
 
     cfg = cfg or SegmentConfig()
     stems = [Path(p).stem for p in scenes.values()]

@@ -15,7 +15,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoseg import storage
+from geoseg.io import storage
 from geoseg.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)

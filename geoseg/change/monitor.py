@@ -4,10 +4,10 @@ A run, for every region of the catalogue (``configs/monitor_*.yaml``, :class:`Mo
 
 1. finds the periods that have imagery (:func:`discover`, forms below);
 2. segments, in period order, every period newer than the last one stored (the first
-   run backfills them all), with the AOI of the region (:func:`geoseg.pipeline.segment`),
-   and stores its class areas (:class:`geoseg.history.HistoryStore`);
+   run backfills them all), with the AOI of the region (:func:`geoseg.segment.pipeline.segment`),
+   and stores its class areas (:class:`geoseg.change.history.HistoryStore`);
 3. compares each stored period with the one before it, unless already done
-   (:func:`geoseg.change.detect_change`; with ``guards.persistence: k`` the next ``k``
+   (:func:`geoseg.change.detect.detect_change`; with ``guards.persistence: k`` the next ``k``
    periods must confirm the change, so the newest ``k`` periods wait for later runs), and
    appends the change polygons, the transition table and a summary to the history.
 
@@ -50,7 +50,7 @@ from pydantic import (
     model_validator,
 )
 
-from geoseg import storage
+from geoseg.io import storage
 from geoseg.config import SegmentConfig, Strict
 from geoseg.errors import ConfigError, GeosegError, InputError
 
@@ -71,7 +71,7 @@ PeriodStr = Annotated[str, BeforeValidator(_period_text), StringConstraints(patt
 
 
 class GuardsConfig(Strict):
-    """Guards against false change (see :mod:`geoseg.change`)."""
+    """Guards against false change (see :mod:`geoseg.change.detect`)."""
 
     min_confidence: float = Field(50.0, ge=0, le=100, description="both dates at least this confident, percent (0: off)")
     mmu_ha: float = Field(0.5, ge=0, description="changed patches smaller than this are uncertain, hectares (0: off)")
@@ -159,7 +159,7 @@ class _LazyRay:
 
 def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult]:
     """One scheduled run over every region; failures are caught per region (see :class:`RegionResult`)."""
-    from geoseg.history import HistoryStore
+    from geoseg.change.history import HistoryStore
 
     store = HistoryStore(cfg.output_root)
     ray = _LazyRay(cfg.segment)
@@ -179,7 +179,7 @@ def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult
 
 
 def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: _LazyRay, res: RegionResult, progress: bool) -> None:
-    from geoseg.pipeline import segment
+    from geoseg.segment.pipeline import segment
 
     images = discover(region.imagery, region.periods or cfg.periods, stac_asset=region.stac_asset,
                       stac_period=region.stac_period)
@@ -213,7 +213,7 @@ def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: _LazyRay, 
 
 
 def _compare_periods(region: RegionConfig, cfg: MonitorConfig, store, res: RegionResult) -> None:
-    from geoseg.change import POLYGON_LAYER, ChangeOptions, detect_change
+    from geoseg.change.detect import POLYGON_LAYER, ChangeOptions, detect_change
 
     state = store.region_state(region.name)
     periods = sorted(state["periods"])
@@ -339,7 +339,7 @@ def _from_prefix(prefix: str) -> dict[str, str]:
 
 
 def _from_stac(uri: str, asset: str | None, cut: str) -> dict[str, str]:
-    from geoseg.inputs import read_stac
+    from geoseg.io.inputs import read_stac
 
     out: dict[str, str] = {}
     for scene in read_stac(uri, asset):

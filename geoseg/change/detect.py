@@ -2,30 +2,30 @@
 
 Inputs are geoseg class maps (single-band uint8, ids ``0..n-1``, 255 nodata; their
 ``*_confidence.tif`` is found next to them) or scenes, which are segmented first. All
-dates are read on one common grid (:mod:`geoseg.changeinputs`: the ``after`` grid by default,
+dates are read on one common grid (:mod:`geoseg.change.align`: the ``after`` grid by default,
 nearest neighbour), block by block, in two passes over the grid (memory: a few blocks,
 the change patches still open and a few bytes per change patch, see
-:mod:`geoseg.patches`; never the raster):
+:mod:`geoseg.change.patches`; never the raster):
 
 1. Per block: pixels valid in both dates are compared. A changed pixel becomes
    *uncertain* (code 254) when either date's confidence is below ``min_confidence``
    or is nodata (confidence guard), or, with ``confirm`` dates (one or more later
    dates), when any of them does not show the ``after`` class (persistence guard: a
    reverted change is flicker; nodata in a confirm date cannot confirm). Surviving
-   changes get their from→to code (:mod:`geoseg.transitions`) and are labelled into
+   changes get their from→to code (:mod:`geoseg.change.transitions`) and are labelled into
    4-connected patches of one from→to pair, joined across blocks
-   (:class:`geoseg.patches.Patches`) with their exact area and confidence sums; a patch
+   (:class:`geoseg.change.patches.Patches`) with their exact area and confidence sums; a patch
    inside the block that is below the minimum mapping unit (``mmu_ha``) becomes
    uncertain at once.
 2. Patches below the MMU that cross block borders become uncertain; the change raster
    (COG) is written and the transition table counted.
 
 Then the kept patches are vectorized by the block-wise vectorizer
-(:func:`geoseg.polygons.vectorize_blocks`; one polygon per patch) and written with
+(:func:`geoseg.vector.polygons.vectorize_blocks`; one polygon per patch) and written with
 their pair, change type, exact area and the mean confidence of both dates. Guards apply
 in that order, and a pixel removed by several counts for the first. Areas are the
 exact ellipsoidal cell areas for geographic grids (planar cell area for projected ones).
-All outputs are staged and published together (:class:`geoseg.outputs.Staging`).
+All outputs are staged and published together (:class:`geoseg.io.publish.Staging`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from geoseg import CLASS_NODATA, __version__
-from geoseg.changeinputs import (
+from geoseg.change.align import (
     AlignedReader,
     DateMap,
     Grid,
@@ -50,10 +50,10 @@ from geoseg.changeinputs import (
     scratch_raster,
 )
 from geoseg.errors import ConfigError, InputError
-from geoseg.outputs import Staging, StitchedRaster, write_json
-from geoseg.patches import Patches, write_change_polygons
+from geoseg.io.publish import Staging, StitchedRaster, write_json
+from geoseg.change.patches import Patches, write_change_polygons
 from geoseg.tiling import PixelBox
-from geoseg.transitions import (
+from geoseg.change.transitions import (
     MAX_CLASSES,
     UNCERTAIN,
     Legend,
@@ -180,7 +180,7 @@ class _Readers:
 
 
 def _compare(dates: dict[str, DateMap], grid: Grid, legend: Legend, opt: ChangeOptions, staging: Staging) -> dict:
-    from geoseg.blocks import block_rows
+    from geoseg.vector.blocks import block_rows
 
     n = legend.n
     P = opt.min_confidence
@@ -287,7 +287,7 @@ def _block_pass2(raw, box, grid: Grid, small, n, table, mmu_removed):
     drop = np.zeros(raw.shape, bool)
     lo, hi = np.searchsorted(small, [box.row * grid.width, box.row_stop * grid.width])
     if hi > lo and is_change.any():
-        from geoseg.blocks import label_block
+        from geoseg.vector.blocks import label_block
 
         blk = label_block(only, box, grid.width)
         hit = np.isin(blk.fid, small[lo:hi])

@@ -1,8 +1,8 @@
 """Change patches: 4-connected patches of one from→to pair, joined across blocks, and their polygons.
 
 :class:`Patches` labels each block of the change-only raster (a change code per kept
-changed pixel, 255 elsewhere) with :func:`geoseg.blocks.label_block` and joins the
-fragments across block seams with :class:`geoseg.blocks.Joiner` (the machinery of the
+changed pixel, 255 elsewhere) with :func:`geoseg.vector.blocks.label_block` and joins the
+fragments across block seams with :class:`geoseg.vector.blocks.Joiner` (the machinery of the
 block-wise vectorizer), accumulating each patch's exact area and both dates' confidence
 sums; a patch is decided (kept, or below the minimum mapping unit) as soon as it is
 complete. A patch that lies inside one block is decided there and then (the caller marks
@@ -16,7 +16,7 @@ floating-point rounding (relative 1e-9), so a patch of exactly the MMU (e.g. 9 p
 900 m² for 0.81 ha) is kept.
 
 :func:`write_change_polygons` then runs the change-only raster through
-:func:`geoseg.polygons.vectorize_blocks`: each kept patch becomes one polygon with the
+:func:`geoseg.vector.polygons.vectorize_blocks`: each kept patch becomes one polygon with the
 vectorizer's stable ``polygon_id`` (1 + the raster index of the patch's first pixel),
 which is also the patch's key here, so the polygon gets the patch's exact area and
 mean confidences.
@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geoseg import CLASS_NODATA
-from geoseg.blocks import Joiner, label_block
-from geoseg.polygons import MMU_RTOL
+from geoseg.vector.blocks import Joiner, label_block
+from geoseg.vector.polygons import MMU_RTOL
 from geoseg.tiling import PixelBox
-from geoseg.transitions import Legend, decode
+from geoseg.change.transitions import Legend, decode
 
 if TYPE_CHECKING:
-    from geoseg.changeinputs import Grid
+    from geoseg.change.align import Grid
 
 
 class Patches:
@@ -133,8 +133,8 @@ def write_change_polygons(only_path: Path, out_path: Path, legend: Legend, keys:
     ``keys``: sorted patch ids (``polygon_id - 1``); ``stats``: per patch ``[area m², pixels,
     conf-before sum, count, conf-after sum, count]``.
     """
-    from geoseg.coverage import write_polygons
-    from geoseg.raster import open_raster
+    from geoseg.vector.coverage import write_polygons
+    from geoseg.io.raster import open_raster
 
     with open_raster(only_path) as src:
         crs = src.crs
@@ -143,7 +143,7 @@ def write_change_polygons(only_path: Path, out_path: Path, legend: Legend, keys:
 
 
 def _attributed(only_path, legend, keys, stats, dates, block_size, crs) -> Iterator:
-    from geoseg.polygons import vectorize_blocks
+    from geoseg.vector.polygons import vectorize_blocks
 
     sent = False
     for gdf in vectorize_blocks(only_path, block_size=block_size):

@@ -96,9 +96,9 @@ def segment(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
       stats.json, stats.csv  area per class (ha, %) and pixel counts
       manifest.json          inputs, model, resolved config, versions, tile counts, timings
     """
-    from geoseg import storage
+    from geoseg.io import storage
     from geoseg.config import SegmentConfig, load_yaml
-    from geoseg.pipeline import segment as run_segment
+    from geoseg.segment.pipeline import segment as run_segment
 
     overrides = {
         "inputs": list(inputs) or None,
@@ -143,12 +143,12 @@ def segment(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
 def train(config_path, output, steps, seed):
     """Train a land-cover model and write a checkpoint (model.json + weights.safetensors)."""
     from geoseg.config import load_yaml
-    from geoseg.train import TrainConfig
-    from geoseg.train import train as run_train
+    from geoseg.train.loop import TrainConfig
+    from geoseg.train.loop import train as run_train
 
     cfg = load_yaml(config_path, TrainConfig, {"output": output, "steps": steps, "seed": seed})
     path = run_train(cfg)
-    from geoseg.model import load_checkpoint
+    from geoseg.model.checkpoint import load_checkpoint
 
     card = load_checkpoint(path).card
     pooled = card.metrics.get("pooled", {})
@@ -175,8 +175,8 @@ def evaluate(ctx, image, labels, output, model, class_map, config_path, local, o
     overall_accuracy and confusion_matrix (rows: reference, columns: predicted), and prints a table.
     """
     from geoseg.config import SegmentConfig, load_yaml
-    from geoseg.evaluate import evaluate as run_evaluate
-    from geoseg.evaluate import format_table
+    from geoseg.segment.evaluate import evaluate as run_evaluate
+    from geoseg.segment.evaluate import format_table
 
     cfg = load_yaml(config_path, SegmentConfig, {"overwrite": overwrite, "runtime.local": local})
     metrics = run_evaluate(image, labels, output, model, class_map, cfg, progress=ctx.obj["progress"])
@@ -204,7 +204,7 @@ def vectorize(classmap, output, mmu_ha, simplify_m, crs, confidence, instance, b
     whatever the block size; attributes polygon_id, class_id, class_name, area_m2, area_ha,
     perimeter_m, mean_confidence, source, model, acquired.
     """
-    from geoseg.polygons import vectorize_to_file
+    from geoseg.vector.polygons import vectorize_to_file
 
     n = vectorize_to_file(classmap, output, crs=crs, overwrite=overwrite, block_size=block_size,
                           mmu_m2=mmu_ha * 1e4, simplify_m=simplify_m, confidence=confidence, instance_path=instance)
@@ -243,7 +243,7 @@ def change(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, co
       transitions.json      the table, guard removals, nodata per date, named change types, legend
       change_polygons.gpkg  layer `change`: from/to class, change_type, area_ha, mean confidence of both dates
     """
-    from geoseg.change import ChangeOptions, detect_change
+    from geoseg.change.detect import ChangeOptions, detect_change
     from geoseg.config import SegmentConfig, load_yaml
     from geoseg.errors import ConfigError
 
@@ -285,7 +285,7 @@ def monitor(ctx, config_path, output_root, local):
     """
     from geoseg.config import load_yaml
     from geoseg.errors import MonitorError
-    from geoseg.monitor import MonitorConfig, format_result, run_monitor
+    from geoseg.change.monitor import MonitorConfig, format_result, run_monitor
 
     cfg = load_yaml(config_path, MonitorConfig, {"output_root": output_root, "segment.runtime.local": local})
     results = run_monitor(cfg, progress=ctx.obj["progress"])
@@ -303,7 +303,7 @@ def monitor(ctx, config_path, output_root, local):
 @_handle_errors
 def info(path, as_json):
     """Describe a checkpoint directory or a raster (default: the bundled model)."""
-    from geoseg.model import load_checkpoint
+    from geoseg.model.checkpoint import load_checkpoint
 
     if path is None or Path(path).is_dir():
         ckpt = load_checkpoint(path)
@@ -322,7 +322,7 @@ def info(path, as_json):
             ious = ", ".join(f"{n} {m['iou']}" for n, m in pooled["per_class"].items())
             click.echo(f"  held-out mIoU {pooled['miou']} ({ious})")
         return
-    from geoseg.raster import RasterInfo, open_raster
+    from geoseg.io.raster import RasterInfo, open_raster
 
     with open_raster(path) as src:
         ri = RasterInfo.from_dataset(path, src)

@@ -2,7 +2,7 @@
 
 Chips are sampled from each scene outside a spatially held-out validation block (a
 strip at one side of the scene, separated by a gap), normalised with the same
-per-scene code as inference (:mod:`geoseg.normalization`), augmented (flips, 90°
+per-scene code as inference (:mod:`geoseg.model.normalization`), augmented (flips, 90°
 rotations, brightness/contrast jitter), and fitted with class-weighted cross-entropy
 that ignores nodata. The best checkpoint by validation mIoU is kept (early stopping).
 """
@@ -21,10 +21,10 @@ from pydantic import Field
 from geoseg import CLASS_NODATA
 from geoseg.config import Strict
 from geoseg.errors import TrainingError
-from geoseg.metrics import confusion_matrix, scores
-from geoseg.model import ClassInfo, ModelCard, build_network, save_checkpoint
-from geoseg.normalization import Normalization, apply, scene_stats
-from geoseg.raster import RasterInfo, open_raster, read_window, resolve_bands
+from geoseg.model.metrics import confusion_matrix, scores
+from geoseg.model.checkpoint import ClassInfo, ModelCard, build_network, save_checkpoint
+from geoseg.model.normalization import Normalization, apply, scene_stats
+from geoseg.io.raster import RasterInfo, open_raster, read_window, resolve_bands
 from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def rasterize_labels(path: str, field: str, crs, transform, shape: tuple[int, in
     import geopandas as gpd
     from rasterio.features import rasterize
 
-    from geoseg.raster import gdal_path
+    from geoseg.io.raster import gdal_path
 
     gdf = gpd.read_parquet(path) if path.lower().endswith(".parquet") else gpd.read_file(gdal_path(path))
     if field not in gdf.columns:
@@ -264,7 +264,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.arch == "spectral_index":
         card, state = _fit_baseline(cfg)
     elif cfg.trainer.ray:
-        from geoseg.runtime import train_on_ray
+        from geoseg.runtime.executors import train_on_ray
 
         card, state = train_on_ray(cfg)
     else:
@@ -416,7 +416,7 @@ def _record_metrics(card: ModelCard, scenes: list[Scene], cm: np.ndarray, per_sc
 
 def _fit_baseline(cfg: TrainConfig) -> tuple[ModelCard, dict]:
     """Fit the spectral-index thresholds on the training areas and score them on the held-out blocks."""
-    from geoseg.baseline import fit_thresholds
+    from geoseg.model.baseline import fit_thresholds
 
     t0 = time.perf_counter()
     scenes, _, _, card = prepare_data(cfg)

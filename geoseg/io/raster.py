@@ -27,7 +27,7 @@ def gdal_path(path: str | Path) -> str:
     """The path GDAL should open: ``s3://b/k`` becomes ``/vsis3/b/k``; others pass through."""
     p = str(path)
     if p.startswith("s3://"):
-        from geoseg.storage import configure_gdal_s3
+        from geoseg.io.storage import configure_gdal_s3
 
         configure_gdal_s3()
         return "/vsis3/" + p[len("s3://") :]

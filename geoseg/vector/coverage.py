@@ -1,4 +1,4 @@
-"""Polygon coverages for :mod:`geoseg.polygons`: pixel-space geometry, strip simplification,
+"""Polygon coverages for :mod:`geoseg.vector.polygons`: pixel-space geometry, strip simplification,
 the MMU rule, streaming writers and the instance raster.
 
 Simplification across blocks
@@ -328,10 +328,10 @@ def _reproject(gdf, out_crs):
 
 
 def _schema(first):
-    """Arrow schema: the polygon columns of :mod:`geoseg.polygons` with fixed types, others inferred."""
+    """Arrow schema: the polygon columns of :mod:`geoseg.vector.polygons` with fixed types, others inferred."""
     import pyarrow as pa
 
-    from geoseg.polygons import COLUMNS
+    from geoseg.vector.polygons import COLUMNS
 
     known = {"polygon_id": pa.int64(), "class_id": pa.int32(), "area_m2": pa.float64(), "area_ha": pa.float64(),
              "perimeter_m": pa.float64(), "mean_confidence": pa.float64()}

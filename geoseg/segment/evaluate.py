@@ -21,9 +21,9 @@ from rasterio.windows import Window
 from geoseg import CLASS_NODATA
 from geoseg.config import SegmentConfig
 from geoseg.errors import ConfigError, InputError
-from geoseg.metrics import confusion_matrix, scores
-from geoseg.outputs import write_json
-from geoseg.raster import open_raster
+from geoseg.model.metrics import confusion_matrix, scores
+from geoseg.io.publish import write_json
+from geoseg.io.raster import open_raster
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def load_class_map(path: str | Path | None) -> dict[int, int] | None:
 def compare_rasters(classes_path: Path, labels_path: str | Path, n_classes: int,
                     class_map: dict[int, int] | None = None) -> np.ndarray:
     """Confusion matrix (reference rows x predicted columns) of a class map against labels on any grid."""
-    from geoseg.train import remap_labels
+    from geoseg.train.loop import remap_labels
 
     cm = np.zeros((n_classes, n_classes), np.int64)
     with rasterio.open(classes_path) as pred, open_raster(labels_path) as lab:
@@ -69,8 +69,8 @@ def compare_rasters(classes_path: Path, labels_path: str | Path, n_classes: int,
 def evaluate(image: str, labels: str, output: str, model: str | None = None, class_map_path: str | None = None,
              cfg: SegmentConfig | None = None, progress: bool = True) -> dict:
     """Segment ``image`` into ``output``, score it against ``labels``; writes ``output/metrics.json``."""
-    from geoseg.model import load_checkpoint
-    from geoseg.pipeline import segment
+    from geoseg.model.checkpoint import load_checkpoint
+    from geoseg.segment.pipeline import segment
 
     base = cfg or SegmentConfig()
     run_cfg = base.model_copy(update={"inputs": [image], "output": output, "model": model or base.model,

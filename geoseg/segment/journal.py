@@ -28,9 +28,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from geoseg import storage
+from geoseg.io import storage
 from geoseg.errors import InputError
-from geoseg.predict import TileResult
+from geoseg.model.predict import TileResult
 from geoseg.tiling import TileGrid
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def run_key(parts: dict) -> str:
 
 
 class TileJournal:
-    """Chunks of finished :class:`~geoseg.predict.TileResult` for the scenes of one run.
+    """Chunks of finished :class:`~geoseg.model.predict.TileResult` for the scenes of one run.
 
     ``every_tiles`` / ``every_s``: a chunk is written once that many tiles are buffered,
     or that many seconds passed since the last write (whichever comes first). Memory is

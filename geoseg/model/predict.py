@@ -3,7 +3,7 @@
 :class:`Predictor` runs the network on normalised ``(batch, bands, rows, cols)`` float32
 arrays; :class:`TileProcessor` reads tile windows of one raster, normalises them,
 predicts, and returns the class and confidence of each tile core (halo discarded).
-The Ray actors in :mod:`geoseg.runtime` wrap a ``TileProcessor``; tests use it directly.
+The Ray actors in :mod:`geoseg.runtime.executors` wrap a ``TileProcessor``; tests use it directly.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from geoseg import CLASS_NODATA
-from geoseg.model import Checkpoint, ModelCard
-from geoseg.normalization import BandStats, apply
-from geoseg.raster import aoi_mask, open_raster, read_window
+from geoseg.model.checkpoint import Checkpoint, ModelCard
+from geoseg.model.normalization import BandStats, apply
+from geoseg.io.raster import aoi_mask, open_raster, read_window
 from geoseg.tiling import Tile
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Predictor:
 
     @classmethod
     def from_payload(cls, card_json: str, weights: bytes, device: str = "auto", threads: int | None = None) -> Predictor:
-        from geoseg.model import network_from_payload
+        from geoseg.model.checkpoint import network_from_payload
 
         dev = resolve_device(device)
         card, net = network_from_payload(card_json, weights, dev)
@@ -194,7 +194,7 @@ class TileProcessor:
 def _core_result(tile: Tile, classes: np.ndarray, conf: np.ndarray, valid: np.ndarray, job: SceneJob,
                  ncls: int) -> TileResult:
     """Cut the core out of a tile's ``(rows, cols)`` prediction, mask invalid pixels, count class areas."""
-    from geoseg.raster import pixel_area_m2
+    from geoseg.io.raster import pixel_area_m2
 
     rs, cs = tile.core_in_read()
     ok = valid[rs, cs]
