@@ -1,24 +1,75 @@
-"""Run configuration: pydantic models loaded from YAML (``configs/``), unknown keys rejected.
+"""Every configuration of geoseg: pydantic models loaded from YAML (``configs/``), unknown keys rejected.
 
-Every run saves its fully resolved config in ``manifest.json`` next to its outputs.
+One set of defaults serves the Python API, the command line and the monitor: the
+``*Config`` models below. Command-line flags override keys (:func:`load_yaml`); every
+run saves its fully resolved config in ``manifest.json``. The key tables of
+``docs/configuration.md`` are generated from the ``Field`` descriptions here
+(:func:`markdown_table`; ``python tools/gen_config_docs.py``).
 """
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from geoseg.errors import ConfigError
+from geoseg import CLASS_NODATA
+from geoseg.errors import ConfigError, TrainingError
+from geoseg.tiling import PixelBox
 
 M = TypeVar("M", bound=BaseModel)
 
+BLOCK_SIZE = 1024
+"""Default window side (pixels) of block-wise passes over a raster: vectorize, change, evaluate."""
+
 
 class Strict(BaseModel):
+    """A config section: unknown keys are errors, assignments are validated."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+
+# --------------------------------------------------------------------------- model card parts
+
+class ClassInfo(BaseModel):
+    """One output class: id (the pixel value), name, and display colour ``#rrggbb``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: int = Field(ge=0, lt=CLASS_NODATA)
+    name: str = Field(min_length=1)
+    color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
+
+    def rgba(self) -> tuple[int, int, int, int]:
+        h = self.color.lstrip("#")
+        return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255
+
+
+class Normalization(BaseModel):
+    """How model inputs are scaled; stored in the model card."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: str = Field("scene_percentile", pattern="^scene_percentile$", description="per-scene percentile scaling")
+    low: float = Field(2.0, ge=0, lt=50, description="lower percentile, per band")
+    high: float = Field(98.0, gt=50, le=100, description="upper percentile, per band")
+    clip_min: float = Field(-0.5, description="scaled values are clipped to [clip_min, clip_max]")
+    clip_max: float = Field(1.5, description="upper clip of scaled values")
+
+
+# --------------------------------------------------------------------------- segment
 
 class RuntimeConfig(Strict):
     """Where and how wide the job runs."""
@@ -38,13 +89,13 @@ class RuntimeConfig(Strict):
 class OutputConfig(Strict):
     """What is written and how."""
 
-    compress: Literal["DEFLATE", "ZSTD"] = "DEFLATE"
+    compress: Literal["DEFLATE", "ZSTD"] = Field("DEFLATE", description="COG compression")
     polygons: bool = Field(True, description="write <stem>_polygons.gpkg")
     confidence: bool = Field(True, description="write <stem>_confidence.tif")
     blocksize: int = Field(512, ge=64, description="COG internal tile size, pixels (multiple of 16)")
     mmu_ha: float = Field(0.0, ge=0, description="polygons: minimum mapping unit in hectares (0: off)")
     simplify_m: float = Field(0.0, ge=0, description="polygons: topology-preserving simplification, metres (0: off)")
-    vectorize_block: int = Field(1024, ge=64, description="polygons: window side in pixels for block-wise vectorization")
+    vectorize_block: int = Field(BLOCK_SIZE, ge=64, description="polygons: window side in pixels for block-wise vectorization")
 
     @field_validator("blocksize")
     @classmethod
@@ -66,11 +117,11 @@ class SegmentConfig(Strict):
     halo: int | None = Field(None, ge=0, description="overlap discarded per tile side, pixels; None: model card")
     batch_size: int = Field(4, ge=1, description="tiles per forward pass")
     aoi: str | None = Field(None, description="GeoJSON/GeoPackage restricting the tiles and masking the output")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: GPU actors when the cluster has GPUs, else CPU")
     overwrite: bool = Field(False, description="replace existing outputs")
     resume: bool = Field(True, description="reuse tiles journaled under the output by an interrupted run of the same job")
-    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
-    outputs: OutputConfig = Field(default_factory=OutputConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="where and how wide the job runs")
+    outputs: OutputConfig = Field(default_factory=OutputConfig, description="what is written and how")
 
     @field_validator("tile_size")
     @classmethod
@@ -78,6 +129,167 @@ class SegmentConfig(Strict):
         if v is not None and v % 32:
             raise ValueError(f"must be a multiple of 32 (the encoder downsamples 32x), e.g. {max(32, v // 32 * 32)}")
         return v
+
+
+# --------------------------------------------------------------------------- train
+
+class ValidationConfig(Strict):
+    """The spatially held-out block: a strip on one ``side`` of the scene, or an explicit ``block``."""
+
+    side: Literal["left", "right", "top", "bottom"] = "right"
+    fraction: float = Field(0.2, gt=0, lt=0.9, description="share of the scene held out (with `side`)")
+    block: tuple[int, int, int, int] | None = Field(
+        None, description="explicit held-out block [col_off, row_off, width, height] in pixels; overrides side"
+    )
+    gap: int = Field(16, ge=0, description="pixels around the block used for neither training nor validation")
+
+    def box(self, width: int, height: int) -> PixelBox:
+        if self.block is not None:
+            c, r, w, h = self.block
+            if c < 0 or r < 0 or w < 1 or h < 1 or c + w > width or r + h > height:
+                raise TrainingError(f"validation.block {list(self.block)} is not inside the {width}x{height} scene")
+            return PixelBox(c, r, w, h)
+        n_cols, n_rows = int(round(width * self.fraction)), int(round(height * self.fraction))
+        return {
+            "left": PixelBox(0, 0, n_cols, height),
+            "right": PixelBox(width - n_cols, 0, n_cols, height),
+            "top": PixelBox(0, 0, width, n_rows),
+            "bottom": PixelBox(0, height - n_rows, width, n_rows),
+        }[self.side]
+
+
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".fgb", ".shp", ".parquet")
+
+
+class TrainSceneConfig(Strict):
+    """One training scene: an image and its labels."""
+
+    image: str = Field(description="image raster (GeoTIFF/COG/VRT, local or s3://)")
+    labels: str = Field(
+        description="class raster on any grid (resampled by nearest neighbour to the image grid), or labelled "
+        "polygons (GeoPackage/GeoJSON/FlatGeobuf/GeoParquet, any CRS) rasterized onto the image grid"
+    )
+    class_field: str = Field("class", description="attribute holding the label value, for polygon labels")
+    class_map: dict[int, int] | None = Field(None, description="source label value -> model class id")
+    validation: ValidationConfig | None = Field(None, description="this scene's held-out block (default: the top-level one)")
+
+
+class TrainerConfig(Strict):
+    """Where the loop runs."""
+
+    ray: bool = Field(True, description="run on Ray Train (TorchTrainer); false: in this process")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP); one per GPU when use_gpu")
+    use_gpu: bool | None = Field(None, description="None: when the Ray cluster has GPUs")
+    address: str | None = Field(None, description="Ray address; None: RAY_ADDRESS if set, else a local Ray")
+    storage_path: str | None = Field(None, description="Ray Train storage (shared or s3:// on multi-node clusters)")
+
+
+class TrainConfig(Strict):
+    """``geoseg train`` settings (``configs/train_*.yaml``). Command-line flags override these keys."""
+
+    name: str = Field("landcover", description="model name (the card's `name`)")
+    version: str = Field("1", description="model version (the card's `version`)")
+    output: str = Field(description="checkpoint directory to write (local or s3://)")
+    arch: str = Field("unet", description="unet, deeplabv3plus, fpn (segmentation-models-pytorch) or spectral_index")
+    encoder: str = Field("mobilenet_v2", description="smp encoder name")
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keywords of the smp class")
+    bands: list[str] = Field(description="input bands by name, in model order")
+    classes: list[ClassInfo] = Field(description="output classes: id, name, colour")
+    normalization: Normalization = Field(default_factory=Normalization, description="input scaling")
+    scenes: list[TrainSceneConfig] = Field(min_length=1, description="training scenes")
+    validation: ValidationConfig = Field(default_factory=ValidationConfig, description="default held-out block")
+    chip_size: int = Field(128, ge=32, description="training chip side, pixels")
+    batch_size: int = Field(16, ge=1, description="chips per optimisation step")
+    steps: int = Field(1500, ge=1, description="optimisation steps")
+    eval_every: int = Field(100, ge=1, description="steps between validations")
+    patience: int = Field(5, ge=1, description="evaluations without mIoU gain before stopping")
+    lr: float = Field(3e-3, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
+    seed: int = Field(0, description="random seed (chips, augmentation, initialisation)")
+    threads: int | None = Field(None, description="torch threads per worker")
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig, description="where the loop runs")
+    tile_size: int = Field(512, description="recommended inference tile side written to the card, pixels")
+    halo: int = Field(32, description="recommended inference halo written to the card, pixels")
+    licence: str | None = Field(None, description="licence of the weights, written to the card")
+
+
+# --------------------------------------------------------------------------- change and monitor
+
+
+class GuardsConfig(Strict):
+    """Guards against false change (see :mod:`geoseg.change.detect`)."""
+
+    min_confidence: float = Field(50.0, ge=0, le=100, description="both dates at least this confident, percent (0: off)")
+    mmu_ha: float = Field(0.5, ge=0, allow_inf_nan=False,
+                          description="changed patches smaller than this are uncertain, hectares (0: off)")
+
+
+class ChangeConfig(GuardsConfig):
+    """``geoseg change`` settings: the guards, the common grid and the window size."""
+
+    grid: str = Field("after", description="common grid: after, before, or the path of a raster whose grid to use")
+    block_size: int = Field(BLOCK_SIZE, ge=16, description="window side, pixels (memory)")
+
+
+PERIOD_FORMAT = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+"""A period: ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (string order is chronological)."""
+
+
+def _period_text(v):
+    """YAML reads ``2020`` as an int and ``2020-07-14`` as a date: take them as the period strings they spell."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return v.isoformat() if isinstance(v, date) else v
+
+
+PeriodStr = Annotated[str, BeforeValidator(_period_text), StringConstraints(pattern=PERIOD_FORMAT)]
+
+
+class MonitorGuardsConfig(GuardsConfig):
+    """The change guards of the monitor, with persistence over later periods."""
+
+    persistence: int = Field(0, ge=0, le=5, description="keep a change only if the next `persistence` periods all "
+                             "still show it (0 or false: off; true: 1; 2: the next two)")
+
+
+class RegionConfig(Strict):
+    """One monitored region: a name, an optional AOI, and where its imagery is."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="region id (file-name safe)")
+    aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons; None: the whole image")
+    imagery: str = Field(description="pattern with {period}, STAC ItemCollection .json, or a prefix ending in /")
+    periods: list[PeriodStr] | None = Field(None, description="periods to use; None: the top-level `periods`, else discovered")
+    stac_asset: str | None = Field(None, description="STAC asset key; None: the first GeoTIFF/COG asset")
+    stac_period: Literal["year", "month", "date"] = Field("date", description="STAC: period of an item's datetime")
+
+
+class MonitorConfig(Strict):
+    """``jobs/monitor.py`` settings (``configs/monitor_*.yaml``)."""
+
+    output_root: str = Field(description="history store and per-period outputs: a directory or s3:// prefix")
+    periods: list[PeriodStr] | None = Field(None, description="periods for every region; None: discovered per region")
+    regions: list[RegionConfig] = Field(min_length=1, description="the monitored regions")
+    guards: MonitorGuardsConfig = Field(default_factory=MonitorGuardsConfig, description="guards against false change")
+    segment: SegmentConfig = Field(default_factory=SegmentConfig, description="model, tiling, runtime of segmentation")
+    block_size: int = Field(BLOCK_SIZE, ge=16, description="change detection window side, pixels")
+
+    @field_validator("segment")
+    @classmethod
+    def _per_region(cls, v: SegmentConfig) -> SegmentConfig:
+        if v.inputs or v.output or v.aoi:
+            raise ValueError("inputs, output and aoi are set per region (regions[].imagery, output_root, regions[].aoi)")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorConfig:
+        names = [r.name for r in self.regions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"region names must be unique: {dupes}")
+        if self.guards.min_confidence > 0 and not self.segment.outputs.confidence:
+            raise ValueError("guards.min_confidence needs the confidence rasters: set segment.outputs.confidence: "
+                             "true, or guards.min_confidence: 0")
+        return self
 
 
 def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:

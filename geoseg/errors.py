@@ -6,11 +6,35 @@ can print them as they are and exit non-zero.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+__all__ = [
+    "AOIError", "BandError", "ConfigError", "ExitCode", "GeosegError", "InputError", "ModelError", "MonitorError",
+    "OutputError", "TileError", "TrainingError",
+]
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every ``geoseg`` command and job, defined once."""
+
+    OK = 0
+    """Success."""
+    BAD_INPUT = 2
+    """Bad input, config, model or output location (the message names the file, flag or key)."""
+    TILES_FAILED = 3
+    """Tiles failed after all retries: nothing published, ``manifest.failed.json`` lists them."""
+    REGIONS_FAILED = 4
+    """``monitor``: one or more regions failed (named); the others finished."""
+    INTERRUPTED = 130
+    """Ctrl-C (SIGINT): finished tiles are journaled; rerun the same command to resume."""
+    TERMINATED = 143
+    """SIGTERM (pod eviction, spot reclaim, ``ray job stop``): finished tiles are journaled."""
+
 
 class GeosegError(Exception):
-    """Root of all geoseg errors. The CLI turns these into a one-line message and exit code 2."""
+    """Root of all geoseg errors. The CLI turns these into a one-line message and :attr:`exit_code`."""
 
-    exit_code: int = 2
+    exit_code: ExitCode = ExitCode.BAD_INPUT
 
 
 class ConfigError(GeosegError):
@@ -40,7 +64,7 @@ class OutputError(GeosegError):
 class TileError(GeosegError):
     """One or more tiles failed after all retries; the message names them."""
 
-    exit_code = 3
+    exit_code = ExitCode.TILES_FAILED
 
 
 class TrainingError(GeosegError):
@@ -50,4 +74,4 @@ class TrainingError(GeosegError):
 class MonitorError(GeosegError):
     """One or more monitored regions failed; the others finished. The message names the failed regions."""
 
-    exit_code = 4
+    exit_code = ExitCode.REGIONS_FAILED

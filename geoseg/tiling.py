@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from affine import Affine
 from rasterio.windows import Window
 
 from geoseg.errors import ConfigError
@@ -78,14 +77,6 @@ class Tile:
     def core_in_read(self) -> tuple[slice, slice]:
         """``(rows, cols)`` slices of the core inside the array read for this tile."""
         return self.core.relative_to(self.read)
-
-    def read_transform(self, raster_transform: Affine) -> Affine:
-        """Affine transform of the read window (raster CRS units per pixel)."""
-        return raster_transform @ Affine.translation(self.read.col, self.read.row)
-
-    def core_transform(self, raster_transform: Affine) -> Affine:
-        """Affine transform of the core window."""
-        return raster_transform @ Affine.translation(self.core.col, self.core.row)
 
 
 @dataclass(frozen=True, slots=True)

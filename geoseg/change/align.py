@@ -15,22 +15,19 @@ directly. Pixels outside a raster's footprint, and its nodata, read as 255.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from affine import Affine
-from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from geoseg import CLASS_NODATA
-from geoseg.io import storage
 from geoseg.errors import ConfigError, InputError
-from geoseg.io.raster import acquisition_date, open_raster, pixel_area_m2
+from geoseg.grid import GeoGrid
+from geoseg.io import storage
+from geoseg.io.raster import acquisition_date, open_raster
 from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
@@ -122,64 +119,29 @@ def _segment(scenes: dict[str, str], cfg, workdir: Path, progress: bool) -> dict
     return out
 
 
-@contextlib.contextmanager
-def scratch_raster(path: Path, grid, mode: str = "w"):
-    """A tiled single-band uint8 GeoTIFF on ``grid`` (nodata 255) for intermediate codes."""
-    if mode == "r":
-        with rasterio.open(path) as ds:
-            yield ds
-        return
-    with rasterio.open(path, "w", driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="uint8",
-                       crs=grid.crs, transform=grid.transform, nodata=CLASS_NODATA, tiled=True, blockxsize=256,
-                       blockysize=256, compress="DEFLATE", zlevel=1, BIGTIFF="IF_SAFER", SPARSE_OK=True) as ds:
-        yield ds
-
-
 # --------------------------------------------------------------------------- the common grid
 
 
-@dataclass(frozen=True, slots=True)
-class Grid:
-    """A raster grid: CRS, affine transform (pixel -> CRS coordinates), width and height in pixels."""
-
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @classmethod
-    def of(cls, path: str | Path) -> Grid:
-        """The grid of the raster at ``path``; raises :class:`InputError` if it has no CRS."""
-        with open_raster(path) as src:
-            if src.crs is None:
-                raise InputError(f"{path}: has no CRS, so it cannot be aligned with another date; assign one "
-                                 "(e.g. with rio edit-info --crs)")
-            return cls(src.crs, src.transform, src.width, src.height)
-
-    def same_as(self, src: rasterio.io.DatasetReader) -> bool:
-        return (src.crs == self.crs and (src.width, src.height) == (self.width, self.height)
-                and src.transform.almost_equals(self.transform))
-
-    def row_area_m2(self, box: PixelBox) -> np.ndarray:
-        """Ground area (m²) of one pixel in each row of ``box``: exact ellipsoidal for geographic grids."""
-        return pixel_area_m2(self.crs, self.transform, np.arange(box.row, box.row_stop))
-
-    def to_dict(self) -> dict:
-        return {"crs": self.crs.to_string(), "transform": list(self.transform)[:6], "width": self.width,
-                "height": self.height}
+def read_grid(path: str | Path) -> GeoGrid:
+    """The grid of the raster at ``path``; raises :class:`InputError` if it has no CRS."""
+    with open_raster(path) as src:
+        if src.crs is None:
+            raise InputError(f"{path}: has no CRS, so it cannot be aligned with another date; assign one "
+                             "(e.g. with rio edit-info --crs)")
+        return GeoGrid.from_dataset(src)
 
 
-def common_grid(choice: str, dates: dict[str, DateMap]) -> Grid:
+def common_grid(choice: str, dates: dict[str, DateMap]) -> GeoGrid:
     """The common grid: ``after`` / ``before`` (that date's grid) or the path of a raster whose grid to use.
 
     Warns when it is a (non-transverse) Mercator projection, whose planar cell areas are not ground areas.
     """
     if choice in ("after", "before"):
-        grid = Grid.of(dates[choice].classes)
+        grid = read_grid(dates[choice].classes)
     elif not Path(choice).exists() and "://" not in choice:
         raise ConfigError(f"grid {choice!r}: give 'after', 'before' or the path of a raster whose grid to use")
     else:
-        grid = Grid.of(choice)
+        grid = read_grid(choice)
     if not grid.crs.is_geographic:
         from pyproj import CRS
 
@@ -193,9 +155,9 @@ def common_grid(choice: str, dates: dict[str, DateMap]) -> Grid:
 
 
 class AlignedReader:
-    """Reads a single-band uint8 raster on :class:`Grid` ``grid`` by window (nearest; nodata -> 255)."""
+    """Reads a single-band uint8 raster on ``grid`` by window (nearest; nodata -> 255)."""
 
-    def __init__(self, path: str | Path, grid: Grid):
+    def __init__(self, path: str | Path, grid: GeoGrid):
         self.path = str(path)
         self._src = open_raster(path)
         try:
@@ -205,7 +167,7 @@ class AlignedReader:
             if self._src.crs is None:
                 raise InputError(f"{path}: has no CRS, so it cannot be aligned with another date; assign one")
             self._nodata = self._src.nodata
-            self.direct = grid.same_as(self._src)
+            self.direct = GeoGrid.from_dataset(self._src).almost_equals(grid)
             if self.direct:
                 self._ds = self._src
             else:

@@ -39,20 +39,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
 
 from geoseg import CLASS_NODATA, __version__
 from geoseg.change.align import (
     AlignedReader,
     DateMap,
-    Grid,
     common_grid,
     resolve_dates,
-    scratch_raster,
 )
-from geoseg.errors import ConfigError, InputError
-from geoseg.io.publish import Staging, StitchedRaster, write_json
 from geoseg.change.patches import Patches, write_change_polygons
-from geoseg.tiling import PixelBox
 from geoseg.change.transitions import (
     MAX_CLASSES,
     UNCERTAIN,
@@ -65,31 +61,18 @@ from geoseg.change.transitions import (
     measure,
     transition_rows,
 )
+from geoseg.config import ChangeConfig
+from geoseg.errors import InputError
+from geoseg.grid import GeoGrid
+from geoseg.io.cog import StitchedRaster, open_scratch
+from geoseg.io.publish import Staging, write_json
+from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
 
 CHANGE_FILES = ("change.tif", "transitions.csv", "change_polygons.gpkg", "transitions.json")
 """What ``geoseg change`` publishes, in publication order (the report last)."""
 POLYGON_LAYER = "change"
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeOptions:
-    """Guards and grid: ``min_confidence`` percent (0: off), ``mmu_ha`` hectares (0: off),
-    ``grid``: ``after``, ``before`` or a raster path whose grid to use, ``block_size`` px."""
-
-    min_confidence: float = 0.0
-    mmu_ha: float = 0.0
-    grid: str = "after"
-    block_size: int = 1024
-
-    def check(self) -> None:
-        if not 0 <= self.min_confidence <= 100:
-            raise ConfigError(f"min_confidence must be a percentage 0..100 (0: off), got {self.min_confidence}")
-        if not np.isfinite(self.mmu_ha) or self.mmu_ha < 0:
-            raise ConfigError(f"mmu_ha must be >= 0 hectares (0: off), got {self.mmu_ha}")
-        if self.block_size < 16:
-            raise ConfigError(f"block_size must be at least 16 pixels, got {self.block_size}")
 
 
 @dataclass
@@ -107,7 +90,7 @@ def confirm_roles(count: int) -> list[str]:
 
 
 def detect_change(before: str, after: str, output: str, *, confirm: str | Sequence[str] | None = None,
-                  options: ChangeOptions = ChangeOptions(), before_confidence: str | None = None,
+                  options: ChangeConfig | None = None, before_confidence: str | None = None,
                   after_confidence: str | None = None, segment_cfg=None, overwrite: bool = False,
                   progress: bool = False) -> ChangeResult:
     """Compare ``before`` and ``after`` (class maps or scenes) and publish :data:`CHANGE_FILES` in ``output``
@@ -118,7 +101,7 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
     ``segment_cfg``: :class:`geoseg.config.SegmentConfig` used for scenes (model, runtime).
     Raises :class:`InputError` / :class:`ConfigError` / :class:`OutputError` (existing results untouched).
     """
-    options.check()
+    options = options or ChangeConfig()
     t0 = time.perf_counter()
     confirms = [confirm] if isinstance(confirm, str | Path) else list(confirm or [])
     paths = {"before": before, "after": after, **dict(zip(confirm_roles(len(confirms)), map(str, confirms)))}
@@ -160,7 +143,7 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
 class _Readers:
     """Aligned readers of every date's classes and confidences (None where a date has none)."""
 
-    def __init__(self, dates: dict[str, DateMap], grid: Grid):
+    def __init__(self, dates: dict[str, DateMap], grid: GeoGrid):
         self.all: list[AlignedReader] = []
         try:
             self.classes = {r: self._open(d.classes, grid) for r, d in dates.items()}
@@ -179,7 +162,7 @@ class _Readers:
             r.close()
 
 
-def _compare(dates: dict[str, DateMap], grid: Grid, legend: Legend, opt: ChangeOptions, staging: Staging) -> dict:
+def _compare(dates: dict[str, DateMap], grid: GeoGrid, legend: Legend, opt: ChangeConfig, staging: Staging) -> dict:
     from geoseg.vector.blocks import block_rows
 
     n = legend.n
@@ -192,7 +175,7 @@ def _compare(dates: dict[str, DateMap], grid: Grid, legend: Legend, opt: ChangeO
     raw_path = staging.path(".change-raw.tif")
     readers = _Readers(dates, grid)
     try:
-        with scratch_raster(raw_path, grid) as raw_ds:
+        with open_scratch(raw_path, grid) as raw_ds:
             for bi, row in enumerate(rows):
                 for box in row:
                     row_area = grid.row_area_m2(box)
@@ -210,17 +193,16 @@ def _compare(dates: dict[str, DateMap], grid: Grid, legend: Legend, opt: ChangeO
     small, keys, stats = patches.finish()
     only_path = staging.path(".change-only.tif")
     tags = _tags(dates, legend, opt)
-    out = StitchedRaster(staging.path("change.tif"), grid.width, grid.height, grid.crs, grid.transform,
-                         CLASS_NODATA, colormap=legend.colormap())
+    out = StitchedRaster(staging.path("change.tif"), grid, CLASS_NODATA, colormap=legend.colormap())
     try:
-        with scratch_raster(only_path, grid) as only_ds, scratch_raster(raw_path, grid, mode="r") as raw_src:
+        with open_scratch(only_path, grid) as only_ds, rasterio.open(raw_path) as raw_src:
             for row in rows:
                 for box in row:
                     raw = raw_src.read(1, window=box.to_window())
                     final, only = _block_pass2(raw, box, grid, small, n, table, removed["mmu"])
                     out.write(box, final)
                     only_ds.write(only, 1, window=box.to_window())
-        out.to_cog(staging.path("change.tif"), tags=tags, band_description="change code", overview_resampling="MODE")
+        out.to_cog(tags=tags, band_description="change code", overview_resampling="MODE")
     finally:
         out.close()
     raw_path.unlink(missing_ok=True)
@@ -279,7 +261,7 @@ def _read_classes(reader: AlignedReader, box: PixelBox, date: DateMap, n: int) -
     return arr
 
 
-def _block_pass2(raw, box, grid: Grid, small, n, table, mmu_removed):
+def _block_pass2(raw, box, grid: GeoGrid, small, n, table, mmu_removed):
     """Pass 2 on one block: small patches -> uncertain; count kept changes and MMU removals."""
     is_change = (raw != 0) & (raw < UNCERTAIN)
     only = np.where(is_change, raw, CLASS_NODATA).astype(np.uint8)
@@ -309,7 +291,7 @@ def _block_pass2(raw, box, grid: Grid, small, n, table, mmu_removed):
 # --------------------------------------------------------------------------- report
 
 
-def _tags(dates, legend: Legend, opt: ChangeOptions) -> dict[str, str]:
+def _tags(dates, legend: Legend, opt: ChangeConfig) -> dict[str, str]:
     n = legend.n
     tags = {
         "change_codes": f"0 no change; 1 + from_id * {n} + to_id for from_id -> to_id; 254 uncertain (removed by a "
@@ -328,7 +310,7 @@ def _tags(dates, legend: Legend, opt: ChangeOptions) -> dict[str, str]:
     return tags
 
 
-def _report(dates, grid: Grid, legend: Legend, opt: ChangeOptions, table, removed, nodata, small_patches, count) -> dict:
+def _report(dates, grid: GeoGrid, legend: Legend, opt: ChangeConfig, table, removed, nodata, small_patches, count) -> dict:
     names = legend.class_names
     n = legend.n
     px, m2 = table.total()

@@ -28,8 +28,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from geoseg.io import storage
 from geoseg.errors import InputError
+from geoseg.io import storage
 
 log = logging.getLogger(__name__)
 

@@ -39,85 +39,14 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
 
-from pydantic import (
-    BeforeValidator,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
-
-from geoseg.io import storage
-from geoseg.config import SegmentConfig, Strict
+from geoseg.config import PERIOD_FORMAT, ChangeConfig, MonitorConfig, RegionConfig
 from geoseg.errors import ConfigError, GeosegError, InputError
+from geoseg.io import storage
+from geoseg.runtime.cluster import RaySession
 
 log = logging.getLogger(__name__)
-
-PERIOD_FORMAT = r"^\d{4}(-\d{2}(-\d{2})?)?$"
-"""A period: ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (string order is chronological)."""
-
-
-def _period_text(v):
-    """YAML reads ``2020`` as an int and ``2020-07-14`` as a date: take them as the period strings they spell."""
-    if isinstance(v, int) and not isinstance(v, bool):
-        return str(v)
-    return v.isoformat() if isinstance(v, date) else v
-
-
-PeriodStr = Annotated[str, BeforeValidator(_period_text), StringConstraints(pattern=PERIOD_FORMAT)]
-
-
-class GuardsConfig(Strict):
-    """Guards against false change (see :mod:`geoseg.change.detect`)."""
-
-    min_confidence: float = Field(50.0, ge=0, le=100, description="both dates at least this confident, percent (0: off)")
-    mmu_ha: float = Field(0.5, ge=0, description="changed patches smaller than this are uncertain, hectares (0: off)")
-    persistence: int = Field(0, ge=0, le=5, description="keep a change only if the next `persistence` periods all "
-                             "still show it (0 or false: off; true: 1; 2: the next two)")
-
-
-class RegionConfig(Strict):
-    """One monitored region: a name, an optional AOI, and where its imagery is."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="region id (file-name safe)")
-    aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons; None: the whole image")
-    imagery: str = Field(description="pattern with {period}, STAC ItemCollection .json, or a prefix ending in /")
-    periods: list[PeriodStr] | None = Field(None, description="periods to use; None: the top-level `periods`, else discovered")
-    stac_asset: str | None = Field(None, description="STAC asset key; None: the first GeoTIFF/COG asset")
-    stac_period: Literal["year", "month", "date"] = Field("date", description="STAC: period of an item's datetime")
-
-
-class MonitorConfig(Strict):
-    """``jobs/monitor.py`` settings (``configs/monitor_*.yaml``)."""
-
-    output_root: str = Field(description="history store and per-period outputs: a directory or s3:// prefix")
-    periods: list[PeriodStr] | None = Field(None, description="periods for every region; None: discovered per region")
-    regions: list[RegionConfig] = Field(min_length=1)
-    guards: GuardsConfig = Field(default_factory=GuardsConfig)
-    segment: SegmentConfig = Field(default_factory=SegmentConfig, description="model, tiling, runtime of segmentation")
-    block_size: int = Field(1024, ge=16, description="change detection window side, pixels")
-
-    @field_validator("segment")
-    @classmethod
-    def _per_region(cls, v: SegmentConfig) -> SegmentConfig:
-        if v.inputs or v.output or v.aoi:
-            raise ValueError("inputs, output and aoi are set per region (regions[].imagery, output_root, regions[].aoi)")
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> MonitorConfig:
-        names = [r.name for r in self.regions]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"region names must be unique: {dupes}")
-        if self.guards.min_confidence > 0 and not self.segment.outputs.confidence:
-            raise ValueError("guards.min_confidence needs the confidence rasters: set segment.outputs.confidence: "
-                             "true, or guards.min_confidence: 0")
-        return self
-
 
 @dataclass
 class RegionResult:
@@ -131,38 +60,12 @@ class RegionResult:
     error: str | None = None
 
 
-class _LazyRay:
-    """Starts Ray once, at the first model run (never on a run with nothing to do)."""
-
-    def __init__(self, cfg: SegmentConfig):
-        self.cfg = cfg
-        self.owned = False
-
-    def ensure(self) -> None:
-        if self.cfg.runtime.local:
-            return
-        import os
-
-        import ray
-
-        if not ray.is_initialized():
-            address = self.cfg.runtime.address or os.environ.get("RAY_ADDRESS")
-            ray.init(**({"address": address} if address else {"include_dashboard": False}), logging_level=logging.WARNING)
-            self.owned = True
-
-    def close(self) -> None:
-        if self.owned:
-            import ray
-
-            ray.shutdown()
-
-
 def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult]:
     """One scheduled run over every region; failures are caught per region (see :class:`RegionResult`)."""
     from geoseg.change.history import HistoryStore
 
     store = HistoryStore(cfg.output_root)
-    ray = _LazyRay(cfg.segment)
+    ray = RaySession(cfg.segment.runtime.address, local=cfg.segment.runtime.local)
     results = []
     try:
         for region in cfg.regions:
@@ -178,7 +81,7 @@ def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult
     return results
 
 
-def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: _LazyRay, res: RegionResult, progress: bool) -> None:
+def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: RaySession, res: RegionResult, progress: bool) -> None:
     from geoseg.segment.pipeline import segment
 
     images = discover(region.imagery, region.periods or cfg.periods, stac_asset=region.stac_asset,
@@ -213,12 +116,12 @@ def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: _LazyRay, 
 
 
 def _compare_periods(region: RegionConfig, cfg: MonitorConfig, store, res: RegionResult) -> None:
-    from geoseg.change.detect import POLYGON_LAYER, ChangeOptions, detect_change
+    from geoseg.change.detect import POLYGON_LAYER, detect_change
 
     state = store.region_state(region.name)
     periods = sorted(state["periods"])
     g = cfg.guards
-    opts = ChangeOptions(g.min_confidence, g.mmu_ha, "after", cfg.block_size)
+    opts = ChangeConfig(min_confidence=g.min_confidence, mmu_ha=g.mmu_ha, grid="after", block_size=cfg.block_size)
     for i in range(1, len(periods)):
         before, after = periods[i - 1], periods[i]
         if after in state["changes"]:

@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geoseg import CLASS_NODATA
-from geoseg.vector.blocks import Joiner, label_block
-from geoseg.vector.polygons import MMU_RTOL
-from geoseg.tiling import PixelBox
 from geoseg.change.transitions import Legend, decode
+from geoseg.tiling import PixelBox
+from geoseg.vector.blocks import Joiner, label_block
+from geoseg.vector.mmu import MMU_RTOL
 
 if TYPE_CHECKING:
-    from geoseg.change.align import Grid
+    from geoseg.grid import GeoGrid
 
 
 class Patches:
@@ -49,7 +49,7 @@ class Patches:
     others are kept by patch id (the raster index of its first pixel = ``polygon_id - 1``).
     """
 
-    def __init__(self, grid: Grid, mmu_m2: float):
+    def __init__(self, grid: GeoGrid, mmu_m2: float):
         self.joiner = Joiner(grid.width, grid.height)
         self.width = grid.width
         self.mmu_m2 = mmu_m2 * (1 - MMU_RTOL)
@@ -133,8 +133,8 @@ def write_change_polygons(only_path: Path, out_path: Path, legend: Legend, keys:
     ``keys``: sorted patch ids (``polygon_id - 1``); ``stats``: per patch ``[area m², pixels,
     conf-before sum, count, conf-after sum, count]``.
     """
-    from geoseg.vector.coverage import write_polygons
     from geoseg.io.raster import open_raster
+    from geoseg.vector.writers import write_polygons
 
     with open_raster(only_path) as src:
         crs = src.crs

@@ -15,8 +15,8 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoseg.io import storage
 from geoseg.errors import ConfigError, InputError
+from geoseg.io import storage
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Writing results: stitched rasters published as COGs, and atomic publication of files.
+"""Publishing results: a private staging directory, moved into place atomically once complete.
 
 Everything is first written under a staging directory (:class:`Staging`), then moved
 into place (atomic renames locally, upload + server-side copy on S3) once complete, so
@@ -20,28 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
-import rasterio.shutil
-from affine import Affine
-from rasterio.crs import CRS
 
-from geoseg.io import storage
 from geoseg.errors import OutputError
-from geoseg.tiling import PixelBox
+from geoseg.io import storage
+from geoseg.io.cog import atomic_path
 
 log = logging.getLogger(__name__)
-
-
-def output_names(stem: str) -> dict[str, str]:
-    """File names written for one input raster ``<stem>.tif``."""
-    return {
-        "classes": f"{stem}_classes.tif",
-        "confidence": f"{stem}_confidence.tif",
-        "polygons": f"{stem}_polygons.gpkg",
-    }
-
-
-RUN_FILES = ("stats.json", "stats.csv", "manifest.json")
 
 
 class Staging:
@@ -160,77 +144,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class StitchedRaster:
-    """A single-band uint8 raster assembled tile core by tile core, then converted to a COG.
-
-    Cores are written into a tiled GeoTIFF scratch file by window (memory stays flat);
-    :meth:`to_cog` copies it to a Cloud Optimized GeoTIFF with internal overviews.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        width: int,
-        height: int,
-        crs: CRS | None,
-        transform: Affine,
-        nodata: int,
-        blocksize: int = 512,
-        compress: str = "DEFLATE",
-        colormap: dict[int, tuple[int, int, int, int]] | None = None,
-    ):
-        self.scratch = path.with_name(path.name + ".scratch.tif")
-        self.compress = compress
-        self.blocksize = blocksize
-        self._ds = rasterio.open(
-            self.scratch, "w", driver="GTiff", width=width, height=height, count=1, dtype="uint8",
-            crs=crs, transform=transform, nodata=nodata, tiled=True, blockxsize=256,
-            blockysize=256, compress="DEFLATE", predictor=1, zlevel=1, BIGTIFF="IF_SAFER",
-            SPARSE_OK=True, photometric="palette" if colormap else "minisblack",
-        )
-        if colormap:  # must be set before any pixel is written (TIFF photometric tag)
-            self._ds.write_colormap(1, colormap)
-
-    def write(self, box: PixelBox, values: np.ndarray) -> None:
-        """Write ``values`` (``(rows, cols)`` uint8) over ``box``."""
-        self._ds.write(values, 1, window=box.to_window())
-
-    def to_cog(
-        self,
-        path: Path,
-        *,
-        tags: dict[str, str] | None = None,
-        band_description: str = "",
-        overview_resampling: str = "MODE",
-    ) -> Path:
-        """Finish the scratch file and write it as a COG at ``path`` (the scratch file is removed)."""
-        if tags:
-            self._ds.update_tags(**tags)
-        if band_description:
-            self._ds.set_band_description(1, band_description)
-        self._ds.close()
-        rasterio.shutil.copy(
-            self.scratch, path, driver="COG", COMPRESS=self.compress, BLOCKSIZE=self.blocksize,
-            OVERVIEW_RESAMPLING=overview_resampling, PREDICTOR="NO", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
-        )
-        self.scratch.unlink(missing_ok=True)
-        return path
-
-    def close(self) -> None:
-        if not self._ds.closed:
-            self._ds.close()
-        self.scratch.unlink(missing_ok=True)
-
-
 def write_json(path: Path, data: Any) -> Path:
     """Write ``data`` as indented JSON (numpy scalars converted), atomically (temp file + rename)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
     return path
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):

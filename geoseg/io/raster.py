@@ -7,7 +7,6 @@ GDAL's ``/vsis3/``.
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -15,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import NodataShadowWarning, RasterioIOError
 
 from geoseg.errors import AOIError, BandError, InputError
+from geoseg.grid import GeoGrid
 from geoseg.tiling import PixelBox
 
 
@@ -47,10 +46,7 @@ class RasterInfo:
     """What the driver needs to know about an input: grid, CRS, bands (1-based indexes)."""
 
     path: str
-    width: int
-    height: int
-    crs: CRS | None
-    transform: Affine
+    grid: GeoGrid
     dtype: str
     band_names: tuple[str, ...]
     nodata: float | None
@@ -59,12 +55,7 @@ class RasterInfo:
     @classmethod
     def from_dataset(cls, path: str, src: rasterio.io.DatasetReader) -> RasterInfo:
         names = tuple(d if d else f"band{i + 1}" for i, d in enumerate(src.descriptions))
-        return cls(path, src.width, src.height, src.crs, src.transform, src.dtypes[0], names, src.nodata,
-                   acquisition_date(src.tags()))
-
-    @property
-    def box(self) -> PixelBox:
-        return PixelBox(0, 0, self.width, self.height)
+        return cls(path, GeoGrid.from_dataset(src), src.dtypes[0], names, src.nodata, acquisition_date(src.tags()))
 
 
 ACQUISITION_TAGS = ("acquired", "ACQUIRED", "acquisition_date", "ACQUISITION_DATE", "DATE_ACQUIRED",
@@ -132,44 +123,6 @@ def read_window(
     return arr, valid
 
 
-def pixel_area_m2(crs: CRS | None, transform: Affine, rows: np.ndarray) -> np.ndarray:
-    """Ground area (m²) of one pixel in each of ``rows`` (0-based raster rows).
-
-    Projected CRS: constant ``|a·e|`` times the unit factor squared. Geographic CRS:
-    the area of the lat/lon cell on the WGS84 ellipsoid, which shrinks with latitude.
-    """
-    if crs is None:
-        raise InputError("raster has no CRS: areas in m² cannot be computed; assign a CRS to the file")
-    rows = np.asarray(rows)
-    if not crs.is_geographic:
-        factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-        cell = abs(transform.a * transform.e - transform.b * transform.d) * factor**2
-        return np.full(rows.shape, cell, dtype=np.float64)
-    if transform.b or transform.d:
-        raise InputError("rotated geographic rasters are not supported for area statistics")
-    lat_top = transform.f + transform.e * rows
-    lat_bot = lat_top + transform.e
-    dlon = math.radians(abs(transform.a))
-    return np.abs(_ellipsoid_zone_area(lat_top) - _ellipsoid_zone_area(lat_bot)) * dlon
-
-
-_WGS84_A = 6378137.0
-_WGS84_F = 1 / 298.257223563
-
-
-def _ellipsoid_zone_area(lat_deg: np.ndarray) -> np.ndarray:
-    """Area (m²) per radian of longitude between the equator and ``lat_deg`` on WGS84.
-
-    Exact for cells bounded by parallels and meridians (no projection involved):
-    ``b²/2 · [sinφ/(1−e²sin²φ) + atanh(e·sinφ)/e]``.
-    """
-    e2 = _WGS84_F * (2 - _WGS84_F)
-    e = math.sqrt(e2)
-    b2 = (_WGS84_A * (1 - _WGS84_F)) ** 2
-    s = np.sin(np.radians(lat_deg))
-    return 0.5 * b2 * (s / (1 - e2 * s * s) + np.arctanh(e * s) / e)
-
-
 def load_aoi(path: str | Path, crs: CRS | None):
     """Read an AOI (GeoJSON, GeoPackage...) as one shapely geometry in ``crs``."""
     import geopandas as gpd
@@ -193,21 +146,18 @@ def load_aoi(path: str | Path, crs: CRS | None):
     return geom
 
 
-def aoi_mask(geom, box: PixelBox, transform: Affine) -> np.ndarray:
-    """Boolean ``(rows, cols)`` mask, True inside ``geom``, for ``box`` of a raster on ``transform``.
+def aoi_mask(geom, box: PixelBox, grid: GeoGrid) -> np.ndarray:
+    """Boolean ``(rows, cols)`` mask, True inside ``geom`` (grid CRS), for window ``box`` of ``grid``.
 
     A pixel is inside when its centre is (GDAL's default rasterization rule).
     """
     from rasterio.features import geometry_mask
 
-    win_transform = transform @ Affine.translation(box.col, box.row)
-    return geometry_mask([geom], out_shape=(box.height, box.width), transform=win_transform, invert=True)
+    return geometry_mask([geom], out_shape=(box.height, box.width), transform=grid.window_transform(box), invert=True)
 
 
-def box_intersects(geom, box: PixelBox, transform: Affine) -> bool:
-    """Whether ``geom`` (raster CRS) intersects the footprint of ``box``."""
+def box_intersects(geom, box: PixelBox, grid: GeoGrid) -> bool:
+    """Whether ``geom`` (grid CRS) intersects the footprint of window ``box`` of ``grid``."""
     from shapely.geometry import box as sbox
 
-    x0, y0 = transform * (box.col, box.row)
-    x1, y1 = transform * (box.col_stop, box.row_stop)
-    return geom.intersects(sbox(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    return bool(geom.intersects(sbox(*grid.bounds(box))))

@@ -14,9 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from geoseg import CLASS_NODATA
+from geoseg.config import ClassInfo, Normalization
 from geoseg.errors import ModelError
-from geoseg.model.normalization import Normalization
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +26,6 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "landcover-unet-mnv2"
 ARCHITECTURES = {"unet": "Unet", "deeplabv3plus": "DeepLabV3Plus", "fpn": "FPN", "spectral_index": None}
 """Architecture names accepted in a card (case-insensitive) -> segmentation-models-pytorch class
 (``spectral_index`` is the classical baseline of :mod:`geoseg.model.baseline`)."""
-
-
-class ClassInfo(BaseModel):
-    """One output class: id (the pixel value), name, and display colour ``#rrggbb``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: int = Field(ge=0, lt=CLASS_NODATA)
-    name: str = Field(min_length=1)
-    color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
-
-    def rgba(self) -> tuple[int, int, int, int]:
-        h = self.color.lstrip("#")
-        return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255
 
 
 class ModelCard(BaseModel):

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
-from pydantic import BaseModel, ConfigDict, Field
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from geoseg.config import Normalization
 from geoseg.errors import InputError
 from geoseg.io.raster import read_masked
 
@@ -27,18 +27,6 @@ log = logging.getLogger(__name__)
 
 STATS_MAX_SIDE = 2048
 """Longest side (pixels) of the decimated read used to estimate scene percentiles."""
-
-
-class Normalization(BaseModel):
-    """How model inputs are scaled; stored in the model card."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    method: str = Field("scene_percentile", pattern="^scene_percentile$")
-    low: float = Field(2.0, ge=0, lt=50, description="lower percentile, per band")
-    high: float = Field(98.0, gt=50, le=100, description="upper percentile, per band")
-    clip_min: float = -0.5
-    clip_max: float = 1.5
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from geoseg import CLASS_NODATA
+from geoseg.grid import GeoGrid
+from geoseg.io.raster import aoi_mask, open_raster, read_window
 from geoseg.model.checkpoint import Checkpoint, ModelCard
 from geoseg.model.normalization import BandStats, apply
-from geoseg.io.raster import aoi_mask, open_raster, read_window
 from geoseg.tiling import Tile
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class TileProcessor:
         for tile in tiles:
             data, valid = read_window(src, job.band_indexes, tile.read)
             if job.aoi is not None:
-                valid &= aoi_mask(job.aoi, tile.read, job.transform)
+                valid &= aoi_mask(job.aoi, tile.read, job.grid)
             reads.append((data, valid))
         t_read = time.perf_counter() - t0
 
@@ -194,13 +195,11 @@ class TileProcessor:
 def _core_result(tile: Tile, classes: np.ndarray, conf: np.ndarray, valid: np.ndarray, job: SceneJob,
                  ncls: int) -> TileResult:
     """Cut the core out of a tile's ``(rows, cols)`` prediction, mask invalid pixels, count class areas."""
-    from geoseg.io.raster import pixel_area_m2
-
     rs, cs = tile.core_in_read()
     ok = valid[rs, cs]
     cl = np.where(ok, classes[rs, cs], CLASS_NODATA).astype(np.uint8)
     cf = np.where(ok, conf[rs, cs], CONFIDENCE_NODATA).astype(np.uint8)
-    row_area = pixel_area_m2(job.crs, job.transform, np.arange(tile.core.row, tile.core.row_stop))
+    row_area = job.grid.row_area_m2(tile.core)
     per_row = np.stack([(cl == c).sum(axis=1) for c in range(ncls)])  # (classes, rows)
     return TileResult(tile, cl, cf, per_row.sum(axis=1).astype(np.int64), per_row @ row_area)
 
@@ -212,6 +211,5 @@ class SceneJob:
     path: str
     band_indexes: list[int]
     stats: BandStats
-    transform: object
-    crs: object
+    grid: GeoGrid
     aoi: object | None = None

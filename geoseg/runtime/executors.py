@@ -1,4 +1,4 @@
-"""The only module that knows about Ray: a pool of model actors fed a bounded queue of tile batches.
+"""Executors of tile batches: a pool of Ray model actors fed a bounded queue, or this process.
 
 Stages stay plain Python (:class:`geoseg.model.predict.TileProcessor`); this module wraps one
 in a Ray actor per GPU (``num_gpus=1``) or per CPU slot, submits batches of tiles with
@@ -9,7 +9,6 @@ same processor in-process, without Ray.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
@@ -22,24 +21,14 @@ from typing import Any
 from geoseg.config import RuntimeConfig
 from geoseg.errors import ConfigError
 from geoseg.model.predict import Predictor, SceneJob, TileProcessor, TileResult
+from geoseg.runtime.cluster import connect, local_node_cpus, shutdown, worker_env
+from geoseg.runtime.maps import ray_ordered_map
 from geoseg.tiling import Tile
 
 log = logging.getLogger(__name__)
 
 ACTOR_GRACE_S = 20.0
 """Seconds the pool waits for the other actors once the first is up, before it starts work without them."""
-
-FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
-                 "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING")
-"""Where S3 is (not who may read it): passed from the driver to the model actors, which read
-``s3://`` rasters themselves. Ray workers on other nodes inherit their raylet's environment,
-not the driver's; credentials are not forwarded (nodes get theirs from the AWS chain)."""
-
-
-def worker_env() -> dict[str, str]:
-    """The :data:`FORWARDED_ENV` variables set in this process."""
-    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
-
 
 @dataclass(frozen=True)
 class Task:
@@ -97,17 +86,7 @@ class RayExecutor:
         import ray
 
         self._ray = ray
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
-            address = runtime.address or os.environ.get("RAY_ADDRESS")
-            if address:
-                kwargs["address"] = address
-            else:
-                kwargs["include_dashboard"] = False
-            ray.init(**kwargs)
-            self._owns_ray = True
-        else:
-            self._owns_ray = False
+        self._owns_ray = connect(runtime.address)
         try:
             self._start_pool(payload, device, runtime, batch_size)
         except BaseException:
@@ -296,13 +275,13 @@ class RayExecutor:
         return local_node_cpus()
 
     def map(self, fn, items):
-        """Ordered, lazy map over Ray tasks on the driver's node (see :func:`ordered_map`)."""
-        return ordered_map(fn, items)
+        """Ordered, lazy map over Ray tasks on the driver's node (see :func:`~geoseg.runtime.maps.ray_ordered_map`)."""
+        return ray_ordered_map(fn, items)
 
     def close(self) -> None:
         self.release_actors()
         if self._owns_ray:
-            self._ray.shutdown()
+            shutdown()
 
 
 class _TileActor:
@@ -334,44 +313,6 @@ def _last_line(exc: Exception) -> str:
     return lines[-1]
 
 
-def local_node_cpus() -> int:
-    """CPUs of the Ray node this process (the driver) runs on; 0 for a head started with ``--num-cpus 0``."""
-    import ray
-
-    node_id = ray.get_runtime_context().get_node_id()
-    for node in ray.nodes():
-        if node.get("NodeID") == node_id and node.get("Alive", True):
-            return int(node.get("Resources", {}).get("CPU", 0))
-    return 0
-
-
-def ordered_map(fn, items, lookahead: int | None = None):
-    """Ordered, lazy map of ``fn(item)`` over Ray tasks, at most ``lookahead`` outstanding.
-
-    For stages after inference (block-wise vectorization): results come back in input
-    order, so a sequential consumer can merge them while memory stays bounded. The
-    tasks run on this process's node only: they read files the driver staged on its
-    local disk, which other nodes do not see. Without CPUs there, it is the builtin map.
-    """
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    cpus = local_node_cpus()
-    if cpus < 1:
-        yield from map(fn, items)
-        return
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    remote_fn = ray.remote(num_cpus=1, max_retries=2, scheduling_strategy=here)(fn)
-    limit = lookahead or 2 * cpus
-    queue: deque = deque()
-    for it in items:
-        queue.append(remote_fn.remote(it))
-        if len(queue) >= limit:
-            yield ray.get(queue.popleft())
-    while queue:
-        yield ray.get(queue.popleft())
-
-
 def make_executor(payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int):
     """``LocalExecutor`` when ``runtime.local`` is set, else a ``RayExecutor``."""
     if runtime.local:
@@ -379,73 +320,3 @@ def make_executor(payload: tuple[str, bytes], device: str, runtime: RuntimeConfi
     return RayExecutor(payload, device, runtime, batch_size)
 
 
-def train_on_ray(cfg):
-    """Run :func:`geoseg.train.loop.fit` on Ray Train workers (``TorchTrainer``, DDP over gloo/NCCL).
-
-    Returns ``(card, state_dict)`` of the best step. Rank 0 reports the checkpoint (card +
-    safetensors) to Ray Train's storage, from which the driver reads it back, so workers
-    need no shared filesystem with the driver on a multi-node cluster when
-    ``trainer.storage_path`` is shared storage (e.g. ``s3://``).
-    """
-    import tempfile
-
-    import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from geoseg.model.checkpoint import load_checkpoint
-
-    spec = cfg.trainer
-    owns = False
-    if not ray.is_initialized():
-        address = spec.address or os.environ.get("RAY_ADDRESS")
-        ray.init(**({"address": address} if address else {"include_dashboard": False}), logging_level=logging.WARNING)
-        owns = True
-    try:
-        use_gpu = spec.use_gpu if spec.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
-        storage = spec.storage_path or tempfile.mkdtemp(prefix="geoseg-train-")
-        trainer = TorchTrainer(
-            _train_loop,
-            train_loop_config={"cfg": cfg.model_dump(mode="json")},
-            scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=use_gpu,
-                                         resources_per_worker={"CPU": cfg.threads or 1}),
-            run_config=RunConfig(name=f"{cfg.name}-{cfg.version}", storage_path=os.path.abspath(storage)
-                                 if "://" not in storage else storage),
-        )
-        result = trainer.fit()
-        if result.error:
-            raise result.error
-        with result.checkpoint.as_directory() as d:
-            ckpt = load_checkpoint(d)
-            from safetensors.torch import load_file
-
-            return ckpt.card, load_file(os.path.join(d, "weights.safetensors"))
-    finally:
-        if owns:
-            ray.shutdown()
-
-
-def _train_loop(config: dict) -> None:
-    """Body of each Ray Train worker."""
-    import tempfile
-
-    import ray.train
-    import ray.train.torch
-
-    from geoseg.model.checkpoint import save_checkpoint
-    from geoseg.train.loop import TrainConfig, fit
-
-    cfg = TrainConfig.model_validate(config["cfg"])
-    ctx = ray.train.get_context()
-    device = ray.train.torch.get_device()
-    # smp encoders cut to `encoder_depth` keep their deeper (unused) stages: DDP must allow that
-    prepare = functools.partial(ray.train.torch.prepare_model, parallel_strategy_kwargs={"find_unused_parameters": True})
-    card, state = fit(cfg, rank=ctx.get_world_rank(), world=ctx.get_world_size(), prepare_model=prepare,
-                      device=str(device))
-    metrics = {"val_miou": card.metrics["pooled"]["miou"], "best_step": card.training["best_step"]}
-    if ctx.get_world_rank() == 0:
-        with tempfile.TemporaryDirectory() as d:
-            save_checkpoint(d, card, state)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
-    else:
-        ray.train.report(metrics)

@@ -13,41 +13,28 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import yaml
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geoseg import CLASS_NODATA
+from geoseg.config import BLOCK_SIZE as BLOCK
 from geoseg.config import SegmentConfig
-from geoseg.errors import ConfigError, InputError
-from geoseg.model.metrics import confusion_matrix, scores
+from geoseg.errors import InputError
+from geoseg.io.labels import load_class_map, remap_labels
 from geoseg.io.publish import write_json
 from geoseg.io.raster import open_raster
+from geoseg.model.metrics import confusion_matrix, scores
 
 log = logging.getLogger(__name__)
 
-BLOCK = 1024
 
 
-def load_class_map(path: str | Path | None) -> dict[int, int] | None:
-    """A YAML mapping ``source value: model class id`` (``255`` = ignore), or None."""
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"class map {p}: no such file")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict) or not all(isinstance(k, int) and isinstance(v, int) for k, v in data.items()):
-        raise ConfigError(f"class map {p}: must map integer label values to integer class ids, e.g. `5: 1`")
-    return data
 
 
 def compare_rasters(classes_path: Path, labels_path: str | Path, n_classes: int,
                     class_map: dict[int, int] | None = None) -> np.ndarray:
     """Confusion matrix (reference rows x predicted columns) of a class map against labels on any grid."""
-    from geoseg.train.loop import remap_labels
-
     cm = np.zeros((n_classes, n_classes), np.int64)
     with rasterio.open(classes_path) as pred, open_raster(labels_path) as lab:
         if lab.crs is None:

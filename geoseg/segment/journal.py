@@ -28,8 +28,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from geoseg.io import storage
 from geoseg.errors import InputError
+from geoseg.io import storage
 from geoseg.model.predict import TileResult
 from geoseg.tiling import TileGrid
 

@@ -18,15 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from geoseg import __version__
-from geoseg.io import storage
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, GeosegError, InputError, TileError
+from geoseg.io import storage
 from geoseg.io.inputs import SceneInput, expand_inputs
-from geoseg.segment.journal import TileJournal, run_key
-from geoseg.model.checkpoint import Checkpoint, checkpoint_payload, load_checkpoint, sha256_file
-from geoseg.model.normalization import scene_stats
-from geoseg.io.publish import RUN_FILES, Staging, _json_default, write_json
-from geoseg.model.predict import SceneJob
+from geoseg.io.publish import Staging, json_default, write_json
 from geoseg.io.raster import (
     RasterInfo,
     box_intersects,
@@ -34,7 +30,11 @@ from geoseg.io.raster import (
     open_raster,
     resolve_bands,
 )
+from geoseg.model.checkpoint import Checkpoint, checkpoint_payload, load_checkpoint, sha256_file
+from geoseg.model.normalization import scene_stats
+from geoseg.model.predict import SceneJob
 from geoseg.runtime.executors import Task, make_executor
+from geoseg.segment.journal import TileJournal, run_key
 from geoseg.segment.stats import class_table, write_stats_csv
 from geoseg.segment.stitch import SceneWriter, scene_files
 from geoseg.tiling import TileGrid
@@ -67,6 +67,9 @@ class RunSummary:
     manifest: dict
 
 
+RUN_FILES = ("stats.json", "stats.csv", "manifest.json")
+"""Files of the whole run, published after the per-input files (``manifest.json`` last)."""
+
 FAILED_MANIFEST = "manifest.failed.json"
 """Published instead of the outputs when tiles failed: which tiles, and why."""
 
@@ -87,19 +90,19 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tile_siz
             )
         idx = resolve_bands(info, list(wanted))
         stats = scene_stats(src, idx, card.normalization)
-    if info.crs is None:
+    if info.grid.crs is None:
         raise InputError(f"{path}: has no CRS; outputs must be georeferenced, so assign one (e.g. with rio edit-info)")
-    aoi = load_aoi(cfg.aoi, info.crs) if cfg.aoi else None
-    grid = TileGrid(info.width, info.height, tile_size, halo)
+    aoi = load_aoi(cfg.aoi, info.grid.crs) if cfg.aoi else None
+    grid = TileGrid(info.grid.width, info.grid.height, tile_size, halo)
     tiles = list(grid)
     outside = 0
     if aoi is not None:
-        kept = [t for t in tiles if box_intersects(aoi, t.core, info.transform)]
+        kept = [t for t in tiles if box_intersects(aoi, t.core, info.grid)]
         outside = len(tiles) - len(kept)
         if not kept:
             raise AOIError(f"AOI {cfg.aoi} does not overlap {path}; check the AOI and its CRS")
         tiles = kept
-    job = SceneJob(path, idx, stats, info.transform, info.crs, aoi)
+    job = SceneJob(path, idx, stats, info.grid, aoi)
     return ScenePlan(path, scene.stem, info, grid, job, tiles, outside)
 
 
@@ -172,7 +175,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
         manifest = _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, halo, resumed)
         if failed:
             failed_uri = storage.join(cfg.output, FAILED_MANIFEST)
-            storage.write_bytes(failed_uri, json.dumps(manifest, indent=2, default=_json_default).encode() + b"\n")
+            storage.write_bytes(failed_uri, json.dumps(manifest, indent=2, default=json_default).encode() + b"\n")
             bad = [(w, f) for w in writers for f in w.failed]
             w, first = bad[0]
             which = "; ".join(f"{x.info.path}: tiles {_brief([f['tile'] for f in x.failed])}" for x in writers if x.failed)
@@ -231,8 +234,9 @@ def _journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tile_size: int, halo:
     return {
         "model": ckpt.weights_sha256, "card": hashlib.sha256(ckpt.card.model_dump_json().encode()).hexdigest(),
         "device": device, "tile_size": tile_size, "halo": halo,
-        "scenes": [{"path": p.path, "size": [p.info.width, p.info.height], "transform": list(p.info.transform)[:6],
-                    "crs": p.info.crs.to_string() if p.info.crs else None, "bands": p.job.band_indexes,
+        "scenes": [{"path": p.path, "size": [p.info.grid.width, p.info.grid.height],
+                    "transform": list(p.info.grid.transform)[:6],
+                    "crs": p.info.grid.crs.to_string() if p.info.grid.crs else None, "bands": p.job.band_indexes,
                     "stats": p.job.stats.to_dict(), "aoi": aoi(p), "tiles": [t.index for t in p.tiles]} for p in plans],
     }
 
@@ -298,9 +302,9 @@ def _manifest(cfg, ckpt, plans, writers, timings, started, runtime, tile_size, h
     for p, sp in zip(plans, writers):
         entry = {
             "path": p.path,
-            "width": p.info.width,
-            "height": p.info.height,
-            "crs": p.info.crs.to_string() if p.info.crs else None,
+            "width": p.info.grid.width,
+            "height": p.info.grid.height,
+            "crs": p.info.grid.crs.to_string() if p.info.grid.crs else None,
             "bands": [p.info.band_names[b - 1] for b in p.job.band_indexes],
             "band_indexes": p.job.band_indexes,
             "normalization_stats": p.job.stats.to_dict(),

@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from geoseg import CLASS_NODATA, __version__
-from geoseg.model.checkpoint import ModelCard
-from geoseg.io.publish import StitchedRaster, output_names
-from geoseg.model.predict import CONFIDENCE_NODATA, TileResult
+from geoseg.io.cog import StitchedRaster
 from geoseg.io.raster import RasterInfo
+from geoseg.model.checkpoint import ModelCard
+from geoseg.model.predict import CONFIDENCE_NODATA, TileResult
 from geoseg.tiling import Tile
 
 
 class SceneWriter:
-    """Assembles one input's outputs under ``staging_dir`` (file names from :func:`output_names`)."""
+    """Assembles one input's outputs under ``staging_dir`` (file names from :func:`scene_files`)."""
 
     def __init__(
         self,
@@ -52,11 +52,12 @@ class SceneWriter:
         self.polygon_count: int | None = None
         self.seconds = {"stitch": 0.0, "cog": 0.0, "vectorize": 0.0}
         self.vectorize_options = vectorize or {}
-        grid = (info.width, info.height, info.crs, info.transform)
         cmap = {**{c.id: c.rgba() for c in card.classes}, CLASS_NODATA: (0, 0, 0, 0)}
-        self._classes = StitchedRaster(self.dir / self.files["classes"], *grid, CLASS_NODATA, blocksize, compress, colormap=cmap)
+        self._classes = StitchedRaster(self.dir / self.files["classes"], info.grid, CLASS_NODATA, blocksize=blocksize,
+                                       compress=compress, colormap=cmap)
         self._confidence = (
-            StitchedRaster(self.dir / self.files["confidence"], *grid, CONFIDENCE_NODATA, blocksize, compress)
+            StitchedRaster(self.dir / self.files["confidence"], info.grid, CONFIDENCE_NODATA, blocksize=blocksize,
+                           compress=compress)
             if confidence else None
         )
 
@@ -98,10 +99,10 @@ class SceneWriter:
         if self.info.acquired:
             tags["acquired"] = self.info.acquired
         t0 = time.perf_counter()
-        self._classes.to_cog(self.dir / self.files["classes"], tags=tags, band_description="class",
+        self._classes.to_cog(tags=tags, band_description="class",
                              overview_resampling="MODE")
         if self._confidence is not None:
-            self._confidence.to_cog(self.dir / self.files["confidence"], tags={**tags, "units": "percent (max softmax probability)"},
+            self._confidence.to_cog(tags={**tags, "units": "percent (max softmax probability)"},
                                     band_description="confidence", overview_resampling="AVERAGE")
         self.seconds["cog"] += time.perf_counter() - t0
         if "polygons" in self.files:
@@ -122,9 +123,9 @@ class SceneWriter:
 
 def scene_files(stem: str, confidence: bool = True, polygons: bool = True) -> dict[str, str]:
     """The output file names for one input, by kind (``classes``, ``confidence``, ``polygons``)."""
-    names = output_names(stem)
-    if not confidence:
-        names.pop("confidence")
-    if not polygons:
-        names.pop("polygons")
+    names = {"classes": f"{stem}_classes.tif"}
+    if confidence:
+        names["confidence"] = f"{stem}_confidence.tif"
+    if polygons:
+        names["polygons"] = f"{stem}_polygons.gpkg"
     return names

@@ -7,9 +7,10 @@ no I/O; arrays are ``(rows, cols)``, boxes are pixel boxes of the full raster.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,11 @@ class BlockTask:
     nodata_polygons: bool = False
     row_area: np.ndarray | None = None
     mmu_m2: float = 0.0
+
+
+MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
+"""An ordered map like the builtin ``map``: ``map_fn(func, items)`` yields ``func(item)`` in order
+(e.g. :func:`geoseg.runtime.maps.ray_ordered_map`, which runs ahead on Ray tasks)."""
 
 
 def close_map(results) -> None:

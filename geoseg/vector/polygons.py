@@ -21,9 +21,9 @@ geometry of regions still open.
 Minimum mapping unit (``mmu_m2``): two passes. Pass 1 computes every region's area and,
 for regions that may be small, the pixel edges they share with each neighbouring
 region. Regions below the MMU are then reassigned (see :func:`resolve_mmu` for the
-rule); pass 2 vectorizes with the reassignment applied per block.
+rule, :mod:`geoseg.vector.mmu`); pass 2 vectorizes with the reassignment applied per block.
 
-Simplification (``simplify_m``): see :mod:`geoseg.vector.coverage`: each block row (strip) is
+Simplification (``simplify_m``): see :mod:`geoseg.vector.simplify`: each block row (strip) is
 simplified as one polygon coverage with its top and bottom lines pinned, so shared
 boundaries stay identical across polygons, strips and blocks.
 """
@@ -31,46 +31,33 @@ boundaries stay identical across polygons, strips and blocks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import shapely
 from affine import Affine
 from rasterio.features import shapes
 
 from geoseg import CLASS_NODATA
-from geoseg.vector.blocks import BlockTask, Edges, Joiner, block_rows, close_map, label_block
-from geoseg.vector.coverage import (
-    InstanceWriter,
-    build_polygons,
-    drop_collinear,
-    resolve_mmu,
-    simplify_strip,
-    union_pieces,
-)
 from geoseg.errors import ConfigError, InputError
-from geoseg.io.raster import acquisition_date, open_raster
+from geoseg.io.raster import open_raster
 from geoseg.tiling import PixelBox
-from geoseg.vector.reference import EQUAL_AREA_CRS, class_names_from_raster
+from geoseg.vector.blocks import BlockTask, Edges, Joiner, MapFn, block_rows, close_map, label_block
+from geoseg.vector.frames import COLUMNS, RegionBatch, RegionContext
+from geoseg.vector.geometry import build_polygons, union_pieces
+from geoseg.vector.instance import InstanceWriter
+from geoseg.vector.mmu import Remap, mmu_pass
+from geoseg.vector.simplify import simplify_strip
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
 
 log = logging.getLogger(__name__)
 
-MMU_RTOL = 1e-9
-"""Relative tolerance of minimum-mapping-unit comparisons: a region whose area equals the MMU is kept."""
-
-COLUMNS = ("polygon_id", "class_id", "class_name", "area_m2", "area_ha", "perimeter_m",
-           "mean_confidence", "source", "model", "acquired")
-"""Attribute columns of every polygon table, in order (``geometry`` follows)."""
-
-MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
-"""An ordered map like the builtin ``map``: ``map_fn(func, items)`` yields ``func(item)`` in order."""
-
+DEFAULT_BLOCK = 1024
+"""Default window side (pixels) of block-wise passes over a raster: vectorize, change, evaluate."""
 
 
 # --------------------------------------------------------------------------- public API
@@ -79,7 +66,7 @@ MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 def vectorize_blocks(
     path: str | Path,
     *,
-    block_size: int = 1024,
+    block_size: int = DEFAULT_BLOCK,
     mmu_m2: float = 0.0,
     simplify_m: float = 0.0,
     confidence: str | Path | None = None,
@@ -97,9 +84,9 @@ def vectorize_blocks(
     * ``block_size``: side of the square windows read (pixels); memory grows with
       ``width x block_size``; the unsimplified output does not depend on it.
     * ``mmu_m2``: minimum mapping unit in m² (0: off); regions below it are merged into
-      a neighbouring class first (rule: :func:`geoseg.vector.coverage.resolve_mmu`). Two passes.
+      a neighbouring class first (rule: :func:`geoseg.vector.mmu.resolve_mmu`). Two passes.
     * ``simplify_m``: coverage simplification tolerance in metres (0: off), see
-      :mod:`geoseg.vector.coverage`; shared boundaries stay shared, polygons stay valid.
+      :mod:`geoseg.vector.simplify`; shared boundaries stay shared, polygons stay valid.
     * ``confidence``: a confidence raster on the same grid (uint8 0..100, 255 nodata) for
       ``mean_confidence`` (else null).
     * ``instance_path``: also write a uint32 GeoTIFF (COG) of ``polygon_id`` per pixel
@@ -118,15 +105,15 @@ def vectorize_blocks(
     _check_params(block_size, mmu_m2, simplify_m)
     with open_raster(path) as src:
         _check_class_map(path, src)
-        ctx = _Context.from_dataset(path, src, class_names)
+        ctx = RegionContext.from_dataset(path, src, class_names)
         conf_src = None
         try:
             if confidence is not None:
                 conf_src = open_raster(confidence)
                 _check_same_grid(path, src, confidence, conf_src)
             map_fn = map if map_fn is None else map_fn
-            remap = _mmu_pass(path, src, block_size, mmu_m2, ctx, map_fn) if mmu_m2 > 0 else None
-            inst = InstanceWriter(instance_path, src, block_size, overwrite) if instance_path else None
+            remap = mmu_pass(path, block_size, mmu_m2, ctx, map_fn) if mmu_m2 > 0 else None
+            inst = InstanceWriter(instance_path, ctx.grid, block_size, overwrite) if instance_path else None
             try:
                 yield from _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, inst, map_fn)
                 if inst:
@@ -168,7 +155,7 @@ def vectorize_to_file(
     ``crs``: output CRS (default: the class map's). Other keywords (``map_fn`` included) go
     to :func:`vectorize_blocks` (``instance_path`` obeys the same ``overwrite``).
     """
-    from geoseg.vector.coverage import check_output_path, write_polygons
+    from geoseg.vector.writers import check_output_path, write_polygons
 
     check_output_path(out_path, overwrite)  # fail before the (long) scan, not after
     if crs is None:  # the class map's, even when it has nothing but nodata
@@ -203,181 +190,6 @@ def _check_same_grid(path, src, conf_path, conf) -> None:
             f"{conf_path}: confidence raster is not on the class map's grid ({conf.width}x{conf.height} vs "
             f"{src.width}x{src.height} px of {path}); give the *_confidence.tif written with that class map"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What every batch needs to turn pixel-space fragments into attributed polygons."""
-
-    source: str
-    width: int
-    height: int
-    transform: Affine
-    crs: object
-    names: tuple[str, ...]
-    model: str | None
-    acquired: str | None
-
-    @classmethod
-    def from_dataset(cls, path, src, class_names):
-        names = list(class_names) if class_names else class_names_from_raster(src)
-        names = tuple(names + ["unknown"] * (256 - len(names)))
-        tags = src.tags()
-        # `source`: the imagery a geoseg class map was predicted from (its `source` tag), else the map itself
-        return cls(tags.get("source") or str(path), src.width, src.height, src.transform, src.crs, names,
-                   tags.get("model") or None, acquisition_date(tags))
-
-    def row_area_m2(self, r0: int, r1: int) -> np.ndarray:
-        """Ground area (m²) of one pixel in rows ``r0..r1-1``."""
-        from geoseg.io.raster import pixel_area_m2
-
-        if self.crs is None:
-            raise InputError(f"{self.source}: has no CRS, so areas in m² are unknown; assign a CRS to the file "
-                             "(or set mmu_m2/simplify_m to 0)")
-        return pixel_area_m2(self.crs, self.transform, np.arange(r0, r1))
-
-
-# --------------------------------------------------------------------------- minimum mapping unit
-
-
-@dataclass(frozen=True, slots=True)
-class _Remap:
-    """Class reassignment from the MMU pass: fragment first-pixel ids (sorted) -> new class."""
-
-    fid: np.ndarray
-    new_class: np.ndarray
-
-    def for_box(self, box: PixelBox, width: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The part of the remap inside ``box`` (``(fid, new_class)``), or None when there is none."""
-        lo, hi = np.searchsorted(self.fid, [box.row * width, box.row_stop * width])
-        fid, cls = self.fid[lo:hi], self.new_class[lo:hi]
-        m = (fid % width >= box.col) & (fid % width < box.col_stop)
-        return (fid[m], cls[m]) if m.any() else None
-
-    def apply(self, classes: np.ndarray, box: PixelBox, width: int) -> np.ndarray:
-        lo, hi = np.searchsorted(self.fid, [box.row * width, box.row_stop * width])
-        cols = self.fid[lo:hi] % width
-        if not ((cols >= box.col) & (cols < box.col_stop)).any():
-            return classes
-        blk = label_block(classes, box, width)
-        idx = np.clip(np.searchsorted(self.fid, blk.fid), 0, len(self.fid) - 1)
-        hit = self.fid[idx] == blk.fid
-        lut = blk.label_class.copy()
-        lut[hit] = self.new_class[idx[hit]]
-        return lut[blk.labels]
-
-
-def _edge_pairs(labels: np.ndarray):
-    """Label pairs of 4-neighbouring pixels in different fragments (both valid)."""
-    out_a, out_b = [], []
-    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
-        m = (a != b) & (a > 0) & (b > 0)
-        out_a.append(a[m])
-        out_b.append(b[m])
-    return np.concatenate(out_a), np.concatenate(out_b)
-
-
-@dataclass(slots=True)
-class MmuBlockResult:
-    """:func:`mmu_block`'s result: fragments, their areas, and the edges of small fragments inside the block."""
-
-    edges: Edges
-    area: np.ndarray  # (n + 1,) m² per label
-    small: np.ndarray  # (n + 1,) bool, area < mmu_m2 ([0] False)
-    pairs: tuple | None  # (fid_a, fid_b, cls_a, cls_b, small_a, small_b, shared edge count), or None
-
-
-def mmu_block(task: BlockTask) -> MmuBlockResult:
-    """Per-block work of the MMU pass (pure, picklable in and out): read, label, areas, inner edges."""
-    box = task.box
-    with open_raster(task.path) as src:
-        classes = src.read(1, window=box.to_window())
-    blk = label_block(classes, box, task.width)
-    area = np.bincount(blk.labels.ravel(), weights=np.repeat(task.row_area, box.width), minlength=blk.n + 1)
-    small = area < task.mmu_m2
-    small[0] = False
-    la, lb = _edge_pairs(blk.labels)
-    keep = small[la] | small[lb]
-    pairs = None
-    if keep.any():
-        key, cnt = np.unique(la[keep].astype(np.int64) * (blk.n + 1) + lb[keep], return_counts=True)
-        a, b = key // (blk.n + 1), key % (blk.n + 1)
-        pairs = (blk.fid[a], blk.fid[b], blk.label_class[a], blk.label_class[b], small[a], small[b], cnt)
-    return MmuBlockResult(blk.edges(), area, small, pairs)
-
-
-def _mmu_pass(path, src, block_size: int, mmu_m2: float, ctx: _Context, map_fn: MapFn = map) -> _Remap:
-    """Pass 1: region areas and, for regions that may be below ``mmu_m2``, their neighbours."""
-    mmu_m2 = mmu_m2 * (1 - MMU_RTOL)  # a region of exactly the MMU stays (0.81 ha * 1e4 > 8100.0 in floats)
-    W, H = src.width, src.height
-    joiner = Joiner(W, H)
-    node_area: dict[int, float] = {}
-    node_cls: dict[int, int] = {}
-    small_fid, small_comp = [], []  # fragments of regions below the MMU, and their region's id
-    comp_id, comp_cls, comp_area = [], [], []  # regions below the MMU
-    e_src, e_dst, e_dcls, e_cnt = [], [], [], []  # (small fragment, neighbour fragment, its class, shared edges)
-    top_small = np.zeros(W, bool)
-    bot_small = np.zeros(W, bool)
-
-    def record(fa, fb, ca, cb, sa, sb, cnt):
-        for s, f1, f2, c2 in ((sa, fa, fb, cb), (sb, fb, fa, ca)):
-            e_src.append(f1[s]), e_dst.append(f2[s]), e_dcls.append(c2[s]), e_cnt.append(cnt[s])
-
-    rows = list(block_rows(W, H, block_size))
-    tasks = (BlockTask(path, box, W, row_area=ctx.row_area_m2(box.row, box.row_stop), mmu_m2=float(mmu_m2))
-             for row in rows for box in row)
-    results = iter(map_fn(mmu_block, tasks))
-    try:
-        for bi, row in enumerate(rows):
-            left_small = None
-            for box in row:
-                res = next(results)
-                e, area, small = res.edges, res.area, res.small
-                if e.box != box:
-                    raise RuntimeError(f"map_fn returned results out of order: {e.box} for {box}")
-                is_node = joiner.join(e)
-                # edges inside the block
-                if res.pairs is not None:
-                    record(*res.pairs)
-                # edges across the left and top seams
-                prev_smalls = ([left_small] if box.col > 0 else []) + ([top_small[box.col:box.col_stop]] if box.row > 0 else [])
-                cur_smalls = ([small[e.lab[2]]] if box.col > 0 else []) + ([small[e.lab[0]]] if box.row > 0 else [])
-                for (pf, pc, cf, cc), ps, cs in zip(joiner.seams(e), prev_smalls, cur_smalls):
-                    m = (pc != cc) & (pc != CLASS_NODATA) & (cc != CLASS_NODATA) & (ps | cs)
-                    if m.any():
-                        pairs, cnt = np.unique(np.stack([pf[m], cf[m], pc[m], cc[m], ps[m], cs[m]], axis=1), axis=0,
-                                               return_counts=True)
-                        record(pairs[:, 0], pairs[:, 1], pairs[:, 2], pairs[:, 3], pairs[:, 4] > 0, pairs[:, 5] > 0, cnt)
-                for f, c, a in zip(e.fid[is_node].tolist(), e.label_class[is_node].tolist(), area[is_node].tolist()):
-                    node_area[f], node_cls[f] = a, c
-                alone = ~is_node & small
-                alone[0] = False
-                small_fid.append(e.fid[alone]), small_comp.append(e.fid[alone])
-                comp_id.append(e.fid[alone]), comp_cls.append(e.label_class[alone]), comp_area.append(area[alone])
-                left_small = small[e.lab[3]]
-                bot_small[box.col:box.col_stop] = small[e.lab[1]]
-                joiner.advance(e)
-            for members in joiner.end_row(bi == len(rows) - 1):
-                total = sum(node_area.pop(m) for m in members)
-                cls = node_cls[members[0]]
-                for m in members:
-                    del node_cls[m]
-                if total < mmu_m2:
-                    small_fid.append(np.array(members, np.int64)), small_comp.append(np.full(len(members), min(members)))
-                    comp_id.append(np.array([min(members)])), comp_cls.append(np.array([cls])), comp_area.append(np.array([total]))
-            top_small, bot_small = bot_small, top_small
-            bot_small.fill(False)
-    finally:
-        close_map(results)
-
-    def cat(x, dtype):
-        return np.concatenate(x).astype(dtype) if x else np.zeros(0, dtype)
-
-    return _Remap(*resolve_mmu(
-        cat(small_fid, np.int64), cat(small_comp, np.int64),
-        (cat(comp_id, np.int64), cat(comp_cls, np.uint8), cat(comp_area, np.float64)),
-        cat(e_src, np.int64), cat(e_dst, np.int64), cat(e_dcls, np.uint8), cat(e_cnt, np.int64),
-    ))
 
 
 # --------------------------------------------------------------------------- vectorizing pass
@@ -428,7 +240,7 @@ def vectorize_block(task: BlockTask) -> BlockResult:
     with open_raster(task.path) as src:
         classes = src.read(1, window=box.to_window())
     if task.remap is not None:
-        classes = _Remap(*task.remap).apply(classes, box, task.width)
+        classes = Remap(*task.remap).apply(classes, box, task.width)
     blk = label_block(classes, box, task.width)
     flat = blk.labels.ravel()
     npix = np.bincount(flat, minlength=blk.n + 1)
@@ -456,7 +268,7 @@ def _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, i
     frags: dict[int, _Frag] = {}
     tol_px = 0.0
     if simplify_m > 0:
-        mid = ctx.row_area_m2(H // 2, H // 2 + 1)[0]
+        mid = ctx.row_area_m2(PixelBox(0, H // 2, 1, 1))[0]
         tol_px = simplify_m / float(np.sqrt(mid))
     rows = list(block_rows(W, H, block_size))
     tasks = (BlockTask(path, box, W, confidence=confidence,
@@ -474,7 +286,7 @@ def _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, i
 def _vectorize_row(bi, row, n_rows, results, joiner, frags, tol_px, ctx, inst):
     """Join, emit and (when simplifying) simplify block row ``bi`` from its blocks' results."""
     last = bi == n_rows - 1
-    strip = _Batch()  # standalone fragments of this block row (held back only when simplifying)
+    strip = RegionBatch()  # standalone fragments of this block row (held back only when simplifying)
     nodata_geoms, strip_blocks = [], []
     for box in row:
         res = next(results)
@@ -510,7 +322,7 @@ def _vectorize_row(bi, row, n_rows, results, joiner, frags, tol_px, ctx, inst):
                          sum(p.npix for p in parts), sum(p.csum for p in parts), sum(p.ccnt for p in parts)))
         if inst is not None and len(members) > 1:
             inst.remap(np.array(members, np.int64) + 1, pid)
-    closed = _Batch()
+    closed = RegionBatch()
     if rows_out:
         pid, cls, geom, npix, csum, ccnt = zip(*rows_out)
         closed.add(np.array(pid, np.int64), np.array(cls, np.uint8), np.array(geom, dtype=object),
@@ -556,89 +368,3 @@ def _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px) 
         frags[ms[0]].geom = g
         for m in ms[1:]:
             frags[m].geom = None
-
-
-class _Batch:
-    """Regions ready to be emitted, in pixel space, turned into a GeoDataFrame by :meth:`emit`."""
-
-    def __init__(self):
-        self.parts: list[tuple] = []
-
-    def add(self, pid, cls, geoms, npix, csum, ccnt) -> None:
-        if len(pid):
-            self.parts.append((pid, cls, geoms, npix, csum, ccnt))
-
-    def geoms(self) -> np.ndarray:
-        return np.concatenate([p[2] for p in self.parts]) if self.parts else np.empty(0, object)
-
-    def ids(self) -> np.ndarray:
-        return np.concatenate([p[0] for p in self.parts]).astype(np.int64) if self.parts else np.zeros(0, np.int64)
-
-    def set_geoms(self, geoms) -> None:
-        i = 0
-        for k, p in enumerate(self.parts):
-            self.parts[k] = (p[0], p[1], np.asarray(geoms[i:i + len(p[0])], dtype=object), *p[3:])
-            i += len(p[0])
-
-    def emit(self, ctx: _Context, simplified: bool = False):
-        if not self.parts:
-            return
-        cols = [np.concatenate([p[i] for p in self.parts]) for i in range(6)]
-        self.parts = []
-        pid, cls, geoms, _npix, csum, ccnt = cols
-        if simplified:  # drop the collinear vertices left along pinned strip lines
-            geoms = drop_collinear(geoms)
-        yield _frame(ctx, pid.astype(np.int64), cls, geoms, csum, ccnt)
-
-
-def _frame(ctx: _Context, pid, cls, pix_geoms, csum, ccnt):
-    """GeoDataFrame of regions: pixel-space geometry -> CRS coordinates + attributes."""
-    import geopandas as gpd
-    import pandas as pd
-
-    t = ctx.transform
-    xy = shapely.get_coordinates(pix_geoms)
-    x, y = xy[:, 0], xy[:, 1]  # GDAL's order of operations: gt0 + gt1 * x + gt2 * y
-    # in place (replaces the array's elements), so the pixel-space copies are freed at once
-    shapely.set_coordinates(pix_geoms, np.column_stack([t.c + t.a * x + t.b * y, t.f + t.d * x + t.e * y]))
-    del xy, x, y
-    order = np.argsort(pid)
-    pid, cls, geoms, csum, ccnt = pid[order], cls[order], pix_geoms[order], csum[order], ccnt[order]
-    area, perim = _area_perimeter(geoms, ctx.crs)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.where(ccnt > 0, csum / np.maximum(ccnt, 1), np.nan)
-    n = len(pid)
-    df = pd.DataFrame({
-        "polygon_id": pid,
-        "class_id": cls.astype(np.int32),
-        "class_name": np.asarray(ctx.names, dtype=object)[cls],
-        "area_m2": area,
-        "area_ha": area / 1e4,
-        "perimeter_m": perim,
-        "mean_confidence": mean_conf,
-        "source": np.full(n, ctx.source, dtype=object),
-        "model": np.full(n, ctx.model, dtype=object),
-        "acquired": np.full(n, ctx.acquired, dtype=object),
-    })
-    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=ctx.crs), crs=ctx.crs)
-
-
-def _area_perimeter(geoms: np.ndarray, crs) -> tuple[np.ndarray, np.ndarray]:
-    """Areas (m²) and perimeters (m, holes included) of CRS-coordinate polygons.
-
-    Projected CRS: planar, times the CRS unit factor. Geographic: area in EPSG:6933
-    (equal-area), perimeter as the geodesic length of every ring on WGS84.
-    """
-    if crs is None:
-        return shapely.area(geoms), shapely.length(geoms)
-    if not crs.is_geographic:
-        factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-        return shapely.area(geoms) * factor**2, shapely.length(geoms) * factor
-    from pyproj import Geod, Transformer
-
-    tr = Transformer.from_crs(crs, EQUAL_AREA_CRS, always_xy=True)
-    ea = shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-    geod = Geod(ellps="WGS84")
-    rings, idx = shapely.get_rings(geoms, return_index=True)
-    ring_len = np.array([geod.line_length(*np.asarray(r.coords).T) for r in rings])
-    return shapely.area(ea), np.bincount(idx, weights=ring_len, minlength=len(geoms))
