@@ -74,28 +74,28 @@ class Normalization(BaseModel):
 class RuntimeConfig(Strict):
     """Where and how wide the job runs."""
 
-    address: str | None = Field(None, description="Ray address; None: RAY_ADDRESS if set, else a local Ray")
-    num_workers: int | None = Field(None, ge=1, description="model actors; None: one per GPU, else one per CPU")
-    threads_per_worker: int = Field(1, ge=1, description="torch intra-op threads per CPU actor")
-    tiles_per_task: int = Field(4, ge=1, description="tiles sent to an actor per call (one batch)")
-    max_tasks_in_flight_per_worker: int = Field(2, ge=1, description="queued calls per actor; bounds memory")
-    max_task_retries: int = Field(2, ge=0, description="retries of a call that failed (actor/node lost, read error)")
-    actor_start_timeout_s: float = Field(600, gt=0, description="give up when no model actor can be (re)started for this long")
-    checkpoint_tiles: int = Field(64, ge=1, description="journal finished tiles in chunks of this many (resume)")
-    checkpoint_seconds: float = Field(60, gt=0, description="...or at least this often, seconds")
-    local: bool = Field(False, description="run in this process without Ray (debugging, tests)")
+    address: str | None = Field(None, description="Ray address; `null` = `RAY_ADDRESS` if set, else a local Ray")
+    num_workers: int | None = Field(None, ge=1, description="model actors; `null` = one per GPU, else one per CPU / `threads_per_worker`")
+    threads_per_worker: int = Field(1, ge=1, description="torch threads per CPU actor (two 1-thread actors beat one 2-thread process)")
+    tiles_per_task: int = Field(4, ge=1, description="tiles per actor call")
+    max_tasks_in_flight_per_worker: int = Field(2, ge=1, description="outstanding calls per actor (bounds memory)")
+    max_task_retries: int = Field(2, ge=0, description="resubmissions of a call that failed, lost its actor or node, or lost its result (a dead actor is replaced)")
+    actor_start_timeout_s: float = Field(600, gt=0, description="fail when no model actor can start for this long (e.g. an autoscaler never adds the GPU nodes)")
+    checkpoint_tiles: int = Field(64, ge=1, description="journal finished tiles in chunks of this many")
+    checkpoint_seconds: float = Field(60, gt=0, description="...or at least this often")
+    local: bool = Field(False, description="run in this process without Ray (`--local`; debugging)")
 
 
 class OutputConfig(Strict):
     """What is written and how."""
 
-    compress: Literal["DEFLATE", "ZSTD"] = Field("DEFLATE", description="COG compression")
-    polygons: bool = Field(True, description="write <stem>_polygons.gpkg")
-    confidence: bool = Field(True, description="write <stem>_confidence.tif")
-    blocksize: int = Field(512, ge=64, description="COG internal tile size, pixels (multiple of 16)")
-    mmu_ha: float = Field(0.0, ge=0, description="polygons: minimum mapping unit in hectares (0: off)")
-    simplify_m: float = Field(0.0, ge=0, description="polygons: topology-preserving simplification, metres (0: off)")
-    vectorize_block: int = Field(BLOCK_SIZE, ge=64, description="polygons: window side in pixels for block-wise vectorization")
+    compress: Literal["DEFLATE", "ZSTD"] = Field("DEFLATE", description="`DEFLATE` or `ZSTD` for the COGs")
+    polygons: bool = Field(True, description="write `<stem>_polygons.gpkg`")
+    confidence: bool = Field(True, description="write `<stem>_confidence.tif`")
+    blocksize: int = Field(512, ge=64, description="COG internal tile size, px")
+    mmu_ha: float = Field(0.0, ge=0, description="minimum mapping unit of the polygons, hectares: smaller regions are first merged into the neighbouring class they share most boundary with (0: off)")
+    simplify_m: float = Field(0.0, ge=0, description="topology-preserving simplification tolerance of the polygons, metres (0: off)")
+    vectorize_block: int = Field(BLOCK_SIZE, ge=64, description="window side (px) of the block-wise vectorizer; memory grows with width \u00d7 this")
 
     @field_validator("blocksize")
     @classmethod
@@ -108,18 +108,18 @@ class OutputConfig(Strict):
 class SegmentConfig(Strict):
     """``geoseg segment`` settings. Command-line flags override these keys."""
 
-    inputs: list[str] = Field(default_factory=list, description="rasters to segment (paths, globs, s3:// URIs/globs, STAC JSON)")
-    stac_asset: str | None = Field(None, description="STAC inputs: asset key to read; None: the first GeoTIFF/COG asset")
-    output: str | None = Field(None, description="output directory or s3:// prefix")
-    model: str | None = Field(None, description="checkpoint directory (local or s3://); None: the bundled default model")
-    bands: list[str | int] | None = Field(None, description="band names or 1-based indexes; None: the model's bands")
-    tile_size: int | None = Field(None, ge=32, description="model input side, pixels (multiple of 32); None: model card")
-    halo: int | None = Field(None, ge=0, description="overlap discarded per tile side, pixels; None: model card")
+    inputs: list[str] = Field(default_factory=list, description="rasters to segment: paths, globs, `s3://` URIs and globs (`s3://bucket/2024/*.tif`), STAC JSON (an ItemCollection or Item, local or `s3://`; outputs are named by item id) (CLI arguments replace it)")
+    stac_asset: str | None = Field(None, description="STAC inputs: the asset key to read; `null` = each item's first GeoTIFF/COG asset")
+    output: str | None = Field(None, description="output directory or `s3://bucket/prefix` (`--output`)")
+    model: str | None = Field(None, description="checkpoint directory, local or `s3://` prefix; `null` = the bundled default model")
+    bands: list[str | int] | None = Field(None, description="band names or 1-based indexes, in model order; `null` = the model card's `bands`")
+    tile_size: int | None = Field(None, ge=32, description="model input side in px, multiple of 32; `null` = the card's (512)")
+    halo: int | None = Field(None, ge=0, description="context px discarded on each tile side; `null` = the card's (32)")
     batch_size: int = Field(4, ge=1, description="tiles per forward pass")
-    aoi: str | None = Field(None, description="GeoJSON/GeoPackage restricting the tiles and masking the output")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: GPU actors when the cluster has GPUs, else CPU")
+    aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons in any CRS: only tiles touching it run, output is 255 outside")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto` (GPU actors when the cluster has GPUs), `cpu`, `cuda`")
     overwrite: bool = Field(False, description="replace existing outputs")
-    resume: bool = Field(True, description="reuse tiles journaled under the output by an interrupted run of the same job")
+    resume: bool = Field(True, description="journal finished tiles under the output and reuse them when an interrupted run is rerun")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="where and how wide the job runs")
     outputs: OutputConfig = Field(default_factory=OutputConfig, description="what is written and how")
 
@@ -179,8 +179,8 @@ class TrainerConfig(Strict):
 
     ray: bool = Field(True, description="run on Ray Train (TorchTrainer); false: in this process")
     num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP); one per GPU when use_gpu")
-    use_gpu: bool | None = Field(None, description="None: when the Ray cluster has GPUs")
-    address: str | None = Field(None, description="Ray address; None: RAY_ADDRESS if set, else a local Ray")
+    use_gpu: bool | None = Field(None, description="null: when the Ray cluster has GPUs")
+    address: str | None = Field(None, description="Ray address; null: RAY_ADDRESS if set, else a local Ray")
     storage_path: str | None = Field(None, description="Ray Train storage (shared or s3:// on multi-node clusters)")
 
 
@@ -248,30 +248,30 @@ PeriodStr = Annotated[str, BeforeValidator(_period_text), StringConstraints(patt
 class MonitorGuardsConfig(GuardsConfig):
     """The change guards of the monitor, with persistence over later periods."""
 
-    persistence: int = Field(0, ge=0, le=5, description="keep a change only if the next `persistence` periods all "
+    persistence: int = Field(0, ge=0, le=5, description="keep a change only if the next `k` periods all still show it (`0`/`false`: off, `true`: 1, `2`: the next two); the newest `k` periods then wait for later runs"
                              "still show it (0 or false: off; true: 1; 2: the next two)")
 
 
 class RegionConfig(Strict):
     """One monitored region: a name, an optional AOI, and where its imagery is."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="region id (file-name safe)")
-    aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons; None: the whole image")
-    imagery: str = Field(description="pattern with {period}, STAC ItemCollection .json, or a prefix ending in /")
-    periods: list[PeriodStr] | None = Field(None, description="periods to use; None: the top-level `periods`, else discovered")
-    stac_asset: str | None = Field(None, description="STAC asset key; None: the first GeoTIFF/COG asset")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="region id (letters, digits, `_.-`)")
+    aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons in any CRS; `null`: the whole image")
+    imagery: str = Field(description="where each period's image is: a pattern with `{period}` (`data/pucallpa/landsat_{period}.tif`, local or `s3://`), a STAC ItemCollection `.json` (one period per item, from its `datetime`), or a directory / `s3://` prefix ending in `/` (each `.tif`, period = the first `YYYY[-MM[-DD]]` in its name)")
+    periods: list[PeriodStr] | None = Field(None, description="this region's periods (overrides `periods`); a listed period without an image fails the region")
+    stac_asset: str | None = Field(None, description="STAC asset key; null: the first GeoTIFF/COG asset")
     stac_period: Literal["year", "month", "date"] = Field("date", description="STAC: period of an item's datetime")
 
 
 class MonitorConfig(Strict):
     """``jobs/monitor.py`` settings (``configs/monitor_*.yaml``)."""
 
-    output_root: str = Field(description="history store and per-period outputs: a directory or s3:// prefix")
-    periods: list[PeriodStr] | None = Field(None, description="periods for every region; None: discovered per region")
+    output_root: str = Field(description="history store and per-period outputs: directory or `s3://` prefix (`--output-root`)")
+    periods: list[PeriodStr] | None = Field(None, description="periods for every region (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`; YAML years and dates need no quotes); `null`: discovered from each region's imagery")
     regions: list[RegionConfig] = Field(min_length=1, description="the monitored regions")
     guards: MonitorGuardsConfig = Field(default_factory=MonitorGuardsConfig, description="guards against false change")
-    segment: SegmentConfig = Field(default_factory=SegmentConfig, description="model, tiling, runtime of segmentation")
-    block_size: int = Field(BLOCK_SIZE, ge=16, description="change detection window side, pixels")
+    segment: SegmentConfig = Field(default_factory=SegmentConfig, description="any `geoseg segment` key (`model`, `bands`, `tile_size`, `runtime`, `outputs`, ...) except `inputs`, `output`, `aoi`")
+    block_size: int = Field(BLOCK_SIZE, ge=16, description="change detection window, px")
 
     @field_validator("segment")
     @classmethod
@@ -290,6 +290,39 @@ class MonitorConfig(Strict):
             raise ValueError("guards.min_confidence needs the confidence rasters: set segment.outputs.confidence: "
                              "true, or guards.min_confidence: 0")
         return self
+
+
+# --------------------------------------------------------------------------- documentation
+
+DOC_TABLES: dict[str, tuple[type[BaseModel], str]] = {}
+"""Tables of ``docs/configuration.md``: marker name -> (model, key prefix); see :func:`markdown_table`."""
+
+
+def markdown_table(model: type[BaseModel], prefix: str = "") -> str:
+    """A Markdown table ``key | default | meaning`` of ``model``'s fields, from their ``Field`` descriptions.
+
+    A field that is itself a config section points to its own table instead of a default.
+    """
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        section = isinstance(ann, type) and issubclass(ann, BaseModel)
+        if section:
+            default = "(section)"
+        elif f.is_required():
+            default = "required"
+        else:
+            value = f.get_default(call_default_factory=True)
+            default = f"`{_yaml_scalar(value)}`"
+        meaning = (f.description or "").replace("|", "\\|")
+        rows.append(f"| `{prefix}{name}` | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...").strip()
 
 
 def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
@@ -321,7 +354,7 @@ def validate(data: dict[str, Any], model: type[M], source: str) -> M:
         lines = []
         for e in exc.errors():
             loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-            msg = "unknown key (check the spelling; see the README for valid keys)" if e["type"] == "extra_forbidden" else e["msg"]
+            msg = "unknown key (check the spelling; valid keys: docs/configuration.md)" if e["type"] == "extra_forbidden" else e["msg"]
             lines.append(f"  {loc}: {msg}")
         raise ConfigError(f"config {source}: invalid\n" + "\n".join(lines)) from exc
 
@@ -332,3 +365,18 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
+
+
+DOC_TABLES.update({
+    "SegmentConfig": (SegmentConfig, ""),
+    "RuntimeConfig": (RuntimeConfig, "runtime."),
+    "OutputConfig": (OutputConfig, "outputs."),
+    "TrainConfig": (TrainConfig, ""),
+    "TrainSceneConfig": (TrainSceneConfig, "scenes[]."),
+    "ValidationConfig": (ValidationConfig, "validation."),
+    "TrainerConfig": (TrainerConfig, "trainer."),
+    "ChangeConfig": (ChangeConfig, ""),
+    "MonitorConfig": (MonitorConfig, ""),
+    "RegionConfig": (RegionConfig, "regions[]."),
+    "MonitorGuardsConfig": (MonitorGuardsConfig, "guards."),
+})
