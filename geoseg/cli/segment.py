@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -56,18 +55,15 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
     }
     cfg = load_yaml(config_path, SegmentConfig, overrides)
     summary = run_segment(cfg, progress=ctx.obj["progress"])
-    m = summary.manifest
-    t = m["tiles"]
-    px = sum(i["width"] * i["height"] for i in m["inputs"])
-    secs = m["timings_s"]["total"]
-    click.echo(f"geoseg segment: {len(m['inputs'])} input(s), {t['processed']} tiles processed "
-               f"({t['resumed']} resumed from an interrupted run), "
-               f"{t['skipped']} skipped (nodata), {t['outside_aoi']} outside AOI, {t['failed']} failed")
-    click.echo(f"  {px / 1e6:.2f} Mpx in {secs:.1f} s on {m['runtime']} (tiles stage {m['timings_s'].get('tiles', 0):.1f} s)")
-    stats = json.loads(storage.read_bytes(storage.join(summary.output_dir, "stats.json")))
-    for stem, s in stats["inputs"].items():
-        parts = ", ".join(f"{r['class_name']} {r['area_ha']:.1f} ha ({r['percent']:.1f}%)" for r in s["classes"])
-        click.echo(f"  {stem}: {parts}")
+    t = summary.tiles
+    click.echo(f"geoseg segment: {len(summary.inputs)} input(s), {t.processed} tiles processed "
+               f"({t.resumed} resumed from an interrupted run), "
+               f"{t.skipped} skipped (nodata), {t.outside_aoi} outside AOI, {t.failed} failed")
+    click.echo(f"  {summary.pixels / 1e6:.2f} Mpx in {summary.timings['total']:.1f} s on {summary.runtime} "
+               f"(tiles stage {summary.timings.get('tiles', 0):.1f} s)")
+    for i in summary.inputs:
+        parts = ", ".join(f"{r.class_name} {r.area_ha:.1f} ha ({r.percent:.1f}%)" for r in i.classes)
+        click.echo(f"  {i.stem}: {parts}")
     where = summary.output_dir if storage.is_remote(summary.output_dir) else Path(summary.output_dir).resolve()
     click.echo(f"outputs in {where}:")
     for f in summary.files:

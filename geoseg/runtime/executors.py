@@ -14,9 +14,9 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from geoseg.config import RuntimeConfig
 from geoseg.errors import ConfigError
@@ -44,6 +44,27 @@ class TaskOutcome:
     results: list[TileResult] | None
     error: str | None = None
     attempts: int = 1
+
+
+class Executor(Protocol):
+    """What the segment job needs of an executor (:class:`LocalExecutor`, :class:`RayExecutor`)."""
+
+    description: str
+
+    def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = ...) -> Iterator[TaskOutcome]:
+        """Yield one outcome per task, in any order."""
+        ...
+
+    def release_actors(self) -> None: ...
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterable[Any]:
+        """An ordered, lazy map for the write stage (see :data:`geoseg.vector.blocks.MapFn`)."""
+        ...
+
+    @property
+    def cpus(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class LocalExecutor:
@@ -313,7 +334,7 @@ def _last_line(exc: Exception) -> str:
     return lines[-1]
 
 
-def make_executor(payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int):
+def make_executor(payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int) -> Executor:
     """``LocalExecutor`` when ``runtime.local`` is set, else a ``RayExecutor``."""
     if runtime.local:
         return LocalExecutor(payload, device, runtime.threads_per_worker, batch_size)

@@ -1,0 +1,101 @@
+"""Planning a segment run on the driver: per input, its grid, bands, scene statistics and tiles.
+
+Only the header and a decimated read of each input are touched here; the pixels are
+read later by the executors, window by window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from geoseg.config import SegmentConfig
+from geoseg.errors import AOIError, ConfigError, InputError
+from geoseg.io.inputs import SceneInput
+from geoseg.io.raster import RasterInfo, box_intersects, load_aoi, open_raster, resolve_bands
+from geoseg.model.checkpoint import Checkpoint
+from geoseg.model.normalization import scene_stats
+from geoseg.model.predict import SceneJob
+from geoseg.tiling import Tile, TileGrid
+
+
+@dataclass(frozen=True, slots=True)
+class Tiling:
+    """The tile geometry of a run: model input side and halo, pixels."""
+
+    tile_size: int
+    halo: int
+
+    @classmethod
+    def resolve(cls, cfg: SegmentConfig, ckpt: Checkpoint) -> Tiling:
+        """The config's values, else the model card's."""
+        return cls(cfg.tile_size or ckpt.card.tile_size, cfg.halo if cfg.halo is not None else ckpt.card.halo)
+
+
+@dataclass
+class ScenePlan:
+    """One input: where it is, its grid, its tiles (those still to compute), and what its worker job needs."""
+
+    path: str
+    stem: str
+    info: RasterInfo
+    grid: TileGrid
+    job: SceneJob
+    tiles: list[Tile]
+    outside_aoi: int = 0
+
+
+def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: Tiling) -> ScenePlan:
+    """Open the scene (header and a decimated read only), choose bands, scene stats, tiles."""
+    card = ckpt.card
+    path = scene.path
+    with open_raster(path) as src:
+        info = RasterInfo.from_dataset(path, src)
+        if info.acquired is None and scene.acquired:
+            info = dataclasses.replace(info, acquired=scene.acquired[:10])
+        wanted = cfg.bands if cfg.bands is not None else card.bands
+        if len(wanted) != len(card.bands):
+            raise ConfigError(
+                f"bands: {len(wanted)} band(s) {wanted} given but model {card.name} takes {len(card.bands)} "
+                f"({', '.join(card.bands)}); pass one band per model input, in that order"
+            )
+        idx = resolve_bands(info, list(wanted))
+        stats = scene_stats(src, idx, card.normalization)
+    if info.grid.crs is None:
+        raise InputError(f"{path}: has no CRS; outputs must be georeferenced, so assign one (e.g. with rio edit-info)")
+    aoi = load_aoi(cfg.aoi, info.grid.crs) if cfg.aoi else None
+    grid = TileGrid(info.grid.width, info.grid.height, tiling.tile_size, tiling.halo)
+    tiles = list(grid)
+    outside = 0
+    if aoi is not None:
+        kept = [t for t in tiles if box_intersects(aoi, t.core, info.grid)]
+        outside = len(tiles) - len(kept)
+        if not kept:
+            raise AOIError(f"AOI {cfg.aoi} does not overlap {path}; check the AOI and its CRS")
+        tiles = kept
+    job = SceneJob(path, idx, stats, info.grid, aoi)
+    return ScenePlan(path, scene.stem, info, grid, job, tiles, outside)
+
+
+def journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tiling: Tiling, device: str) -> dict[str, Any]:
+    """What the journaled tiles depend on, and nothing that differs between two runs of the same job.
+
+    Inputs and their grids/bands/stats, model weights and card (classes, normalisation,
+    architecture), the device setting (CPU fp32 and GPU fp16 results differ), tiling, and
+    per scene the AOI *geometry* in the raster's CRS (an AOI file edited in place changes
+    the masks of the tiles; the same AOI under another path does not).
+    """
+
+    def aoi(p: ScenePlan) -> str | None:
+        return hashlib.sha256(p.job.aoi.wkb).hexdigest() if p.job.aoi is not None else None
+
+    return {
+        "model": ckpt.weights_sha256, "card": hashlib.sha256(ckpt.card.model_dump_json().encode()).hexdigest(),
+        "device": device, "tile_size": tiling.tile_size, "halo": tiling.halo,
+        "scenes": [{"path": p.path, "size": [p.info.grid.width, p.info.grid.height],
+                    "transform": list(p.info.grid.transform)[:6],
+                    "crs": p.info.grid.crs.to_string() if p.info.grid.crs else None, "bands": p.job.band_indexes,
+                    "stats": p.job.stats.to_dict(), "aoi": aoi(p), "tiles": [t.index for t in p.tiles]} for p in plans],
+    }
