@@ -41,6 +41,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from geoseg.change.report import GUARDS, ChangeReport
 from geoseg.config import PERIOD_FORMAT, ChangeConfig, MonitorConfig, RegionConfig
 from geoseg.errors import ConfigError, GeosegError, InputError
 from geoseg.io import storage
@@ -142,32 +143,29 @@ def _compare_periods(region: RegionConfig, cfg: MonitorConfig, store, res: Regio
         r = result.report
         summary = summary_row(r, confirm)
         polygons = store.read_polygons(storage.join(out, "change_polygons.gpkg"), POLYGON_LAYER)
-        transitions = [{k: t[k] for k in ("from_class", "to_class", "pixels", "area_ha")} for t in r["transitions"]]
+        transitions = [{k: t[k] for k in ("from_class", "to_class", "pixels", "area_ha")} for t in r.document["transitions"]]
         store.record_change(region.name, before, after, polygons, transitions, summary, {
             "before": before, "confirm": confirm or None, "dir": "/".join(("regions", region.name, "changes", storage.name(out))),
             "processed": datetime.now(UTC).isoformat()})
         res.changes.append({"before": before, "after": after, **summary})
 
 
-def summary_row(report: dict, confirm: list[str]) -> dict:
+def summary_row(report: ChangeReport, confirm: list[str]) -> dict:
     """One history row of a change report: areas (ha), named change types, guard removals.
 
     ``confirm``: the periods that confirmed the change (persistence guard), joined by ``,``.
     """
-    g = report["guards"]
     return {
         "confirm_period": ",".join(confirm),
-        "valid_ha": report["valid"]["area_ha"],
-        "unchanged_ha": report["unchanged"]["area_ha"],
-        "changed_ha": report["changed"]["area_ha"],
-        "uncertain_ha": report["uncertain"]["area_ha"],
-        **{f"{k}_ha": v["area_ha"] for k, v in report["change_types"].items()},
-        "removed_confidence_ha": g["confidence"]["removed"]["area_ha"],
-        "removed_persistence_ha": g["persistence"]["removed"]["area_ha"],
-        "removed_mmu_ha": g["mmu"]["removed"]["area_ha"],
-        "nodata_before_ha": report["nodata_excluded"]["before"]["area_ha"],
-        "nodata_after_ha": report["nodata_excluded"]["after"]["area_ha"],
-        "polygons": report["polygons"]["count"],
+        "valid_ha": report.valid.area_ha,
+        "unchanged_ha": report.unchanged.area_ha,
+        "changed_ha": report.changed.area_ha,
+        "uncertain_ha": report.uncertain.area_ha,
+        **{f"{k}_ha": v.area_ha for k, v in report.change_types.items()},
+        **{f"removed_{k}_ha": report.removed[k].area_ha for k in GUARDS},
+        "nodata_before_ha": report.nodata_before.area_ha,
+        "nodata_after_ha": report.nodata_after.area_ha,
+        "polygons": report.polygons,
     }
 
 

@@ -62,12 +62,10 @@ def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, c
                            after_confidence=after_confidence, segment_cfg=seg, overwrite=overwrite,
                            options=opts, progress=ctx.obj["progress"])
     r = result.report
-    click.echo(f"geoseg change: valid {r['valid']['area_ha']:.2f} ha, changed {r['changed']['area_ha']:.2f} ha, "
-               f"uncertain {r['uncertain']['area_ha']:.2f} ha; nodata excluded: before "
-               f"{r['nodata_excluded']['before']['area_ha']:.2f} ha, after {r['nodata_excluded']['after']['area_ha']:.2f} ha")
-    g = r["guards"]
-    click.echo(f"  removed by guards: confidence {g['confidence']['removed']['area_ha']:.2f} ha, persistence "
-               f"{g['persistence']['removed']['area_ha']:.2f} ha, mmu {g['mmu']['removed']['area_ha']:.2f} ha")
-    click.echo("  " + ", ".join(f"{k} {v['area_ha']:.2f} ha" for k, v in r["change_types"].items()))
+    click.echo(f"geoseg change: valid {r.valid.area_ha:.2f} ha, changed {r.changed.area_ha:.2f} ha, "
+               f"uncertain {r.uncertain.area_ha:.2f} ha; nodata excluded: before "
+               f"{r.nodata_before.area_ha:.2f} ha, after {r.nodata_after.area_ha:.2f} ha")
+    click.echo("  removed by guards: " + ", ".join(f"{k} {a.area_ha:.2f} ha" for k, a in r.removed.items()))
+    click.echo("  " + ", ".join(f"{k} {a.area_ha:.2f} ha" for k, a in r.change_types.items()))
     where = result.output_dir if "://" in result.output_dir else Path(result.output_dir).resolve()
     click.echo(f"outputs in {where}: " + ", ".join(Path(f).name for f in result.files))
