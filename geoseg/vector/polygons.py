@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,7 +115,7 @@ def vectorize_blocks(
             remap = mmu_pass(path, block_size, mmu_m2, ctx, map_fn) if mmu_m2 > 0 else None
             inst = InstanceWriter(instance_path, ctx.grid, block_size, overwrite) if instance_path else None
             try:
-                yield from _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, inst, map_fn)
+                yield from _vectorize_pass(path, confidence, block_size, simplify_m, remap, ctx, inst, map_fn)
                 if inst:
                     inst.finish()
             finally:
@@ -262,15 +262,28 @@ def vectorize_block(task: BlockTask) -> BlockResult:
     return BlockResult(blk.edges(), npix, csum, ccnt, geoms, blk.labels if task.keep_labels else None, nodata_geoms)
 
 
-def _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, inst, map_fn: MapFn = map):
-    W, H = src.width, src.height
-    joiner = Joiner(W, H)
-    frags: dict[int, _Frag] = {}
+@dataclass
+class _Pass:
+    """The state of the vectorizing pass: seam join, open fragments, simplification, outputs."""
+
+    ctx: RegionContext
+    joiner: Joiner
+    tol_px: float
+    inst: InstanceWriter | None
+    n_rows: int
+    frags: dict[int, _Frag] = field(default_factory=dict)
+
+
+def _vectorize_pass(path: str | Path, confidence: str | Path | None, block_size: int, simplify_m: float,
+                    remap: Remap | None, ctx: RegionContext, inst: InstanceWriter | None,
+                    map_fn: MapFn = map) -> Iterator[GeoDataFrame]:
+    W, H = ctx.grid.width, ctx.grid.height
     tol_px = 0.0
     if simplify_m > 0:
         mid = ctx.row_area_m2(PixelBox(0, H // 2, 1, 1))[0]
         tol_px = simplify_m / float(np.sqrt(mid))
     rows = list(block_rows(W, H, block_size))
+    state = _Pass(ctx, Joiner(W, H), tol_px, inst, len(rows))
     tasks = (BlockTask(path, box, W, confidence=confidence,
                        remap=remap.for_box(box, W) if remap is not None else None,
                        keep_labels=bool(tol_px) or inst is not None, nodata_polygons=bool(tol_px))
@@ -278,14 +291,15 @@ def _vectorize_pass(path, src, confidence, block_size, simplify_m, remap, ctx, i
     results = iter(map_fn(vectorize_block, tasks))
     try:
         for bi, row in enumerate(rows):
-            yield from _vectorize_row(bi, row, len(rows), results, joiner, frags, tol_px, ctx, inst)
+            yield from _vectorize_row(state, bi, row, results)
     finally:
         close_map(results)
 
 
-def _vectorize_row(bi, row, n_rows, results, joiner, frags, tol_px, ctx, inst):
+def _vectorize_row(state: _Pass, bi: int, row: list[PixelBox], results: Iterator[BlockResult]) -> Iterator[GeoDataFrame]:
     """Join, emit and (when simplifying) simplify block row ``bi`` from its blocks' results."""
-    last = bi == n_rows - 1
+    joiner, frags, tol_px, ctx, inst = state.joiner, state.frags, state.tol_px, state.ctx, state.inst
+    last = bi == state.n_rows - 1
     strip = RegionBatch()  # standalone fragments of this block row (held back only when simplifying)
     nodata_geoms, strip_blocks = [], []
     for box in row:
