@@ -141,7 +141,7 @@ def agreement(tile_sizes: list[tuple[int, int]]) -> list[dict]:
             with rasterio.open(crop) as src:
                 info = RasterInfo.from_dataset(str(crop), src)
                 idx = resolve_bands(info, ck.card.bands)
-                data, valid = read_window(src, idx, info.box)
+                data, valid = read_window(src, idx, info.grid.box)
                 x = apply(data, scene_stats(src, idx, ck.card.normalization), ck.card.normalization)
             ref = np.where(valid, pr.classify(x[None])[0][0], 255)
             for ts, halo in tile_sizes:

@@ -48,7 +48,7 @@ def main() -> None:
         with rasterio.open(SAMPLE / name) as src:
             info = RasterInfo.from_dataset(name, src)
             idx = resolve_bands(info, ck.card.bands)
-            x = apply(read_window(src, idx, info.box)[0], scene_stats(src, idx, ck.card.normalization), ck.card.normalization)
+            x = apply(read_window(src, idx, info.grid.box)[0], scene_stats(src, idx, ck.card.normalization), ck.card.normalization)
         a, _ = cpu.classify(x[None])
         b, _ = gpu.classify(x[None])
         res["amp_vs_fp32"][name] = float((a == b).mean())

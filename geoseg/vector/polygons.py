@@ -324,7 +324,7 @@ def _vectorize_row(state: _Pass, bi: int, row: list[PixelBox], results: Iterator
         if not tol_px:
             yield from strip.emit(ctx)
     if tol_px:
-        _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px)
+        _simplify_row(state, bi, strip, nodata_geoms, strip_blocks)
     rows_out = []  # regions that end in this block row: (pid, class, geometry, pixels, conf sum, conf count)
     for members in joiner.end_row(last):
         parts = [frags.pop(m) for m in members]
@@ -346,9 +346,10 @@ def _vectorize_row(state: _Pass, bi: int, row: list[PixelBox], results: Iterator
     yield from closed.emit(ctx, simplified=bool(tol_px))
 
 
-def _simplify_row(joiner, frags, strip, nodata_geoms, strip_blocks, bi, tol_px) -> None:
+def _simplify_row(state: _Pass, bi: int, strip: RegionBatch, nodata_geoms: list, strip_blocks: list) -> None:
     """Simplify block row ``bi`` as one coverage of pieces: its standalone fragments, one
     piece per open region (the union of its fragments in this row) and one for nodata."""
+    joiner, frags, tol_px = state.joiner, state.frags, state.tol_px
     by_root: dict[int, list[int]] = {}
     for root, members in joiner.uf.members.items():
         mine = [m for m in members if frags[m].strip == bi and frags[m].geom is not None]
