@@ -30,10 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_segment import DEFAULT_SCENE, build_mosaic
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_job(address: str | None, mosaic: Path, out: Path, extra: list[str]) -> dict:

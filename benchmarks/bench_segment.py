@@ -64,7 +64,7 @@ def run_with_peak_rss(cmd: list[str], env: dict) -> tuple[float, int, subprocess
         nonlocal peak
         while not stop.is_set():
             try:
-                procs = [proc] + proc.children(recursive=True)
+                procs = [proc, *proc.children(recursive=True)]
                 peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
             except psutil.Error:
                 pass
@@ -84,10 +84,10 @@ def model_loop(vrt: Path, tile_size: int, halo: int, batch: int, threads: int) -
     """The same tiles through the model in this process: reads and normalisation excluded from the timing."""
     import torch
 
+    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
     from geoseg.model.checkpoint import load_checkpoint
     from geoseg.model.normalization import apply, scene_stats
     from geoseg.model.predict import Predictor
-    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
     from geoseg.tiling import TileGrid
 
     torch.set_num_threads(threads)
@@ -97,7 +97,7 @@ def model_loop(vrt: Path, tile_size: int, halo: int, batch: int, threads: int) -
         info = RasterInfo.from_dataset(str(vrt), src)
         idx = resolve_bands(info, ck.card.bands)
         stats = scene_stats(src, idx, ck.card.normalization)
-        grid = TileGrid(info.width, info.height, tile_size, halo)
+        grid = TileGrid(info.grid.width, info.grid.height, tile_size, halo)
         tiles = list(grid)
         # the model sees every tile once; to keep memory small we time batches as they are read
         pr.classify(np.zeros((1, len(idx), tile_size, tile_size), np.float32))  # warm-up
@@ -108,7 +108,7 @@ def model_loop(vrt: Path, tile_size: int, halo: int, batch: int, threads: int) -
             t0 = time.perf_counter()
             pr.classify(x)
             seconds += time.perf_counter() - t0
-    px = info.width * info.height
+    px = info.grid.width * info.grid.height
     return {"tiles": len(tiles), "seconds": seconds, "mpx_s": px / seconds / 1e6}
 
 
@@ -120,11 +120,11 @@ def agreement(tile_sizes: list[tuple[int, int]]) -> list[dict]:
     from rasterio.windows import Window
 
     from geoseg.config import SegmentConfig
+    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
     from geoseg.model.checkpoint import load_checkpoint
     from geoseg.model.normalization import apply, scene_stats
-    from geoseg.segment.pipeline import segment
     from geoseg.model.predict import Predictor
-    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
+    from geoseg.segment.pipeline import segment
 
     ck = load_checkpoint(None)
     pr = Predictor.from_checkpoint(ck, "cpu")
@@ -152,7 +152,7 @@ def agreement(tile_sizes: list[tuple[int, int]]) -> list[dict]:
                 with rasterio.open(out / f"{crop.stem}_classes.tif") as c:
                     tiled = c.read(1)
                 v = ref != 255
-                rows.append({"scene": name, "size": f"{info.width}x{info.height}", "tile_size": ts, "halo": halo,
+                rows.append({"scene": name, "size": f"{info.grid.width}x{info.grid.height}", "tile_size": ts, "halo": halo,
                              "agreement": round(float((tiled[v] == ref[v]).mean()), 5)})
     return rows
 

@@ -26,6 +26,7 @@ plus N times the largest worker's (an upper bound of the total).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -128,10 +129,8 @@ def spawn(spec: dict, mem_limit: int, timeout: float) -> dict:
                         stderr=subprocess.PIPE, text=True, cwd=REPO)
     t0, peak, killed = time.perf_counter(), 0, None
     while proc.poll() is None:
-        try:
+        with contextlib.suppress(psutil.Error):
             peak = max(peak, proc.memory_info().rss)
-        except psutil.Error:
-            pass
         if peak > mem_limit:
             proc.kill()
             killed = f"killed: RSS > {mem_limit / 2**30:.0f} GiB"

@@ -23,11 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_segment import build_mosaic
 from geoseg.config import SegmentConfig
+from geoseg.io.raster import RasterInfo, read_window, resolve_bands
 from geoseg.model.checkpoint import load_checkpoint
 from geoseg.model.normalization import apply, scene_stats
-from geoseg.segment.pipeline import segment
 from geoseg.model.predict import Predictor
-from geoseg.io.raster import RasterInfo, read_window, resolve_bands
+from geoseg.segment.pipeline import segment
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"

@@ -149,7 +149,7 @@ class ValidationConfig(Strict):
             if c < 0 or r < 0 or w < 1 or h < 1 or c + w > width or r + h > height:
                 raise TrainingError(f"validation.block {list(self.block)} is not inside the {width}x{height} scene")
             return PixelBox(c, r, w, h)
-        n_cols, n_rows = int(round(width * self.fraction)), int(round(height * self.fraction))
+        n_cols, n_rows = round(width * self.fraction), round(height * self.fraction)
         return {
             "left": PixelBox(0, 0, n_cols, height),
             "right": PixelBox(width - n_cols, 0, n_cols, height),

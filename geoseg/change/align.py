@@ -142,6 +142,7 @@ def common_grid(choice: str, dates: dict[str, DateMap]) -> GeoGrid:
         raise ConfigError(f"grid {choice!r}: give 'after', 'before' or the path of a raster whose grid to use")
     else:
         grid = read_grid(choice)
+    assert grid.crs is not None  # read_grid refuses a raster without a CRS
     if not grid.crs.is_geographic:
         from pyproj import CRS
 

@@ -207,7 +207,8 @@ class _Comparison:
         write_transitions_csv(staging.path("transitions.csv"), doc["transitions"])
         return doc
 
-    def pass1(self, box: PixelBox, row_area: np.ndarray, readers: _Readers) -> tuple[np.ndarray, ...]:
+    def pass1(self, box: PixelBox, row_area: np.ndarray,
+              readers: _Readers) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Pass 1 on one block: raw codes (change, 0, 254, 255), table diagonal and guard removals.
 
         Returns ``(raw, before classes, after classes, before confidence, after confidence)``.
@@ -226,6 +227,7 @@ class _Comparison:
         changed = valid & (b != a)
         low = np.zeros_like(changed)
         if P > 0:
+            assert cb is not None and ca is not None  # detect_change requires both confidences for the guard
             low = changed & ((cb < P) | (ca < P) | (cb == CLASS_NODATA) | (ca == CLASS_NODATA))
         reverted, unconfirmed = np.zeros_like(changed), np.zeros_like(changed)
         cand = changed & ~low

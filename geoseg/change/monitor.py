@@ -184,10 +184,10 @@ def discover(imagery: str, periods: list[str] | None = None, *, stac_asset: str 
     elif "{period}" in imagery:
         if periods is not None:
             out = {p: imagery.replace("{period}", p) for p in periods}
-            missing = [(p, u) for p, u in out.items() if not storage.exists(u)]
-            if missing:
-                p, u = missing[0]
-                raise InputError(f"no image for period {p}: {u} does not exist ({len(missing)} of {len(out)} periods "
+            absent = [(p, u) for p, u in out.items() if not storage.exists(u)]
+            if absent:
+                p, u = absent[0]
+                raise InputError(f"no image for period {p}: {u} does not exist ({len(absent)} of {len(out)} periods "
                                  "missing); add the image or remove the period from `periods`")
             return dict(sorted(out.items()))
         found = _from_pattern(imagery)

@@ -98,6 +98,7 @@ class Patches:
         keys, stats, members_small = [], [], []
         for members in self.joiner.end_row(last):
             total = sum(self.open.pop(m)[1] for m in members)
+            assert isinstance(total, np.ndarray)  # a closed region has at least one member
             if total[0] < self.mmu_m2:
                 members_small.append(np.array(members, np.int64))
                 self.small_patches += 1

@@ -118,6 +118,7 @@ def report_document(tally: Tally, dates: dict[str, DateMap], grid: GeoGrid, lege
                     small_patches: int, polygons: int) -> dict[str, Any]:
     """The ``transitions.json`` document: dates, grid, areas, guard removals, the table, change types, legend."""
     table, removed, nodata = tally.table, tally.removed, tally.nodata
+    assert grid.crs is not None  # the common grid has a CRS (see align.read_grid)
     names = legend.class_names
     n = legend.n
     px, m2 = table.total()

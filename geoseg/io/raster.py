@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def acquisition_date(tags: dict) -> str | None:
     return None
 
 
-def resolve_bands(info: RasterInfo, wanted: list[str | int]) -> list[int]:
+def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
     """1-based band indexes for ``wanted`` names (band descriptions, case-insensitive) or indexes.
 
     Raises :class:`BandError` listing the bands the file has when one is missing.
@@ -116,7 +117,7 @@ def read_window(
     alpha, NaN for float rasters).
     """
     data = read_masked(src, band_indexes, window=box.to_window())
-    valid = ~np.ma.getmaskarray(data).any(axis=0)
+    valid = np.asarray(~np.ma.getmaskarray(data).any(axis=0))  # (rows, cols): data is (bands, rows, cols)
     arr = np.ma.getdata(data)
     if np.issubdtype(arr.dtype, np.floating):
         valid &= np.isfinite(arr).all(axis=0)

@@ -81,7 +81,7 @@ def _pixels_by_strips(src: rasterio.io.DatasetReader, band_indexes: list[int], f
 def stats_from_pixels(values: np.ndarray, norm: Normalization) -> BandStats:
     """Per-band percentiles of a ``(bands, n)`` array of valid pixel values."""
     lo, hi = np.percentile(values.astype(np.float64), [norm.low, norm.high], axis=1)
-    return BandStats(tuple(float(v) for v in lo), tuple(float(max(h - l, 1e-6)) for l, h in zip(lo, hi)))
+    return BandStats(tuple(float(v) for v in lo), tuple(float(max(h - lw, 1e-6)) for lw, h in zip(lo, hi)))
 
 
 def apply(data: np.ndarray, stats: BandStats, norm: Normalization) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from geoseg.io.raster import aoi_mask, open_raster, read_window
 from geoseg.model.checkpoint import Checkpoint, ModelCard
 from geoseg.model.normalization import BandStats, apply
 from geoseg.tiling import Tile
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,7 @@ class Predictor:
         the padding is cropped from the output.
         """
         torch = self._torch
-        b, c, h, w = batch.shape
+        _, _, h, w = batch.shape
         ph, pw = (-h) % 32, (-w) % 32
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         if ph or pw:
@@ -166,7 +170,7 @@ class TileProcessor:
 
         results: list[TileResult | None] = [None] * len(tiles)
         todo = []
-        for i, (tile, (data, valid)) in enumerate(zip(tiles, reads)):
+        for i, (tile, (_, valid)) in enumerate(zip(tiles, reads)):
             if not valid[tile.core_in_read()].any():
                 results[i] = TileResult(tile, None, None, np.zeros(ncls, np.int64), np.zeros(ncls), skipped=True)
             else:
@@ -186,10 +190,11 @@ class TileProcessor:
                     results[i] = _core_result(tiles[i], classes[k], conf[k], reads[i][1], job, ncls)
         t_pred = time.perf_counter() - t1
         per_tile = {"read": t_read / max(len(tiles), 1), "predict": t_pred / max(len(tiles), 1)}
-        return [
-            TileResult(r.tile, r.classes, r.confidence, r.counts, r.area_m2, r.skipped, per_tile)
-            for r in results  # type: ignore[union-attr]
-        ]
+        out = []
+        for r in results:
+            assert r is not None  # every tile was either skipped or predicted above
+            out.append(TileResult(r.tile, r.classes, r.confidence, r.counts, r.area_m2, r.skipped, per_tile))
+        return out
 
 
 def _core_result(tile: Tile, classes: np.ndarray, conf: np.ndarray, valid: np.ndarray, job: SceneJob,
@@ -212,4 +217,4 @@ class SceneJob:
     band_indexes: list[int]
     stats: BandStats
     grid: GeoGrid
-    aoi: object | None = None
+    aoi: BaseGeometry | None = None  # the AOI in the grid's CRS

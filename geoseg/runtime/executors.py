@@ -76,14 +76,15 @@ class LocalExecutor:
 
     def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 0) -> Iterator[TaskOutcome]:
         for task in tasks:
-            results, error, attempt = None, None, 0
-            for attempt in range(retries + 1):
+            results, error, attempts = None, None, 0
+            for _ in range(retries + 1):
+                attempts += 1
                 try:
                     results = self.processor.process(jobs[task.scene], list(task.tiles))
                     break
-                except Exception as exc:  # noqa: BLE001 - recorded per tile, reported at the end
+                except Exception as exc:  # recorded per tile, reported at the end
                     error = f"{type(exc).__name__}: {exc}"
-            yield TaskOutcome(task, results, None if results is not None else error, attempt + 1)
+            yield TaskOutcome(task, results, None if results is not None else error, attempts)
 
     def release_actors(self) -> None:
         pass
@@ -128,7 +129,7 @@ class RayExecutor:
         if use_gpu:
             n = runtime.num_workers or gpus
             # two concurrent calls per GPU actor: one reads and normalises while the other runs the model
-            options = {"num_gpus": 1, "num_cpus": 1, "max_concurrency": 2}
+            options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1, "max_concurrency": 2}
             dev = "cuda"
         else:
             n = runtime.num_workers or max(1, cpus // runtime.threads_per_worker)
@@ -313,7 +314,7 @@ class _TileActor:
         import ray
 
         os.environ.setdefault("GDAL_CACHEMAX", "64")
-        payload = ray.get(payload_ref[0])
+        payload: tuple[str, bytes] = ray.get(payload_ref[0])  # (model card JSON, safetensors bytes)
         self.processor = TileProcessor(Predictor.from_payload(*payload, device=device, threads=threads), batch_size)
 
     def ready(self) -> str:

@@ -46,5 +46,7 @@ def ray_ordered_map(fn: Callable[[T], R], items: Iterable[T], lookahead: int | N
         yield from map(fn, items)
         return
     here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    remote_fn = ray.remote(num_cpus=1, max_retries=2, scheduling_strategy=here)(fn)
-    yield from bounded_ordered_map(remote_fn.remote, ray.get, items, lookahead or 2 * cpus)
+    # ray's stubs list only placement-group strategies for `scheduling_strategy`
+    remote_fn = ray.remote(num_cpus=1, max_retries=2, scheduling_strategy=here)(fn)  # type: ignore[call-overload]
+    fetch: Callable[[Any], R] = ray.get  # one object ref -> its value
+    yield from bounded_ordered_map(remote_fn.remote, fetch, items, lookahead or 2 * cpus)

@@ -76,7 +76,10 @@ def evaluate(image: str, labels: str, output: str, model: str | None = None, cla
 def format_table(metrics: dict) -> str:
     """A plain-text table of per-class scores, mIoU and overall accuracy."""
     lines = [f"{'class':10s} {'IoU':>7s} {'prec':>7s} {'recall':>7s} {'F1':>7s} {'support':>10s}"]
-    fmt = lambda v: f"{v:7.3f}" if v is not None else "    n/a"
+
+    def fmt(v: float | None) -> str:
+        return f"{v:7.3f}" if v is not None else "    n/a"
+
     for name, m in metrics["per_class"].items():
         lines.append(f"{name:10s} {fmt(m['iou'])} {fmt(m['precision'])} {fmt(m['recall'])} {fmt(m['f1'])} {m['support']:10d}")
     lines.append(f"mIoU {fmt(metrics['miou']).strip()}   overall accuracy {fmt(metrics['overall_accuracy']).strip()}"

@@ -16,6 +16,7 @@ so the rerun retries only those.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -117,11 +118,12 @@ class TileJournal:
         }
         for i, (_, r) in enumerate(self._buffer):
             if not r.skipped:
+                assert r.classes is not None  # only skipped tiles carry no arrays
                 arrays[f"classes_{i}"] = r.classes
                 if r.confidence is not None:
                     arrays[f"confidence_{i}"] = r.confidence
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: a **dict might hold allow_pickle
         # names sort in write order, so a replay meets tiles in the order they finished
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
         storage.write_bytes(storage.join(self.root, name), buf.getvalue())
@@ -136,7 +138,5 @@ class TileJournal:
         storage.delete_tree(self.root)
         parent = storage.parent(self.root)
         if not storage.is_remote(parent):
-            try:  # drop the empty .geoseg-journal directory too
+            with contextlib.suppress(OSError):  # drop the empty .geoseg-journal directory too
                 os.rmdir(parent)
-            except OSError:
-                pass

@@ -133,6 +133,7 @@ def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str
              journal: TileJournal | None) -> RunSummary:
     """Write the run files, publish everything (manifest last), tidy up; the typed summary."""
     cfg = run.cfg
+    assert cfg.output is not None  # `segment` refuses a config without an output
     write_json(staging.path("manifest.json"), manifest)
     tables = {w.stem: class_table(w.counts, w.area_m2, run.ckpt.card.class_names) for w in run.writers}
     write_json(staging.path("stats.json"), stats_document(tables))

@@ -68,8 +68,10 @@ class SceneWriter:
             if r.skipped:
                 self.skipped += 1
                 continue
+            assert r.classes is not None  # only skipped tiles carry no arrays
             self._classes.write(r.tile.core, r.classes)
             if self._confidence is not None:
+                assert r.confidence is not None  # predicted tiles (and their journal copies) carry confidence
                 self._confidence.write(r.tile.core, r.confidence)
             self.counts += r.counts
             self.area_m2 += r.area_m2

@@ -6,6 +6,7 @@ import functools
 import os
 
 from geoseg.config import TrainConfig
+from geoseg.errors import TrainingError
 from geoseg.runtime.cluster import connect, shutdown
 
 
@@ -41,6 +42,8 @@ def train_on_ray(cfg: TrainConfig):
         result = trainer.fit()
         if result.error:
             raise result.error
+        if result.checkpoint is None:  # rank 0 reports one at the end of a successful fit
+            raise TrainingError("Ray Train finished without a checkpoint from rank 0")
         with result.checkpoint.as_directory() as d:
             ckpt = load_checkpoint(d)
             from safetensors.torch import load_file

@@ -82,12 +82,15 @@ def fit(cfg: TrainConfig, rank: int = 0, world: int = 1, prepare_model=None, dev
     net = build_network(card).to(device).to(memory_format=torch.channels_last)
     model = prepare_model(net) if prepare_model else net
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched: torch.optim.lr_scheduler.LRScheduler
     if cfg.steps >= 20:  # warm up over 10 % of the steps, then anneal
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     else:  # too few steps for a schedule (smoke runs)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(loss_w, dtype=torch.float32, device=device),
                                         ignore_index=CLASS_NODATA)
+    # the best evaluation so far: (val mIoU, state_dict on the CPU, (confusion matrix, per scene), step)
+    best: tuple[float, dict[str, torch.Tensor] | None, tuple[np.ndarray, dict[str, np.ndarray]] | None, int]
     best = (-1.0, None, None, 0)
     history = []
     bad_evals = 0
@@ -116,14 +119,16 @@ def fit(cfg: TrainConfig, rank: int = 0, world: int = 1, prepare_model=None, dev
                 if rank == 0:
                     log.info("early stop at step %d: no val mIoU gain in %d evaluations", step, cfg.patience)
                 break
-    if best[1] is None:
+    _, best_state, best_eval, best_step = best
+    if best_state is None:
         raise TrainingError("no evaluation produced a validation mIoU; check the labels of the validation blocks")
-    cm, per_scene = best[2]
+    assert best_eval is not None  # recorded together with best_state
+    cm, per_scene = best_eval
     _record_metrics(card, scenes, cm, per_scene)
     card.training = {
         "scenes": [s.model_dump() for s in cfg.scenes],
         "config": cfg.model_dump(mode="json"),
-        "best_step": best[3],
+        "best_step": best_step,
         "steps_run": step,
         "workers": world,
         "history": history,
@@ -131,7 +136,7 @@ def fit(cfg: TrainConfig, rank: int = 0, world: int = 1, prepare_model=None, dev
         "loss_class_weights": [round(float(v), 4) for v in loss_w],
         "torch": torch.__version__,
     }
-    return card, best[1]
+    return card, best_state
 
 
 def _agree_to_stop(stop: bool, world: int, device: str) -> bool:

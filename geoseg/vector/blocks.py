@@ -81,8 +81,8 @@ class Block:
         """What the seam join needs of this block: its border lines of labels and classes (copies)."""
         lab, cls = self.labels, self.classes
         return Edges(self.box, self.label_class, self.fid,
-                      tuple(a.copy() for a in (lab[0], lab[-1], lab[:, 0], lab[:, -1])),
-                      tuple(a.copy() for a in (cls[0], cls[-1], cls[:, 0], cls[:, -1])))
+                      (lab[0].copy(), lab[-1].copy(), lab[:, 0].copy(), lab[:, -1].copy()),
+                      (cls[0].copy(), cls[-1].copy(), cls[:, 0].copy(), cls[:, -1].copy()))
 
 
 @dataclass(slots=True)
@@ -157,6 +157,10 @@ class UnionFind:
         return members
 
 
+Seam = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""``(prev_fid, prev_cls, cur_fid, cur_cls)`` along one seam between blocks."""
+
+
 class Joiner:
     """Joins fragments across block seams; keeps only the seams' pixels (O(width + block_size))."""
 
@@ -167,12 +171,16 @@ class Joiner:
         self.top_cls = np.full(width, CLASS_NODATA, np.uint8)
         self.bot_fid = self.top_fid.copy()
         self.bot_cls = self.top_cls.copy()
-        self.left_fid = self.left_cls = None
+        self.left_fid: np.ndarray | None = None  # the previous block's right column (None at a row's start)
+        self.left_cls: np.ndarray | None = None
 
-    def seams(self, e: Edges):
+    def seams(self, e: Edges) -> list[Seam]:
         """``[(prev_fid, prev_cls, cur_fid, cur_cls)]`` for the left and top seams of block ``e`` (if internal)."""
-        b, out = e.box, []
+        b = e.box
+        out: list[Seam] = []
         if b.col > 0:
+            # blocks of a row are joined left to right, so `advance` saw the block on the left
+            assert self.left_fid is not None and self.left_cls is not None
             out.append((self.left_fid, self.left_cls, e.fid[e.lab[2]], e.cls[2]))
         if b.row > 0:
             sl = slice(b.col, b.col_stop)

@@ -31,8 +31,8 @@ class RegionContext:
 
     @classmethod
     def from_dataset(cls, path, src, class_names) -> RegionContext:
-        names = list(class_names) if class_names else class_names_from_raster(src)
-        names = tuple(names + ["unknown"] * (256 - len(names)))
+        given = list(class_names) if class_names else class_names_from_raster(src)
+        names = tuple(given + ["unknown"] * (256 - len(given)))
         tags = src.tags()
         # `source`: the imagery a geoseg class map was predicted from (its `source` tag), else the map itself
         return cls(tags.get("source") or str(path), GeoGrid.from_dataset(src), names, tags.get("model") or None,

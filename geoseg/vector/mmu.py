@@ -78,6 +78,7 @@ def mmu_block(task: BlockTask) -> MmuBlockResult:
     with open_raster(task.path) as src:
         classes = src.read(1, window=box.to_window())
     blk = label_block(classes, box, task.width)
+    assert task.row_area is not None, "mmu_block needs BlockTask.row_area"
     area = np.bincount(blk.labels.ravel(), weights=np.repeat(task.row_area, box.width), minlength=blk.n + 1)
     small = area < task.mmu_m2
     small[0] = False
@@ -106,7 +107,10 @@ def mmu_pass(path, block_size: int, mmu_m2: float, ctx: RegionContext, map_fn: M
 
     def record(fa, fb, ca, cb, sa, sb, cnt):
         for s, f1, f2, c2 in ((sa, fa, fb, cb), (sb, fb, fa, ca)):
-            e_src.append(f1[s]), e_dst.append(f2[s]), e_dcls.append(c2[s]), e_cnt.append(cnt[s])
+            e_src.append(f1[s])
+            e_dst.append(f2[s])
+            e_dcls.append(c2[s])
+            e_cnt.append(cnt[s])
 
     rows = list(block_rows(W, H, block_size))
     tasks = (BlockTask(path, box, W, row_area=ctx.row_area_m2(box), mmu_m2=float(mmu_m2))
@@ -114,7 +118,7 @@ def mmu_pass(path, block_size: int, mmu_m2: float, ctx: RegionContext, map_fn: M
     results = iter(map_fn(mmu_block, tasks))
     try:
         for bi, row in enumerate(rows):
-            left_small = None
+            left_small: np.ndarray | None = None
             for box in row:
                 res = next(results)
                 e, area, small = res.edges, res.area, res.small
@@ -125,8 +129,15 @@ def mmu_pass(path, block_size: int, mmu_m2: float, ctx: RegionContext, map_fn: M
                 if res.pairs is not None:
                     record(*res.pairs)
                 # edges across the left and top seams
-                prev_smalls = ([left_small] if box.col > 0 else []) + ([top_small[box.col:box.col_stop]] if box.row > 0 else [])
-                cur_smalls = ([small[e.lab[2]]] if box.col > 0 else []) + ([small[e.lab[0]]] if box.row > 0 else [])
+                prev_smalls: list[np.ndarray] = []
+                cur_smalls: list[np.ndarray] = []
+                if box.col > 0:
+                    assert left_small is not None  # set by the block on the left
+                    prev_smalls.append(left_small)
+                    cur_smalls.append(small[e.lab[2]])
+                if box.row > 0:
+                    prev_smalls.append(top_small[box.col:box.col_stop])
+                    cur_smalls.append(small[e.lab[0]])
                 for (pf, pc, cf, cc), ps, cs in zip(joiner.seams(e), prev_smalls, cur_smalls):
                     m = (pc != cc) & (pc != CLASS_NODATA) & (cc != CLASS_NODATA) & (ps | cs)
                     if m.any():
@@ -137,8 +148,11 @@ def mmu_pass(path, block_size: int, mmu_m2: float, ctx: RegionContext, map_fn: M
                     node_area[f], node_cls[f] = a, c
                 alone = ~is_node & small
                 alone[0] = False
-                small_fid.append(e.fid[alone]), small_comp.append(e.fid[alone])
-                comp_id.append(e.fid[alone]), comp_cls.append(e.label_class[alone]), comp_area.append(area[alone])
+                small_fid.append(e.fid[alone])
+                small_comp.append(e.fid[alone])
+                comp_id.append(e.fid[alone])
+                comp_cls.append(e.label_class[alone])
+                comp_area.append(area[alone])
                 left_small = small[e.lab[3]]
                 bot_small[box.col:box.col_stop] = small[e.lab[1]]
                 joiner.advance(e)
@@ -148,8 +162,11 @@ def mmu_pass(path, block_size: int, mmu_m2: float, ctx: RegionContext, map_fn: M
                 for m in members:
                     del node_cls[m]
                 if total < mmu_m2:
-                    small_fid.append(np.array(members, np.int64)), small_comp.append(np.full(len(members), min(members)))
-                    comp_id.append(np.array([min(members)])), comp_cls.append(np.array([cls])), comp_area.append(np.array([total]))
+                    small_fid.append(np.array(members, np.int64))
+                    small_comp.append(np.full(len(members), min(members)))
+                    comp_id.append(np.array([min(members)]))
+                    comp_cls.append(np.array([cls]))
+                    comp_area.append(np.array([total]))
             top_small, bot_small = bot_small, top_small
             bot_small.fill(False)
     finally:

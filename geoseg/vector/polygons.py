@@ -244,6 +244,8 @@ def vectorize_block(task: BlockTask) -> BlockResult:
     blk = label_block(classes, box, task.width)
     flat = blk.labels.ravel()
     npix = np.bincount(flat, minlength=blk.n + 1)
+    csum: np.ndarray  # confidence sum and count per label (float64)
+    ccnt: np.ndarray
     if task.confidence is not None:
         with open_raster(task.confidence) as conf_src:
             conf_nodata = conf_src.nodata if conf_src.nodata is not None else CLASS_NODATA
@@ -318,7 +320,9 @@ def _vectorize_row(state: _Pass, bi: int, row: list[PixelBox], results: Iterator
         alone[0] = False
         strip.add(e.fid[alone] + 1, e.label_class[alone], geoms[alone], npix[alone], csum[alone], ccnt[alone])
         if inst is not None:
-            inst.write(box, np.where(res.labels > 0, e.fid[res.labels] + 1, 0).astype(np.uint32))
+            labels = res.labels
+            assert labels is not None  # keep_labels is set when there is an instance raster
+            inst.write(box, np.where(labels > 0, e.fid[labels] + 1, 0).astype(np.uint32))
         joiner.advance(e)
         del res, geoms
         if not tol_px:
@@ -329,19 +333,19 @@ def _vectorize_row(state: _Pass, bi: int, row: list[PixelBox], results: Iterator
     for members in joiner.end_row(last):
         parts = [frags.pop(m) for m in members]
         pid = min(members) + 1
-        geoms = [p.geom for p in parts if p.geom is not None]
+        part_geoms = [p.geom for p in parts if p.geom is not None]
         for p in parts:
             p.geom = None
-        rows_out.append((pid, parts[0].cls, geoms[0] if len(geoms) == 1 else union_pieces(geoms),
+        rows_out.append((pid, parts[0].cls, part_geoms[0] if len(part_geoms) == 1 else union_pieces(part_geoms),
                          sum(p.npix for p in parts), sum(p.csum for p in parts), sum(p.ccnt for p in parts)))
         if inst is not None and len(members) > 1:
             inst.remap(np.array(members, np.int64) + 1, pid)
     closed = RegionBatch()
     if rows_out:
-        pid, cls, geom, npix, csum, ccnt = zip(*rows_out)
-        closed.add(np.array(pid, np.int64), np.array(cls, np.uint8), np.array(geom, dtype=object),
-                   np.array(npix), np.array(csum, np.float64), np.array(ccnt, np.float64))
-        del rows_out, geom
+        c_pid, c_cls, c_geom, c_npix, c_csum, c_ccnt = zip(*rows_out)
+        closed.add(np.array(c_pid, np.int64), np.array(c_cls, np.uint8), np.array(c_geom, dtype=object),
+                   np.array(c_npix), np.array(c_csum, np.float64), np.array(c_ccnt, np.float64))
+        del rows_out, c_geom
     yield from strip.emit(ctx, simplified=bool(tol_px))
     yield from closed.emit(ctx, simplified=bool(tol_px))
 
@@ -363,9 +367,9 @@ def _simplify_row(state: _Pass, bi: int, strip: RegionBatch, nodata_geoms: list,
     if len(pieces) == 0:
         return
     # piece index of every pixel of the row, to find where pieces must share a vertex
-    keys = [strip.ids() - 1] + [np.array(ms, np.int64) for ms in by_root.values()]
-    vals = [np.arange(len(alone))] + [np.full(len(ms), len(alone) + i) for i, ms in enumerate(by_root.values())]
-    keys, vals = np.concatenate(keys), np.concatenate(vals)
+    key_parts = [strip.ids() - 1] + [np.array(ms, np.int64) for ms in by_root.values()]
+    val_parts = [np.arange(len(alone))] + [np.full(len(ms), len(alone) + i) for i, ms in enumerate(by_root.values())]
+    keys, vals = np.concatenate(key_parts), np.concatenate(val_parts)
     order = np.argsort(keys)
     keys, vals = keys[order], vals[order]
     r0 = strip_blocks[0][0].row

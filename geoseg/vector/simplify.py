@@ -63,7 +63,9 @@ def t_junctions(piece_map: np.ndarray, row0: int):
                                                (a, c, b, d, False), (b, d, a, c, False)):
         hit = (owner == partner) & (o1 != o2) & (o1 != owner) & (o2 != owner)
         i, j = np.nonzero(hit)
-        pieces.append(owner[i, j]), xs.append(j + 1), ys.append(i + 1 + row0)
+        pieces.append(owner[i, j])
+        xs.append(j + 1)
+        ys.append(i + 1 + row0)
         hs.append(np.full(len(i), horizontal))
     return (np.concatenate(pieces), np.concatenate(xs).astype(np.float64), np.concatenate(ys).astype(np.float64),
             np.concatenate(hs))

@@ -57,6 +57,7 @@ def write_polygons(data, path: str | Path, crs=None, *, overwrite: bool = False,
     path, driver = check_output_path(path, overwrite)
     batches: Iterator = iter([data]) if isinstance(data, gpd.GeoDataFrame) else iter(data)
     first = next(batches, None)
+    out_crs: CRS | None
     if crs is not None:
         out_crs = CRS.from_user_input(crs)
     else:
@@ -120,7 +121,7 @@ def _schema(first):
             t = pa.Schema.from_pandas(first[[c]], preserve_index=False).field(c).type
             t = pa.string() if pa.types.is_null(t) else t
         fields.append(pa.field(c, t))
-    return pa.schema(fields + [pa.field("geometry", pa.binary())])
+    return pa.schema([*fields, pa.field("geometry", pa.binary())])
 
 
 def _record_batch(gdf, schema):
