@@ -1,0 +1,5 @@
+"""``python -m geoseg.cli``: the ``geoseg`` command."""
+
+from geoseg.cli import main
+
+main()
