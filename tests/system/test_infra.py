@@ -25,7 +25,7 @@ import yaml
 from geoseg.config import SegmentConfig, load_yaml
 from geoseg.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 DOCKERFILE = INFRA / "Dockerfile"
 DOCKERIGNORE = INFRA / "Dockerfile.dockerignore"
@@ -222,7 +222,7 @@ def entrypoint_config(entrypoint: str):
         return load_yaml(ROOT / config, SegmentConfig, {"output": opts.get("--output")})
     if script == "jobs/monitor.py":
         return load_yaml(ROOT / config, monitor_config_model(), {"output_root": opts.get("--output-root")})
-    raise AssertionError(f"{entrypoint!r}: unknown job script (add its config model to tests/test_infra.py)")
+    raise AssertionError(f"{entrypoint!r}: unknown job script (add its config model to tests/system/test_infra.py)")
 
 
 def check_local_paths_in_image(paths: list[str], layout: set[str], what: str) -> None:
@@ -440,7 +440,7 @@ def test_dockerfile_copies_existing_paths_that_the_dockerignore_keeps(dockerfile
                     continue
                 assert not dockerignored(patterns, rel), f"{rel} is copied by the Dockerfile but excluded by {DOCKERIGNORE.name}"
     # and the ignore file does keep junk and unrelated trees out of the build context
-    for rel in ("out/demo/x.tif", "tests/test_cli.py", ".git/HEAD", "geoseg/__pycache__/x.pyc", "benchmarks/x.py"):
+    for rel in ("out/demo/x.tif", "tests/cli/test_segment.py", ".git/HEAD", "geoseg/__pycache__/x.pyc", "benchmarks/x.py"):
         assert dockerignored(patterns, rel), f"{rel} would be sent to the Docker build"
 
 
