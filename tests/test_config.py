@@ -2,7 +2,7 @@ import pytest
 
 from geoseg.config import SegmentConfig, load_yaml
 from geoseg.errors import ConfigError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_shipped_configs_validate():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
@@ -13,50 +12,22 @@ from rasterio.transform import from_origin
 from scipy import ndimage
 
 from geoseg.change.detect import ChangeOptions, detect_change
+from geoseg.change.transitions import UNCERTAIN, Legend, change_code, decode
 from geoseg.cli import main
 from geoseg.errors import InputError, OutputError
-from geoseg.change.transitions import UNCERTAIN, Legend, change_code, decode
-from tests.conftest import REPO
-
-NAMES = "other,forest,water,urban"
-UTM = "EPSG:32718"
-ORIGIN = (550000.0, 9080000.0)
-PX_HA = 0.09  # 30 m pixels
-
-
-def write_map(path, arr, *, crs=UTM, transform=None, nodata=255, tags=True):
-    transform = transform or from_origin(*ORIGIN, 30, 30)
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1, dtype="uint8",
-                       crs=crs, transform=transform, nodata=nodata, tiled=True, blockxsize=16, blockysize=16) as ds:
-        ds.write(arr.astype(np.uint8), 1)
-        if tags:
-            ds.update_tags(class_names=NAMES, class_ids="0,1,2,3", source=str(path))
-    return str(path)
-
-
-def write_pair(tmp_path, before, after, conf_before=None, conf_after=None, **kw):
-    b = write_map(tmp_path / "before_classes.tif", before, **kw)
-    a = write_map(tmp_path / "after_classes.tif", after, **kw)
-    for name, conf in (("before", conf_before), ("after", conf_after)):
-        if conf is not None:
-            write_map(tmp_path / f"{name}_confidence.tif", conf, tags=False, **kw)
-    return b, a
-
-
-def read(path):
-    with rasterio.open(path) as src:
-        return src.read(1)
-
-
-def table(out):
-    with open(out / "transitions.csv", newline="") as f:
-        return {(r["from_class"], r["to_class"]): (int(r["pixels"]), float(r["area_ha"])) for r in csv.DictReader(f)}
-
-
-def expected_codes(b, a):
-    codes = np.where(b == a, 0, change_code(b, a, 4)).astype(np.uint8)
-    codes[(b == 255) | (a == 255)] = 255
-    return codes
+from tests.helpers import (
+    CHANGE_CRS,
+    CHANGE_ORIGIN,
+    CLASS_NAMES,
+    PUCALLPA,
+    PX_HA,
+    SPECTRAL_MODEL,
+    expected_codes,
+    read_band,
+    transitions_table,
+    write_map,
+    write_pair,
+)
 
 
 def test_exact_transition_matrix_codes_and_polygons(tmp_path):
@@ -75,8 +46,8 @@ def test_exact_transition_matrix_codes_and_polygons(tmp_path):
     res = detect_change(b, a, str(out), options=ChangeOptions(0, 0, block_size=16))
 
     valid = (before != 255) & (after != 255)
-    names = NAMES.split(",")
-    got = table(out)
+    names = CLASS_NAMES
+    got = transitions_table(out)
     assert len(got) == 4 * 5
     for f in range(4):
         for t in range(4):
@@ -84,7 +55,7 @@ def test_exact_transition_matrix_codes_and_polygons(tmp_path):
             assert got[(names[f], names[t])] == (n, pytest.approx(n * PX_HA, abs=1e-4))
         assert got[(names[f], "uncertain")] == (0, 0.0)
     assert sum(p for p, _ in got.values()) == valid.sum() == res.report["valid"]["pixels"]
-    np.testing.assert_array_equal(read(out / "change.tif"), expected_codes(before, after))
+    np.testing.assert_array_equal(read_band(out / "change.tif"), expected_codes(before, after))
     nd = res.report["nodata_excluded"]
     assert nd["before"]["pixels"] == 30 and nd["after"]["pixels"] == 100 and nd["either"]["pixels"] == 130
     assert res.report["changed"]["pixels"] == (valid & (before != after)).sum()
@@ -109,7 +80,7 @@ def test_change_raster_is_a_cog_with_colours_and_legend(tmp_path):
     after[10:20, 10:20] = 3
     b, a = write_pair(tmp_path, before, after)
     res = detect_change(b, a, str(tmp_path / "o"))
-    legend = Legend.for_classes(NAMES.split(","))
+    legend = Legend.for_classes(CLASS_NAMES)
     with rasterio.open(tmp_path / "o" / "change.tif") as src:
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert src.nodata == 255 and src.descriptions == ("change code",)
@@ -154,7 +125,7 @@ def test_confidence_and_mmu_guards_remove_exactly_the_expected_patches(tmp_path)
     assert {(r["from_class"], r["to_class"], r["pixels"]) for r in g["confidence"]["by_transition"]} == {
         ("forest", "urban", 9), ("forest", "other", 3)}
 
-    codes = read(out / "change.tif")
+    codes = read_band(out / "change.tif")
     exp = np.zeros_like(codes)
     exp[2:6, 2:6] = change_code(1, 0, 4)
     exp[14:18, 15:17] = change_code(1, 2, 4)
@@ -162,7 +133,7 @@ def test_confidence_and_mmu_guards_remove_exactly_the_expected_patches(tmp_path)
                (slice(40, 42), slice(20, 23))]:
         exp[sl] = UNCERTAIN
     np.testing.assert_array_equal(codes, exp)
-    t = table(out)
+    t = transitions_table(out)
     assert t[("forest", "other")][0] == 16 and t[("forest", "water")][0] == 8 and t[("forest", "urban")][0] == 0
     assert t[("forest", "uncertain")] == (23, pytest.approx(23 * PX_HA))
     assert t[("forest", "forest")][0] == 48 * 48 - 16 - 8 - 23
@@ -218,7 +189,7 @@ def test_persistence_over_two_later_dates(tmp_path):
     assert p["reverted"]["pixels"] == 27 and p["confirm_nodata"]["pixels"] == 9
     assert res.report["changed"]["pixels"] == 9 and res.report["uncertain"]["pixels"] == 36
     assert res.report["dates"]["confirm_2"]["classes"] == paths[1]
-    codes = read(tmp_path / "o" / "change.tif")
+    codes = read_band(tmp_path / "o" / "change.tif")
     assert (codes[0:3, 0:3] == change_code(1, 0, 4)).all() and (codes[5:23, 0:3][codes[5:23, 0:3] > 0] == UNCERTAIN).all()
     # a single confirm date given as a string is the role "confirm", as before
     one = detect_change(b, a, str(tmp_path / "o1"), confirm=paths[0], options=ChangeOptions(0, 0)).report
@@ -284,13 +255,13 @@ def test_random_maps_with_every_guard_match_a_whole_raster_reference(tmp_path, s
         small_px += int(sizes[sizes * 0.09 < mmu - 1e-9].sum())
         kept += int((sizes * 0.09 >= mmu - 1e-9).sum())
         exp[(code == c) & (exp != UNCERTAIN)] = c
-    np.testing.assert_array_equal(read(tmp_path / "o" / "change.tif"), exp)
+    np.testing.assert_array_equal(read_band(tmp_path / "o" / "change.tif"), exp)
     g = res.report["guards"]
     assert g["confidence"]["removed"]["pixels"] == low.sum()
     assert g["persistence"]["removed"]["pixels"] == flicker.sum()
     assert (g["mmu"]["patches_removed"], g["mmu"]["removed"]["pixels"]) == (small_patches, small_px) and small_px > 0
-    got = table(tmp_path / "o")
-    names = NAMES.split(",")
+    got = transitions_table(tmp_path / "o")
+    names = CLASS_NAMES
     certain = exp < UNCERTAIN  # unchanged or reported change
     for f in range(4):
         for t in range(4):
@@ -309,7 +280,7 @@ def test_grids_shifted_by_whole_pixels_in_another_crs_align_exactly(tmp_path):
     truth = rng.integers(0, 4, (40, 50)).astype(np.uint8)  # before, on the after grid
     shifted_crs = "+proj=tmerc +lat_0=0 +lon_0=-75 +k=0.9996 +x_0=600000 +y_0=10000000 +datum=WGS84 +units=m +no_defs"
     # before's pixel (0, 0) is after's (col 3, row 2); covers after cols 3..47, rows 2..39 (plus 2 rows below)
-    tr = from_origin(ORIGIN[0] + 100000 + 3 * 30, ORIGIN[1] - 2 * 30, 30, 30)
+    tr = from_origin(CHANGE_ORIGIN[0] + 100000 + 3 * 30, CHANGE_ORIGIN[1] - 2 * 30, 30, 30)
     before_arr = np.full((40, 45), 255, np.uint8)
     before_arr[:38, :45] = truth[2:40, 3:48]
     before_arr[38:] = 2  # south of the after grid: never read
@@ -323,16 +294,16 @@ def test_grids_shifted_by_whole_pixels_in_another_crs_align_exactly(tmp_path):
     res = detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0, block_size=16))
     aligned = np.full((40, 50), 255, np.uint8)
     aligned[2:40, 3:48] = truth[2:40, 3:48]
-    np.testing.assert_array_equal(read(tmp_path / "o" / "change.tif"), expected_codes(aligned, after))
+    np.testing.assert_array_equal(read_band(tmp_path / "o" / "change.tif"), expected_codes(aligned, after))
     # the confidence is aligned the same way (nearest): the guard removes exactly the changes below 60 there
     detect_change(b, a, str(tmp_path / "c"), options=ChangeOptions(60, 0, block_size=16))
     exp = expected_codes(aligned, after)
     exp[(exp > 0) & (exp < UNCERTAIN) & (conf_truth < 60)] = UNCERTAIN
-    np.testing.assert_array_equal(read(tmp_path / "c" / "change.tif"), exp)
+    np.testing.assert_array_equal(read_band(tmp_path / "c" / "change.tif"), exp)
     outside = 40 * 50 - 38 * 45
     assert res.report["nodata_excluded"]["before"]["pixels"] == outside
     assert res.report["valid"]["pixels"] == 38 * 45
-    assert res.report["grid"]["crs"] == UTM and res.report["grid"]["width"] == 50
+    assert res.report["grid"]["crs"] == CHANGE_CRS and res.report["grid"]["width"] == 50
 
 
 def test_reprojected_geographic_before_aligns_and_areas_are_equal_area(tmp_path):
@@ -343,14 +314,14 @@ def test_reprojected_geographic_before_aligns_and_areas_are_equal_area(tmp_path)
 
     after = ndimage.zoom(np.arange(16).reshape(4, 4) % 4, 15, order=0).astype(np.uint8)  # 60 x 60, 15-px blocks
     a = write_map(tmp_path / "after_classes.tif", after)
-    bounds = rasterio.transform.array_bounds(60, 60, from_origin(*ORIGIN, 30, 30))
-    dst_tr, w, h = calculate_default_transform(UTM, "EPSG:4326", 60, 60, *bounds, resolution=0.0001)
+    bounds = rasterio.transform.array_bounds(60, 60, from_origin(*CHANGE_ORIGIN, 30, 30))
+    dst_tr, w, h = calculate_default_transform(CHANGE_CRS, "EPSG:4326", 60, 60, *bounds, resolution=0.0001)
     geo = np.full((h, w), 255, np.uint8)
-    reproject(after, geo, src_transform=from_origin(*ORIGIN, 30, 30), src_crs=UTM, dst_transform=dst_tr,
+    reproject(after, geo, src_transform=from_origin(*CHANGE_ORIGIN, 30, 30), src_crs=CHANGE_CRS, dst_transform=dst_tr,
               dst_crs="EPSG:4326", resampling=Resampling.nearest, src_nodata=255, dst_nodata=255)
     b = write_map(tmp_path / "before_classes.tif", geo, crs="EPSG:4326", transform=dst_tr)
     res = detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0))
-    codes = read(tmp_path / "o" / "change.tif")
+    codes = read_band(tmp_path / "o" / "change.tif")
     changed = (codes > 0) & (codes < UNCERTAIN)
     near_edge = (np.arange(60) % 15 <= 1) | (np.arange(60) % 15 >= 14)  # within 1 px of a class edge
     assert res.report["valid"]["pixels"] == 3600
@@ -460,10 +431,10 @@ def test_cli_change_end_to_end(tmp_path):
 
 def test_cli_change_segments_scenes_first(tmp_path):
     """Scenes (multi-band imagery) are segmented with the given model, then compared."""
-    src_dir = REPO / "data" / "pucallpa"
+    src_dir = PUCALLPA
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["-q", "change", str(src_dir / "landsat_1985.tif"), str(src_dir / "landsat_2020.tif"),
-                                  "--output", str(out), "--model", str(REPO / "geoseg/model/weights/landcover-spectral-index"),
+                                  "--output", str(out), "--model", str(SPECTRAL_MODEL),
                                   "--local", "--mmu-ha", "2"])
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "transitions.json").read_text())

@@ -10,7 +10,7 @@ import rasterio
 from click.testing import CliRunner
 
 from geoseg.cli import main
-from tests.conftest import NC_IMAGE, REPO, ZION_IMAGE
+from tests.helpers import NC_IMAGE, REPO, ZION_IMAGE
 
 
 @pytest.mark.slow
@@ -92,7 +92,7 @@ def test_vectorize_cli_on_another_tools_class_map(tmp_path):
     """`geoseg vectorize` works on any class-map GeoTIFF, here the NLCD-derived labels, with MMU and reprojection."""
     import geopandas as gpd
 
-    from tests.conftest import ZION_LABELS
+    from tests.helpers import ZION_LABELS
 
     out = tmp_path / "labels.parquet"
     r = CliRunner().invoke(main, ["vectorize", str(ZION_LABELS), "--output", str(out), "--mmu-ha", "0.5",

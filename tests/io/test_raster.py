@@ -14,7 +14,7 @@ from geoseg.io.raster import (
     resolve_bands,
 )
 from geoseg.tiling import PixelBox
-from tests.conftest import NC_IMAGE
+from tests.helpers import NC_IMAGE
 
 
 def _info(path):

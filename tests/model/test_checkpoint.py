@@ -16,14 +16,7 @@ from geoseg.model.checkpoint import (
     save_checkpoint,
 )
 from geoseg.model.predict import Predictor
-
-CLASSES = [
-    {"id": 0, "name": "other", "color": "#e3d9a6"},
-    {"id": 1, "name": "forest", "color": "#1b7837"},
-    {"id": 2, "name": "water", "color": "#2166ac"},
-    {"id": 3, "name": "urban", "color": "#d6301d"},
-]
-
+from tests.helpers import CLASSES
 
 def _card(**kw):
     base = dict(name="t", arch="unet", encoder="resnet18", arch_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},

@@ -13,7 +13,7 @@ from shapely.geometry import box
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, BandError, OutputError
 from geoseg.segment.pipeline import segment
-from tests.conftest import NC_IMAGE, ZION_IMAGE
+from tests.helpers import NC_IMAGE, ZION_IMAGE
 
 
 def _cfg(inputs, out, **kw):

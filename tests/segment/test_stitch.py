@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from geoseg.config import SegmentConfig
 from geoseg.io.publish import StitchedRaster
 from geoseg.segment.pipeline import segment
-from tests.conftest import NC_IMAGE, ZION_IMAGE
+from tests.helpers import NC_IMAGE, ZION_IMAGE, crop_raster, normalized_scene
 
 
 def coord_code(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -39,15 +39,8 @@ def test_stitched_raster_is_invariant_to_tile_size(tmp_path_factory, width, heig
 
 
 def _single_pass(path, predictor, checkpoint):
-    from geoseg.model.normalization import apply, scene_stats
-    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
-
-    with rasterio.open(path) as src:
-        info = RasterInfo.from_dataset(str(path), src)
-        idx = resolve_bands(info, checkpoint.card.bands)
-        stats = scene_stats(src, idx, checkpoint.card.normalization)
-        data, valid = read_window(src, idx, info.box)
-    classes, _ = predictor.classify(apply(data, stats, checkpoint.card.normalization)[None])
+    x, valid = normalized_scene(path, checkpoint.card)
+    classes, _ = predictor.classify(x[None])
     return np.where(valid, classes[0], 255)
 
 
@@ -56,14 +49,7 @@ def nc_crop(tmp_path_factory):
     """The NC scene cropped to 480 x 416 px (multiples of 32), so the single pass needs no padding."""
     from rasterio.windows import Window
 
-    path = tmp_path_factory.mktemp("crop") / "nc_crop.tif"
-    with rasterio.open(NC_IMAGE) as src:
-        win = Window(0, 0, 480, 416)
-        profile = {**src.profile, "width": 480, "height": 416, "transform": src.window_transform(win)}
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(src.read(window=win))
-            dst.descriptions = src.descriptions
-    return path
+    return crop_raster(NC_IMAGE, tmp_path_factory.mktemp("crop") / "nc_crop.tif", Window(0, 0, 480, 416))
 
 
 @pytest.mark.parametrize("scene", ["nc", "zion"], ids=["nc_landsat7_uint8", "zion_landsat8_uint16"])

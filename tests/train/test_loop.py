@@ -14,15 +14,7 @@ from geoseg.errors import TrainingError
 from geoseg.segment.evaluate import compare_rasters
 from geoseg.model.metrics import confusion_matrix, scores
 from geoseg.train.loop import TrainConfig, load_scene, rasterize_labels, remap_labels, train
-from tests.conftest import NC_IMAGE, NC_LABELS, REPO, ZION_IMAGE, ZION_LABELS
-
-CLASSES = [
-    {"id": 0, "name": "other", "color": "#e3d9a6"},
-    {"id": 1, "name": "forest", "color": "#1b7837"},
-    {"id": 2, "name": "water", "color": "#2166ac"},
-    {"id": 3, "name": "urban", "color": "#d6301d"},
-]
-
+from tests.helpers import CLASSES, NC_IMAGE, NC_LABELS, SPECTRAL_MODEL, UNET_MODEL, ZION_IMAGE, ZION_LABELS
 
 def _cfg(tmp_path, **kw):
     base = dict(output=str(tmp_path / "ck"), bands=["green", "red", "nir"], classes=CLASSES,
@@ -174,6 +166,6 @@ def test_spectral_index_baseline_runs_through_the_same_pipeline(tmp_path):
 
 
 def test_bundled_baseline_and_default_model_cards_report_the_same_blocks():
-    base = json.loads((REPO / "geoseg" / "model" / "weights" / "landcover-spectral-index" / "model.json").read_text())
-    unet = json.loads((REPO / "geoseg" / "model" / "weights" / "landcover-unet-mnv2" / "model.json").read_text())
+    base = json.loads((SPECTRAL_MODEL / "model.json").read_text())
+    unet = json.loads((UNET_MODEL / "model.json").read_text())
     assert base["metrics"]["validation_blocks"] == unet["metrics"]["validation_blocks"]

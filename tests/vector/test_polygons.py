@@ -4,7 +4,6 @@ coverage simplification, writers and the instance raster. Tiny rasters built in 
 from __future__ import annotations
 
 import json
-import uuid
 
 import geopandas as gpd
 import numpy as np
@@ -18,24 +17,14 @@ from hypothesis.extra.numpy import arrays
 from rasterio.features import rasterize, shapes
 from rasterio.transform import from_origin
 
-from geoseg.vector.coverage import write_polygons
 from geoseg.errors import ConfigError, GeosegError, InputError, OutputError
-from geoseg.vector.polygons import COLUMNS, polygon_frame, vectorize_blocks, vectorize_to_file
 from geoseg.io.raster import pixel_area_m2
+from geoseg.vector.coverage import write_polygons
+from geoseg.vector.polygons import COLUMNS, polygon_frame, vectorize_blocks, vectorize_to_file
+from tests.helpers import UTM12_30M as UTM
+from tests.helpers import blobs, write_classes, write_raster
 
-UTM = from_origin(500000, 4200000, 30, 30)
 GEO = from_origin(-111.5, 37.5, 0.00027, 0.00027)
-TAGS = {"class_names": "other,forest,water,urban", "model": "unet-test", "TIFFTAG_DATETIME": "2015:08:18 17:55:12"}
-
-
-def write_classes(directory, classes, *, crs="EPSG:32612", transform=UTM, tags=TAGS, name=None):
-    path = directory / (name or f"classes-{uuid.uuid4().hex[:6]}.tif")
-    with rasterio.open(path, "w", driver="GTiff", width=classes.shape[1], height=classes.shape[0], count=1,
-                       dtype="uint8", crs=crs, transform=transform, nodata=255) as dst:
-        dst.write(classes.astype(np.uint8), 1)
-        if tags:
-            dst.update_tags(**tags)
-    return path
 
 
 def canonical(geom, transform):
@@ -193,10 +182,7 @@ def test_attributes_and_streaming(tmp_path):
     conf[2:5, 2:9] = 60
     conf[2, 2] = 255  # nodata: excluded from the mean
     cpath = write_classes(tmp_path, classes)
-    fpath = tmp_path / "conf.tif"
-    with rasterio.open(fpath, "w", driver="GTiff", width=12, height=12, count=1, dtype="uint8", crs="EPSG:32612",
-                       transform=UTM, nodata=255) as dst:
-        dst.write(conf, 1)
+    fpath = write_raster(tmp_path / "conf.tif", conf, nodata=255)
     batches = list(vectorize_blocks(cpath, block_size=4, confidence=fpath))
     assert len(batches) > 1  # streamed, not collected
     gdf = polygon_frame(cpath, block_size=4, confidence=fpath)
@@ -221,7 +207,7 @@ def test_attributes_and_streaming(tmp_path):
 def test_reads_only_block_windows(tmp_path, monkeypatch):
     from geoseg.vector import polygons
 
-    classes = _blobs(8, (40, 45))
+    classes = blobs(8, (40, 45))
     path = write_classes(tmp_path, classes)
     windows = []
     real_open = polygons.open_raster
@@ -264,18 +250,9 @@ def test_all_nodata_raster(tmp_path):
 # --------------------------------------------------------------------------- MMU
 
 
-def _blobs(seed, shape=(48, 53)):
-    from scipy import ndimage
-
-    rng = np.random.default_rng(seed)
-    a = ndimage.median_filter(rng.integers(0, 4, shape).astype(np.uint8), 3)
-    a[rng.random(shape) < 0.06] = 3  # speckle
-    return a
-
-
 @pytest.mark.parametrize("block_size", [3, 8, 64])
 def test_mmu_leaves_no_region_below_it(tmp_path, block_size):
-    classes = _blobs(1)
+    classes = blobs(1)
     path = write_classes(tmp_path, classes)
     mmu = 6 * 900.0
     before = polygon_frame(path, block_size=block_size)
@@ -329,7 +306,7 @@ def _overlap_area(geoms):
 
 @pytest.mark.parametrize("block_size", [4, 7, 16, 100])
 def test_simplification_keeps_a_valid_gap_free_coverage(tmp_path, block_size):
-    classes = _blobs(2)
+    classes = blobs(2)
     classes[20:24, 30:34] = 1
     classes[21:23, 31:33] = 2  # a hole in a hole
     path = write_classes(tmp_path, classes)
@@ -368,7 +345,7 @@ def test_random_simplified_coverages_stay_valid(tmp_path, classes, block_size, t
 
 
 def test_simplification_with_nodata(tmp_path):
-    classes = _blobs(3)
+    classes = blobs(3)
     classes[10:20, 15:30] = 255
     classes[:, :3] = 255
     path = write_classes(tmp_path, classes)
@@ -385,7 +362,7 @@ def test_simplification_with_nodata(tmp_path):
 
 @pytest.mark.parametrize("ext", ["gpkg", "parquet", "fgb"])
 def test_formats_round_trip(tmp_path, ext):
-    classes = _blobs(4, (20, 25))
+    classes = blobs(4, (20, 25))
     path = write_classes(tmp_path, classes)
     out = tmp_path / f"polys.{ext}"
     n = vectorize_to_file(path, out, block_size=6)
@@ -416,7 +393,7 @@ def test_formats_round_trip(tmp_path, ext):
 
 
 def test_write_polygons_takes_frames_and_iterators(tmp_path):
-    path = write_classes(tmp_path, _blobs(5, (15, 15)))
+    path = write_classes(tmp_path, blobs(5, (15, 15)))
     gdf = polygon_frame(path)
     assert write_polygons(gdf, tmp_path / "a.gpkg") == len(gdf)
     assert write_polygons(iter([gdf.iloc[:3], gdf.iloc[3:]]), tmp_path / "b.fgb") == len(gdf)
@@ -429,7 +406,7 @@ def test_write_polygons_takes_frames_and_iterators(tmp_path):
 
 
 def test_instance_raster_matches_polygons(tmp_path):
-    classes = _blobs(6, (30, 35))
+    classes = blobs(6, (30, 35))
     classes[5:8, 5:8] = 255
     path = write_classes(tmp_path, classes)
     inst = tmp_path / "instances.tif"
@@ -452,10 +429,7 @@ def test_clear_errors(tmp_path):
         list(vectorize_blocks(path, block_size=0))
     with pytest.raises(ConfigError, match="mmu_m2"):
         list(vectorize_blocks(path, mmu_m2=-1))
-    f32 = tmp_path / "f.tif"
-    with rasterio.open(f32, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32", crs="EPSG:32612",
-                       transform=UTM) as dst:
-        dst.write(np.zeros((1, 4, 4), np.float32))
+    f32 = write_raster(tmp_path / "f.tif", np.zeros((1, 4, 4), np.float32))
     with pytest.raises(InputError, match="single-band uint8"):
         list(vectorize_blocks(f32))
     other = write_classes(tmp_path, np.zeros((5, 4), np.uint8))
@@ -483,14 +457,11 @@ def bounded_pool_map(func, items, workers=2, lookahead=4):
 @pytest.mark.parametrize("block_size", [1, 7, 64])
 def test_parallel_map_gives_the_sequential_output(tmp_path, block_size):
     shape = (12, 14) if block_size == 1 else (22, 25)  # block size 1: one task per pixel, keep it small
-    classes = _blobs(7, shape)
+    classes = blobs(7, shape)
     classes[3:6, 4:7] = 255
     path = write_classes(tmp_path, classes)
-    conf = tmp_path / "conf.tif"
-    with rasterio.open(conf, "w", driver="GTiff", width=shape[1], height=shape[0], count=1, dtype="uint8",
-                       crs="EPSG:32612",
-                       transform=UTM, nodata=255) as dst:
-        dst.write(np.random.default_rng(7).integers(0, 101, classes.shape, dtype=np.uint8), 1)
+    conf = write_raster(tmp_path / "conf.tif", np.random.default_rng(7).integers(0, 101, classes.shape, dtype=np.uint8),
+                        nodata=255)
     for extra in ({}, {"mmu_m2": 5 * 900.0}, {"simplify_m": 45.0}, {"mmu_m2": 5 * 900.0, "simplify_m": 45.0}):
         seq = polygon_frame(path, block_size=block_size, confidence=conf, **extra)
         par = polygon_frame(path, block_size=block_size, confidence=conf, map_fn=bounded_pool_map, **extra)
