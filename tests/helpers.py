@@ -47,6 +47,26 @@ CLASSES = [
 CLASS_NAMES = [c["name"] for c in CLASSES]
 
 
+def small_card(**kw):
+    """A model card of a small U-Net (resnet18 encoder, depth 3) for the 4 classes on green/red/nir; ``kw`` overrides."""
+    from geoseg.model.checkpoint import ModelCard
+
+    base = dict(name="t", arch="unet", encoder="resnet18", arch_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+                bands=["green", "red", "nir"], classes=CLASSES, tile_size=128, halo=16)
+    base.update(kw)
+    return ModelCard(**base)
+
+
+def segment_config(inputs, out, **kw):
+    """A segment config for an in-process (no Ray) CPU run of ``inputs`` into ``out``: 256 px tiles, 32 px halo."""
+    from geoseg.config import SegmentConfig
+
+    base = dict(inputs=[str(p) for p in inputs], output=str(out), tile_size=256, halo=32, device="cpu",
+                runtime={"local": True})
+    base.update(kw)
+    return SegmentConfig(**base)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as s:

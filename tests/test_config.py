@@ -1,3 +1,8 @@
+"""Configs (geoseg.config): YAML loading, unknown keys named, flag overrides, bad values.
+
+Oracles: the shipped configs and small YAML files with known mistakes.
+"""
+
 import pytest
 
 from geoseg.config import SegmentConfig, load_yaml

@@ -1,4 +1,9 @@
-"""The scheduled monitoring job: backfill, idempotent reruns, appends, failing regions, S3 root, discovery."""
+"""The scheduled monitoring job (geoseg.change.monitor, geoseg.change.history): backfill, idempotent reruns,
+appends, failing regions, S3 root, discovery.
+
+Oracles: byte-for-byte snapshots of the history store between runs, the per-period change reports,
+the images present for each period.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The Ray adapter: bounded fan-out over a pool of model actors, retries when an actor dies."""
+"""The executors (geoseg.runtime.executors): bounded fan-out over a pool of model actors, retries when an
+actor dies, the ordered map of the write stage.
+
+Oracles: the local executor's results for the same tasks, the sequential vectorization, counts of
+calls pulled and in flight.
+"""
 
 import numpy as np
 import pytest
