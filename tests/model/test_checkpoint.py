@@ -23,6 +23,7 @@ from geoseg.model.checkpoint import (
 from geoseg.model.predict import Predictor
 from tests.helpers import CLASSES, small_card
 
+
 def test_bundled_default_model_is_real_small_and_documented(default_checkpoint):
     card = default_checkpoint.card
     assert card.bands == ["green", "red", "nir"]

@@ -85,8 +85,8 @@ def test_calls_in_flight_are_bounded(ray_cluster, default_checkpoint):
 @pytest.mark.slow
 def test_ray_ordered_map_runs_the_vectorizer_blocks_identically(ray_cluster, tmp_path):
     """The write stage's Ray map (per-block vectorization as tasks) gives the sequential result exactly."""
-    from geoseg.vector.polygons import polygon_frame
     from geoseg.runtime.executors import ordered_map
+    from geoseg.vector.polygons import polygon_frame
     from tests.helpers import ZION_LABELS
 
     seq = polygon_frame(ZION_LABELS, block_size=100, mmu_m2=5000)

@@ -16,8 +16,8 @@ from tests.helpers import NC_IMAGE, segment_config
 
 def _plans_and_key(tmp_path, aoi_path, device="auto"):
     from geoseg.io.inputs import expand_inputs
-    from geoseg.segment.journal import run_key
     from geoseg.model.checkpoint import load_checkpoint
+    from geoseg.segment.journal import run_key
     from geoseg.segment.pipeline import _journal_key, plan_scene
 
     cfg = segment_config([NC_IMAGE], tmp_path / "o", tile_size=128, halo=16, aoi=str(aoi_path), device=device)
@@ -47,8 +47,8 @@ def test_journal_key_follows_the_aoi_geometry_and_the_device_not_the_aoi_path(tm
 
 
 def test_an_unreadable_journal_chunk_is_skipped_and_its_tiles_recomputed(tmp_path, caplog):
-    from geoseg.segment.journal import TileJournal
     from geoseg.model.predict import TileResult
+    from geoseg.segment.journal import TileJournal
     from geoseg.tiling import TileGrid
 
     grid = TileGrid(300, 200, 128, 16)

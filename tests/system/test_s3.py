@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import rasterio
 
-from geoseg.io import storage
 from geoseg.config import SegmentConfig
 from geoseg.errors import InputError, OutputError
+from geoseg.io import storage
+from geoseg.model.predict import TileResult
 from geoseg.segment.journal import TileJournal
 from geoseg.segment.pipeline import segment
-from geoseg.model.predict import TileResult
 from geoseg.tiling import TileGrid
 from tests.helpers import NC_IMAGE, UNET_MODEL, ZION_IMAGE, scene_inputs
 

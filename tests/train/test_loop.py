@@ -16,6 +16,7 @@ from geoseg.errors import TrainingError
 from geoseg.train.loop import TrainConfig, load_scene, rasterize_labels, remap_labels, train
 from tests.helpers import CLASSES, ZION_IMAGE, ZION_LABELS
 
+
 def _cfg(tmp_path, **kw):
     base = dict(output=str(tmp_path / "ck"), bands=["green", "red", "nir"], classes=CLASSES,
                 arch_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},

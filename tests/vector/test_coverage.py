@@ -26,7 +26,6 @@ from geoseg.vector.polygons import COLUMNS, polygon_frame, vectorize_blocks, vec
 from tests.helpers import UTM12_30M as UTM
 from tests.helpers import blobs, write_classes
 
-
 # --------------------------------------------------------------------------- simplification
 
 

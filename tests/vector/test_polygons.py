@@ -8,7 +8,6 @@ geodesic perimeters, and the sequential output for the parallel map. Tiny raster
 
 from __future__ import annotations
 
-
 import geopandas as gpd
 import numpy as np
 import pytest
