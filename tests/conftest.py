@@ -1,4 +1,7 @@
-"""Shared fixtures: tiny rasters built on the fly, the bundled sample data, one small Ray cluster."""
+"""Shared fixtures: tiny rasters built on the fly, the bundled model, one small Ray cluster, an S3 server.
+
+Plain helpers (paths, raster writers, parsers) are in :mod:`tests.helpers`.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
-from rasterio.transform import from_origin
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample"
-SHARED = REPO.parent / "shared" / "data"
-NC_IMAGE = SAMPLE / "nc_raleigh_landsat7_2000.tif"
-NC_LABELS = SAMPLE / "nc_raleigh_labels_4class.tif"
-ZION_IMAGE = SAMPLE / "zion_north_landsat8_2015_crop.tif"
-ZION_LABELS = SAMPLE / "zion_north_labels_4class_crop.tif"
+pytest.register_assert_rewrite("tests.helpers")  # its asserts report like a test's
+
+from tests.helpers import free_port, write_raster  # noqa: E402
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -37,20 +34,10 @@ def make_raster(tmp_path):
         name: str | None = None,
         tiled: bool = True,
     ) -> Path:
-        arr = array if array.ndim == 3 else array[None]
         counter["n"] += 1
         path = tmp_path / (name or f"raster{counter['n']}.tif")
-        profile = dict(
-            driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0], dtype=arr.dtype,
-            crs=crs, transform=transform or from_origin(500000, 4200000, 30, 30), nodata=nodata,
-        )
-        if tiled:
-            profile.update(tiled=True, blockxsize=64, blockysize=64, compress="deflate")
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(arr)
-            if descriptions:
-                dst.descriptions = tuple(descriptions)
-        return path
+        return write_raster(path, array, crs=crs, transform=transform, nodata=nodata, descriptions=descriptions,
+                            blocksize=64 if tiled else None, compress="deflate" if tiled else None)
 
     return _make
 
@@ -85,14 +72,6 @@ def predictor(default_checkpoint):
     return Predictor.from_checkpoint(default_checkpoint, device="cpu")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A real S3-compatible HTTP server on 127.0.0.1: ``$GEOSEG_TEST_S3_ENDPOINT`` (``.ci/run`` starts
@@ -108,7 +87,7 @@ def s3_endpoint():
         exe = shutil.which("moto_server")
         if exe is None:
             pytest.fail("moto_server not found: install the test extra (pip install -e '.[test]')")
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

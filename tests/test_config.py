@@ -1,8 +1,13 @@
+"""Configs (geoseg.config): YAML loading, unknown keys named, flag overrides, bad values.
+
+Oracles: the shipped configs and small YAML files with known mistakes.
+"""
+
 import pytest
 
 from geoseg.config import SegmentConfig, load_yaml
 from geoseg.errors import ConfigError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_shipped_configs_validate():

@@ -1,3 +1,8 @@
+"""The tile grid (geoseg.tiling): cores partition the raster, reads stay inside it, halos give context.
+
+Oracles: coverage counts over random grids (hypothesis) and hand-computed windows and transforms.
+"""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings

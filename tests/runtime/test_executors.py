@@ -1,24 +1,23 @@
-"""The Ray adapter: bounded fan-out over a pool of model actors, retries when an actor dies."""
+"""The executors (geoseg.runtime.executors): bounded fan-out over a pool of model actors, retries when an
+actor dies, the ordered map of the write stage.
+
+Oracles: the local executor's results for the same tasks, the sequential vectorization, counts of
+calls pulled and in flight.
+"""
 
 import numpy as np
 import pytest
-import rasterio
 
 from geoseg.config import RuntimeConfig
 from geoseg.model.checkpoint import checkpoint_payload
-from geoseg.model.normalization import scene_stats
 from geoseg.model.predict import SceneJob
-from geoseg.io.raster import RasterInfo, resolve_bands
 from geoseg.runtime.executors import LocalExecutor, RayExecutor, Task
 from geoseg.tiling import TileGrid
-from tests.conftest import ZION_IMAGE
+from tests.helpers import ZION_IMAGE, scene_inputs
 
 
 def _job_and_tasks(checkpoint, tile_size=128, halo=16, per_task=2):
-    with rasterio.open(ZION_IMAGE) as src:
-        info = RasterInfo.from_dataset(str(ZION_IMAGE), src)
-        idx = resolve_bands(info, checkpoint.card.bands)
-        stats = scene_stats(src, idx, checkpoint.card.normalization)
+    info, idx, stats = scene_inputs(ZION_IMAGE, checkpoint.card)
     tiles = list(TileGrid(info.width, info.height, tile_size, halo))
     job = SceneJob(str(ZION_IMAGE), idx, stats, info.transform, info.crs)
     return job, [Task(0, tuple(tiles[k : k + per_task])) for k in range(0, len(tiles), per_task)]
@@ -86,9 +85,9 @@ def test_calls_in_flight_are_bounded(ray_cluster, default_checkpoint):
 @pytest.mark.slow
 def test_ray_ordered_map_runs_the_vectorizer_blocks_identically(ray_cluster, tmp_path):
     """The write stage's Ray map (per-block vectorization as tasks) gives the sequential result exactly."""
-    from geoseg.vector.polygons import polygon_frame
     from geoseg.runtime.executors import ordered_map
-    from tests.conftest import ZION_LABELS
+    from geoseg.vector.polygons import polygon_frame
+    from tests.helpers import ZION_LABELS
 
     seq = polygon_frame(ZION_LABELS, block_size=100, mmu_m2=5000)
     par = polygon_frame(ZION_LABELS, block_size=100, mmu_m2=5000, map_fn=ordered_map)
@@ -104,7 +103,7 @@ def test_segment_with_parallel_vectorization_on_ray(ray_cluster, tmp_path, monke
     import geoseg.segment.pipeline
     from geoseg.config import SegmentConfig
     from geoseg.segment.pipeline import segment
-    from tests.conftest import NC_IMAGE
+    from tests.helpers import NC_IMAGE
 
     def cfg(out, local):
         return SegmentConfig(inputs=[str(NC_IMAGE)], output=str(tmp_path / out), tile_size=256, device="cpu",

@@ -1,4 +1,9 @@
-"""The scheduled monitoring job: backfill, idempotent reruns, appends, failing regions, S3 root, discovery."""
+"""The scheduled monitoring job (geoseg.change.monitor, geoseg.change.history): backfill, idempotent reruns,
+appends, failing regions, S3 root, discovery.
+
+Oracles: byte-for-byte snapshots of the history store between runs, the per-period change reports,
+the images present for each period.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,13 @@ import subprocess
 import sys
 
 import pytest
-import rasterio
 from rasterio.windows import Window
 
-from geoseg.config import load_yaml
-from geoseg.errors import ConfigError, InputError
 from geoseg.change.history import HistoryStore
 from geoseg.change.monitor import MonitorConfig, discover, run_monitor
-from tests.conftest import REPO
-
-PUCALLPA = REPO / "data" / "pucallpa"
-SPECTRAL = REPO / "geoseg" / "model" / "weights" / "landcover-spectral-index"
+from geoseg.config import load_yaml
+from geoseg.errors import ConfigError, InputError
+from tests.helpers import PUCALLPA, REPO, SPECTRAL_MODEL, crop_raster
 
 
 @pytest.fixture
@@ -28,13 +29,8 @@ def imagery(tmp_path):
     d.mkdir()
 
     def crop(year: str) -> None:
-        with rasterio.open(PUCALLPA / f"landsat_{year}.tif") as src:
-            win = Window(120, 70, 96, 96)
-            prof = {**src.profile, "width": 96, "height": 96, "transform": src.window_transform(win),
-                    "blockxsize": 32, "blockysize": 32}
-            with rasterio.open(d / f"img_{year}.tif", "w", **prof) as dst:
-                dst.write(src.read(window=win))
-                dst.descriptions = src.descriptions
+        crop_raster(PUCALLPA / f"landsat_{year}.tif", d / f"img_{year}.tif", Window(120, 70, 96, 96),
+                    blockxsize=32, blockysize=32)
 
     for y in ("1985", "2000"):
         crop(y)
@@ -47,7 +43,7 @@ def write_config(tmp_path, root, regions: str, guards: str = "") -> str:
         f"output_root: {root}\n"
         f"regions:\n{regions}"
         f"guards:\n  min_confidence: 50\n  mmu_ha: 2.0\n{guards}"
-        f"segment:\n  model: {SPECTRAL}\n  outputs:\n    polygons: false\n  runtime:\n    local: true\n"
+        f"segment:\n  model: {SPECTRAL_MODEL}\n  outputs:\n    polygons: false\n  runtime:\n    local: true\n"
     )
     return str(cfg)
 

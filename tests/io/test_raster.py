@@ -1,10 +1,15 @@
+"""Raster access (geoseg.io.raster): band resolution, nodata masks, pixel areas, GDAL paths, open errors.
+
+Oracles: the NC scene's band descriptions, hand-placed nodata pixels, and pixel areas from the
+projection's units and from pyproj's geodesic polygon areas.
+"""
+
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 
 from geoseg.errors import BandError, InputError
-from geoseg.model.normalization import Normalization, apply, scene_stats
 from geoseg.io.raster import (
     RasterInfo,
     gdal_path,
@@ -14,7 +19,7 @@ from geoseg.io.raster import (
     resolve_bands,
 )
 from geoseg.tiling import PixelBox
-from tests.conftest import NC_IMAGE
+from tests.helpers import NC_IMAGE
 
 
 def _info(path):
@@ -64,25 +69,6 @@ def test_float_nan_is_invalid_without_declared_nodata(make_raster):
     with rasterio.open(path) as src:
         _, valid = read_window(src, [1], PixelBox(0, 0, 8, 8))
     assert valid.sum() == 63 and not valid[2, 3]
-
-
-def test_scene_stats_ignore_nodata_and_scale_to_unit_range(make_raster):
-    arr = np.tile(np.arange(100, 200, dtype=np.uint16), (2, 100, 1))
-    arr[:, :10, :] = 65535
-    path = make_raster(arr, nodata=65535)
-    norm = Normalization(low=0, high=100)
-    with rasterio.open(path) as src:
-        stats = scene_stats(src, [1, 2], norm)
-        data, _ = read_window(src, [1, 2], PixelBox(0, 0, 100, 100))
-    assert stats.offset == (100.0, 100.0) and stats.scale == (99.0, 99.0)
-    x = apply(data[:, 10:, :], stats, norm)
-    assert x.min() == 0.0 and x.max() == 1.0
-
-
-def test_scene_stats_on_all_nodata_is_a_clear_error(make_raster):
-    path = make_raster(np.zeros((1, 10, 10), np.uint8), nodata=0)
-    with rasterio.open(path) as src, pytest.raises(InputError, match="no valid"):
-        scene_stats(src, [1], Normalization())
 
 
 def test_pixel_area_projected_and_geographic():

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import rasterio
 
-from geoseg.io import storage
 from geoseg.config import SegmentConfig
 from geoseg.errors import InputError, OutputError
+from geoseg.io import storage
+from geoseg.model.predict import TileResult
 from geoseg.segment.journal import TileJournal
 from geoseg.segment.pipeline import segment
-from geoseg.model.predict import TileResult
 from geoseg.tiling import TileGrid
-from tests.conftest import NC_IMAGE, REPO, ZION_IMAGE
+from tests.helpers import NC_IMAGE, UNET_MODEL, ZION_IMAGE, scene_inputs
 
 
 def _keys(bucket: str, prefix: str = "") -> list[str]:
@@ -69,8 +69,7 @@ def test_gdal_reads_windows_through_vsis3_with_the_custom_endpoint(s3_bucket):
 def _upload_inputs(bucket: str) -> None:
     for p in (NC_IMAGE, ZION_IMAGE):
         storage.upload(p, storage.join(bucket, "scenes", p.name))
-    model = REPO / "geoseg" / "model" / "weights" / "landcover-unet-mnv2"
-    for f in model.iterdir():
+    for f in UNET_MODEL.iterdir():
         if f.is_file():
             storage.upload(f, storage.join(bucket, "models", "unet", f.name))
 
@@ -265,16 +264,11 @@ def test_model_actors_read_s3_through_the_endpoint_the_driver_uses(ray_cluster, 
     """Workers of a cluster do not inherit the driver's environment: AWS_ENDPOINT_URL must reach them."""
     from geoseg.config import RuntimeConfig
     from geoseg.model.checkpoint import checkpoint_payload
-    from geoseg.model.normalization import scene_stats
     from geoseg.model.predict import SceneJob
-    from geoseg.io.raster import RasterInfo, open_raster, resolve_bands
     from geoseg.runtime.executors import LocalExecutor, RayExecutor, Task
 
     uri = storage.upload(ZION_IMAGE, storage.join(s3_bucket, "scenes", ZION_IMAGE.name))
-    with open_raster(uri) as src:
-        info = RasterInfo.from_dataset(uri, src)
-        idx = resolve_bands(info, default_checkpoint.card.bands)
-        stats = scene_stats(src, idx, default_checkpoint.card.normalization)
+    info, idx, stats = scene_inputs(uri, default_checkpoint.card)
     tiles = list(TileGrid(info.width, info.height, 256, 32))[:4]
     job = SceneJob(uri, idx, stats, info.transform, info.crs)
     tasks = [Task(0, (t,)) for t in tiles]

@@ -26,7 +26,7 @@ import rasterio
 from geoseg.config import SegmentConfig
 from geoseg.segment.pipeline import segment
 from geoseg.tiling import TileGrid
-from tests.conftest import NC_IMAGE, ZION_IMAGE
+from tests.helpers import NC_IMAGE, ZION_IMAGE, corrupt_block
 
 pytestmark = pytest.mark.slow
 
@@ -165,26 +165,9 @@ def test_a_node_removed_mid_run_does_not_stop_the_job(cluster, scenes, reference
     _assert_same_maps(out, reference, scenes)
 
 
-def _corrupt_block(src: Path, dst: Path, block: tuple[int, int]) -> None:
-    """Copy ``src`` as a 64 x 64-tiled DEFLATE GeoTIFF and overwrite the compressed bytes of one block."""
-    with rasterio.open(src) as s:
-        profile = {**s.profile, "tiled": True, "blockxsize": 64, "blockysize": 64, "compress": "deflate"}
-        data = s.read()
-        desc = s.descriptions
-    with rasterio.open(dst, "w", **profile) as d:
-        d.write(data)
-        d.descriptions = desc
-    with rasterio.open(dst) as d:
-        offset = int(d.get_tag_item(f"BLOCK_OFFSET_{block[1]}_{block[0]}", "TIFF", bidx=1))
-        size = int(d.get_tag_item(f"BLOCK_SIZE_{block[1]}_{block[0]}", "TIFF", bidx=1))
-    with open(dst, "r+b") as f:
-        f.seek(offset)
-        f.write(b"\xff" * size)
-
-
 def test_a_tile_that_always_fails_is_retried_then_reported_and_the_job_exits_nonzero(cluster, tmp_path):
     bad = tmp_path / "corrupt.tif"
-    _corrupt_block(NC_IMAGE, bad, block=(2, 3))  # block row 2, col 3: pixels rows 128-191, cols 192-255
+    corrupt_block(NC_IMAGE, bad, block=(2, 3))  # block row 2, col 3: pixels rows 128-191, cols 192-255
     out = tmp_path / "out"
     proc = _start(_write_cfg(tmp_path / "job.yaml", [bad], out, max_task_retries=2), cluster)
     rc, stdout, stderr = _finish(proc)

@@ -1,4 +1,9 @@
-"""The segment job end to end in-process (no Ray): outputs, nodata, AOI, stats, atomic publication."""
+"""The segment job end to end in-process (no Ray; geoseg.segment.pipeline): outputs, nodata, AOI, stats,
+atomic publication.
+
+Oracles: the input rasters (grid, bands, nodata, masks), class-map pixel counts for stats and
+polygon areas, runs without the option under test (bands by name, no AOI, the plain scene).
+"""
 
 import json
 from pathlib import Path
@@ -10,23 +15,15 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import box
 
-from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, BandError, OutputError
 from geoseg.segment.pipeline import segment
-from tests.conftest import NC_IMAGE, ZION_IMAGE
-
-
-def _cfg(inputs, out, **kw):
-    base = dict(inputs=[str(p) for p in inputs], output=str(out), tile_size=256, halo=32, device="cpu",
-                runtime={"local": True})
-    base.update(kw)
-    return SegmentConfig(**base)
+from tests.helpers import NC_IMAGE, ZION_IMAGE, segment_config
 
 
 @pytest.fixture(scope="module")
 def nc_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("nc") / "out"
-    summary = segment(_cfg([NC_IMAGE], out), progress=False)
+    summary = segment(segment_config([NC_IMAGE], out), progress=False)
     return out, summary
 
 
@@ -117,7 +114,7 @@ def test_nodata_in_gives_255_out_and_never_a_class(make_raster, tmp_path):
     arr[2, 400, 10] = 65535                   # one band only
     arr[:, :, :96] = 65535                    # a fully nodata strip: the 6 tiles whose 96-px cores lie in it are skipped
     path = make_raster(arr, nodata=65535, name="holes.tif", **profile)
-    segment(_cfg([path], tmp_path / "o", tile_size=128, halo=16, outputs={"polygons": False}), progress=False)
+    segment(segment_config([path], tmp_path / "o", tile_size=128, halo=16, outputs={"polygons": False}), progress=False)
     with rasterio.open(tmp_path / "o" / "holes_classes.tif") as cls:
         k = cls.read(1)
     invalid = (arr == 65535).any(axis=0)
@@ -127,15 +124,15 @@ def test_nodata_in_gives_255_out_and_never_a_class(make_raster, tmp_path):
 
 
 def test_bands_by_index_give_the_same_map_as_by_name(tmp_path):
-    a = segment(_cfg([NC_IMAGE], tmp_path / "a", bands=["green", "red", "nir"], outputs={"polygons": False}), progress=False)
-    b = segment(_cfg([NC_IMAGE], tmp_path / "b", bands=[2, 3, 4], outputs={"polygons": False}), progress=False)
+    a = segment(segment_config([NC_IMAGE], tmp_path / "a", bands=["green", "red", "nir"], outputs={"polygons": False}), progress=False)
+    b = segment(segment_config([NC_IMAGE], tmp_path / "b", bands=[2, 3, 4], outputs={"polygons": False}), progress=False)
     with rasterio.open(Path(a.output_dir) / f"{NC_IMAGE.stem}_classes.tif") as x, rasterio.open(Path(b.output_dir) / f"{NC_IMAGE.stem}_classes.tif") as y:
         np.testing.assert_array_equal(x.read(1), y.read(1))
 
 
 def test_missing_band_fails_before_writing_anything(tmp_path):
     with pytest.raises(BandError, match="swir2"):
-        segment(_cfg([NC_IMAGE], tmp_path / "o", bands=["green", "red", "swir2"]), progress=False)
+        segment(segment_config([NC_IMAGE], tmp_path / "o", bands=["green", "red", "swir2"]), progress=False)
     assert not (tmp_path / "o").exists()
 
 
@@ -147,9 +144,9 @@ def test_aoi_restricts_tiles_and_masks_outside(tmp_path):
     aoi = gpd.GeoDataFrame(geometry=[box(b.left, b.bottom, b.left + (b.right - b.left) / 3, b.top)], crs=crs).to_crs(4326)
     aoi_path = tmp_path / "aoi.geojson"
     aoi.to_file(aoi_path, driver="GeoJSON")
-    s = segment(_cfg([NC_IMAGE], tmp_path / "o", tile_size=128, halo=16, aoi=str(aoi_path), outputs={"polygons": False}),
+    s = segment(segment_config([NC_IMAGE], tmp_path / "o", tile_size=128, halo=16, aoi=str(aoi_path), outputs={"polygons": False}),
                 progress=False)
-    segment(_cfg([NC_IMAGE], tmp_path / "full", tile_size=128, halo=16, outputs={"polygons": False}), progress=False)
+    segment(segment_config([NC_IMAGE], tmp_path / "full", tile_size=128, halo=16, outputs={"polygons": False}), progress=False)
     with rasterio.open(tmp_path / "o" / f"{NC_IMAGE.stem}_classes.tif") as cls:
         k = cls.read(1)
     with rasterio.open(tmp_path / "full" / f"{NC_IMAGE.stem}_classes.tif") as cls:
@@ -163,20 +160,20 @@ def test_aoi_restricts_tiles_and_masks_outside(tmp_path):
 def test_aoi_that_misses_the_raster_is_a_clear_error(tmp_path):
     gpd.GeoDataFrame(geometry=[box(10, 10, 11, 11)], crs=4326).to_file(tmp_path / "far.geojson", driver="GeoJSON")
     with pytest.raises(AOIError, match="does not overlap"):
-        segment(_cfg([NC_IMAGE], tmp_path / "o", aoi=str(tmp_path / "far.geojson")), progress=False)
+        segment(segment_config([NC_IMAGE], tmp_path / "o", aoi=str(tmp_path / "far.geojson")), progress=False)
 
 
 def test_existing_outputs_are_never_clobbered_without_overwrite(nc_run, tmp_path):
     out, _ = nc_run
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     with pytest.raises(OutputError, match="--overwrite"):
-        segment(_cfg([NC_IMAGE], out), progress=False)
+        segment(segment_config([NC_IMAGE], out), progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
 def test_a_failed_run_with_overwrite_leaves_the_previous_result_intact(tmp_path, monkeypatch):
     out = tmp_path / "o"
-    segment(_cfg([NC_IMAGE], out, outputs={"polygons": False}), progress=False)
+    segment(segment_config([NC_IMAGE], out, outputs={"polygons": False}), progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     import geoseg.model.predict
@@ -188,7 +185,7 @@ def test_a_failed_run_with_overwrite_leaves_the_previous_result_intact(tmp_path,
     from geoseg.errors import TileError
 
     with pytest.raises(TileError, match="simulated model crash"):
-        segment(_cfg([NC_IMAGE], out, overwrite=True, outputs={"polygons": False}), progress=False)
+        segment(segment_config([NC_IMAGE], out, overwrite=True, outputs={"polygons": False}), progress=False)
     after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "manifest.failed.json"}
     assert after == before
     assert not list(out.glob(".geoseg-staging-*")), "a failed run must not leave its staging directory behind"
@@ -206,7 +203,7 @@ def test_geographic_input_areas_are_in_square_metres(make_raster, tmp_path):
     # same pixels, placed on a 0.0003 deg grid near 8.4 deg S (like the Pucallpa scenes)
     path = make_raster(arr, crs="EPSG:4326", transform=Affine(0.0003, 0, -74.6, 0, -0.0003, -8.3), nodata=0,
                        descriptions=desc, name="geo.tif")
-    s = segment(_cfg([path], tmp_path / "o"), progress=False)
+    s = segment(segment_config([path], tmp_path / "o"), progress=False)
     stats = json.loads((tmp_path / "o" / "stats.json").read_text())["inputs"]["geo"]
     gdf = gpd.read_file(tmp_path / "o" / "geo_polygons.gpkg")
     assert gdf.crs.to_epsg() == 4326
@@ -228,7 +225,7 @@ def test_other_radiometries_give_the_same_map(make_raster, tmp_path, dtype):
     else:
         arr, nodata = (dn * 2.75e-5 - 0.2).astype(np.float32), -9999.0
     path = make_raster(arr, nodata=nodata, name=f"zion_{dtype}.tif", **kw)
-    segment(_cfg([ZION_IMAGE, path], tmp_path / "o", outputs={"polygons": False}), progress=False)
+    segment(segment_config([ZION_IMAGE, path], tmp_path / "o", outputs={"polygons": False}), progress=False)
     with rasterio.open(tmp_path / "o" / f"{ZION_IMAGE.stem}_classes.tif") as a, \
             rasterio.open(tmp_path / "o" / f"zion_{dtype}_classes.tif") as b:
         ref, got = a.read(1), b.read(1)
@@ -239,8 +236,8 @@ def test_vrt_mosaic_input(tmp_path):
     from benchmarks.bench_segment import build_mosaic
 
     vrt = build_mosaic(ZION_IMAGE, 2, tmp_path / "mosaic.vrt")
-    segment(_cfg([vrt], tmp_path / "o", outputs={"polygons": False, "confidence": False}), progress=False)
-    segment(_cfg([ZION_IMAGE], tmp_path / "single", outputs={"polygons": False, "confidence": False}), progress=False)
+    segment(segment_config([vrt], tmp_path / "o", outputs={"polygons": False, "confidence": False}), progress=False)
+    segment(segment_config([ZION_IMAGE], tmp_path / "single", outputs={"polygons": False, "confidence": False}), progress=False)
     with rasterio.open(tmp_path / "o" / "mosaic_classes.tif") as m, \
             rasterio.open(tmp_path / "single" / f"{ZION_IMAGE.stem}_classes.tif") as s:
         mosaic, single = m.read(1), s.read(1)
@@ -265,7 +262,7 @@ def test_internal_mask_marks_nodata(tmp_path):
             dst.write(data)
             dst.write_mask(mask)
             dst.descriptions = desc
-    segment(_cfg([path], tmp_path / "o", outputs={"polygons": False}), progress=False)
+    segment(segment_config([path], tmp_path / "o", outputs={"polygons": False}), progress=False)
     with rasterio.open(tmp_path / "o" / "masked_classes.tif") as cls:
         k = cls.read(1)
     assert (k[mask == 0] == 255).all() and (k[mask == 255] != 255).all()
@@ -278,92 +275,8 @@ def test_acquisition_date_flows_from_input_to_class_map_and_polygons(tmp_path):
     shutil.copy(ZION_IMAGE, img)
     with rasterio.open(img, "r+") as dst:
         dst.update_tags(ACQUISITION_DATE="2015-08-18T17:50:00Z")
-    segment(_cfg([img], tmp_path / "o"), progress=False)
+    segment(segment_config([img], tmp_path / "o"), progress=False)
     with rasterio.open(tmp_path / "o" / "dated_classes.tif") as cls:
         assert cls.tags()["acquired"] == "2015-08-18"
     gdf = gpd.read_file(tmp_path / "o" / "dated_polygons.gpkg")
     assert (gdf.acquired == "2015-08-18").all()
-
-
-def _plans_and_key(tmp_path, aoi_path, device="auto"):
-    from geoseg.io.inputs import expand_inputs
-    from geoseg.segment.journal import run_key
-    from geoseg.model.checkpoint import load_checkpoint
-    from geoseg.segment.pipeline import _journal_key, plan_scene
-
-    cfg = _cfg([NC_IMAGE], tmp_path / "o", tile_size=128, halo=16, aoi=str(aoi_path), device=device)
-    ckpt = load_checkpoint(None)
-    plans = [plan_scene(s, cfg, ckpt, 128, 16) for s in expand_inputs(cfg.inputs)]
-    return run_key(_journal_key(ckpt, plans, 128, 16, cfg.device))
-
-
-def test_journal_key_follows_the_aoi_geometry_and_the_device_not_the_aoi_path(tmp_path):
-    """An AOI edited in place changes tile masks: its journal must not be replayed. The same AOI
-    elsewhere, or a rerun, finds the same journal."""
-    with rasterio.open(NC_IMAGE) as src:
-        b, crs = src.bounds, src.crs
-    a = tmp_path / "aoi.geojson"
-    gpd.GeoDataFrame(geometry=[box(b.left, b.bottom, (b.left + b.right) / 2, b.top)], crs=crs).to_crs(4326).to_file(a)
-    first = _plans_and_key(tmp_path, a)
-    assert _plans_and_key(tmp_path, a) == first  # a rerun of the same job
-    copy = tmp_path / "elsewhere" / "aoi.geojson"
-    copy.parent.mkdir()
-    copy.write_bytes(a.read_bytes())
-    assert _plans_and_key(tmp_path, copy) == first
-    # a slightly smaller AOI over the same tiles: same tile list, other masks
-    gpd.GeoDataFrame(geometry=[box(b.left, b.bottom, (b.left + b.right) / 2 - 40, b.top)],
-                     crs=crs).to_crs(4326).to_file(a)
-    assert _plans_and_key(tmp_path, a) != first
-    assert _plans_and_key(tmp_path, copy, device="cpu") != first
-
-
-def test_an_unreadable_journal_chunk_is_skipped_and_its_tiles_recomputed(tmp_path, caplog):
-    from geoseg.segment.journal import TileJournal
-    from geoseg.model.predict import TileResult
-    from geoseg.tiling import TileGrid
-
-    grid = TileGrid(300, 200, 128, 16)
-    tiles = list(grid)
-    j = TileJournal(str(tmp_path), "k", [grid], every_tiles=100, every_s=1e9)
-    j.record(0, [TileResult(t, np.zeros((t.core.height, t.core.width), np.uint8), None, np.ones(4, np.int64),
-                            np.ones(4)) for t in tiles[:3]])
-    j.flush()
-    (Path(j.root) / "chunk-99999999999999999999-deadbeef.npz").write_bytes(b"PK\x03\x04 truncated by a crash")
-    with caplog.at_level("WARNING", logger="geoseg.segment.journal"):
-        back = [r.tile.index for _, rs in j.restore() for r in rs]
-    assert back == [t.index for t in tiles[:3]]
-    assert "skipping unreadable chunk" in caplog.text
-
-
-def test_dead_staging_is_removed_only_when_its_owner_is_provably_gone(tmp_path):
-    """Same host and PID namespace and no such process: removed. Another PID namespace (containers
-    sharing a host name and a volume) cannot be judged from here: kept."""
-    from geoseg.io.publish import OWNER_FILE, STAGING_PREFIX, _owner, _remove_dead_staging
-
-    me = _owner()
-    dead_pid = 2**22 + 12345  # above pid_max's default: no such process
-    cases = {"dead": {**me, "pid": dead_pid}, "alive": me, "other-ns": {**me, "pidns": -1, "pid": dead_pid},
-             "other-host": {**me, "host": me["host"] + "-x", "pid": dead_pid}, "junk": {"pid": "x"}}
-    for name, owner in cases.items():
-        d = tmp_path / f"{STAGING_PREFIX}{name}"
-        d.mkdir()
-        (d / OWNER_FILE).write_text(json.dumps(owner))
-    _remove_dead_staging(tmp_path)
-    assert sorted(p.name.removeprefix(STAGING_PREFIX) for p in tmp_path.iterdir()) == [
-        "alive", "junk", "other-host", "other-ns"]
-
-
-@pytest.mark.parametrize("doc, match", [
-    ([{"type": "Feature"}], "not a STAC Item"),
-    ({"type": "FeatureCollection", "features": [{"type": "Feature", "assets": {"a": {"href": "x.tif"}}}]}, "no STAC"),
-    ({"type": "Feature", "id": "a/b", "assets": {"a": {"href": "x.tif"}}}, "path separator"),
-    ({"type": "Feature", "id": "a", "assets": {"a": {"type": "image/tiff"}}}, "has no href"),
-])
-def test_malformed_stac_is_an_input_error_naming_the_file(tmp_path, doc, match):
-    from geoseg.errors import InputError
-    from geoseg.io.inputs import expand_inputs
-
-    path = tmp_path / "items.json"
-    path.write_text(json.dumps(doc))
-    with pytest.raises(InputError, match=match):
-        expand_inputs([str(path)])

@@ -24,8 +24,9 @@ import yaml
 
 from geoseg.config import SegmentConfig, load_yaml
 from geoseg.errors import ConfigError
+from tests.helpers import REPO, Dockerfile, dockerignore_patterns, dockerignored, in_image, valid_cron, yaml_docs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 INFRA = ROOT / "infra"
 DOCKERFILE = INFRA / "Dockerfile"
 DOCKERIGNORE = INFRA / "Dockerfile.dockerignore"
@@ -44,159 +45,8 @@ MONITOR_ENTRYPOINT = "python jobs/monitor.py --config configs/monitor_pucallpa.y
 
 
 # ---------------------------------------------------------------------------------------------
-# Parsing helpers
+# Checks (the parsers of Dockerfile, .dockerignore and cron are in tests.helpers)
 # ---------------------------------------------------------------------------------------------
-
-
-def yaml_docs(path: Path) -> list[dict]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-
-
-def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs; continuation lines joined, comment lines dropped."""
-    out, buf = [], ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue  # also inside a continued instruction, as Docker does
-        if line.endswith("\\"):
-            buf += line[:-1].strip() + " "
-            continue
-        instr, _, args = (buf + line).partition(" ")
-        out.append((instr.upper(), args.strip()))
-        buf = ""
-    assert not buf, "Dockerfile ends inside a continued instruction"
-    return out
-
-
-class Dockerfile:
-    def __init__(self, path: Path):
-        self.instructions = dockerfile_instructions(path.read_text())
-        self.args: dict[str, str] = {}
-        for instr, args in self.instructions:
-            if instr == "ARG" and "=" in args:
-                key, _, value = args.partition("=")
-                self.args.setdefault(key.strip(), value.strip().strip('"'))
-        froms = [a for i, a in self.instructions if i == "FROM"]
-        assert len(froms) == 1, f"expected one build stage, found FROM {froms}"
-        self.base = self.expand(froms[0].split()[0])
-        workdirs = [a for i, a in self.instructions if i == "WORKDIR"]
-        assert workdirs, "the Dockerfile sets no WORKDIR (entrypoint paths are relative to it)"
-        self.workdir = workdirs[-1]
-        labels = " ".join(a for i, a in self.instructions if i == "LABEL")
-        self.labels = dict(re.findall(r'([\w.\-]+)="([^"]*)"', labels))
-
-    def expand(self, s: str) -> str:
-        return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: self.args[m.group(1) or m.group(2)], s)
-
-    def copies(self) -> list[tuple[list[str], str]]:
-        """(sources, destination) of every COPY, flags dropped."""
-        out = []
-        for instr, args in self.instructions:
-            if instr == "COPY":
-                words = [w for w in shlex.split(args) if not w.startswith("--")]
-                out.append((words[:-1], words[-1]))
-        return out
-
-    def image_layout(self) -> set[str]:
-        """Repository paths present in the image at the same path relative to WORKDIR.
-
-        COPY of a repo path to the same relative destination, minus what a later RUN removes with
-        `rm -rf` (the source tree after `pip install .`).
-        """
-        present: set[str] = set()
-        for instr, args in self.instructions:
-            if instr == "COPY":
-                words = [w for w in shlex.split(args) if not w.startswith("--")]
-                dest = words[-1].rstrip("/")
-                for src in (w.rstrip("/") for w in words[:-1]):
-                    # a top-level file copied into WORKDIR, or a path copied to the same relative path
-                    if (dest in ("", ".") and "/" not in src) or dest.removeprefix("./") == src:
-                        present.add(src)
-            elif instr == "RUN":
-                for m in re.finditer(r"rm -rf ([^&;|]+)", args):
-                    for p in m.group(1).split():
-                        present.discard(p.strip().rstrip("/").removeprefix("./"))
-        return present
-
-
-def in_image(layout: set[str], relpath: str) -> bool:
-    rel = relpath.rstrip("/")
-    return any(rel == p or rel.startswith(p + "/") for p in layout)
-
-
-def _glob_regex(pattern: str) -> re.Pattern:
-    """Docker's .dockerignore globs: `*` and `?` within a path component, `**` across components."""
-    out, i = "", 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif pattern[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    return re.compile(out + r"\Z")
-
-
-def dockerignored(patterns: list[str], relpath: str) -> bool:
-    """Docker's rule: the last pattern matching the path or one of its parents decides."""
-    parts = relpath.strip("/").split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    excluded = False
-    for raw in patterns:
-        negate = raw.startswith("!")
-        pat = raw[1:] if negate else raw
-        pat = pat.strip().strip("/")
-        rx = _glob_regex(pat)
-        if any(rx.match(c) for c in candidates):
-            excluded = not negate
-    return excluded
-
-
-def dockerignore_patterns() -> list[str]:
-    return [ln.strip() for ln in DOCKERIGNORE.read_text().splitlines() if ln.strip() and not ln.strip().startswith("#")]
-
-
-CRON_FIELDS = [(0, 59, {}), (0, 23, {}), (1, 31, {}),
-               (1, 12, {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}),
-               (0, 7, {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])})]
-CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-
-
-def valid_cron(expr: str) -> bool:
-    """A standard 5-field cron expression (as Kubernetes CronJob accepts), or one of its macros."""
-    expr = expr.strip()
-    if expr in CRON_MACROS:
-        return True
-    fields = expr.split()
-    if len(fields) != 5:
-        return False
-
-    def value(tok: str, lo: int, hi: int, names: dict) -> int | None:
-        v = names.get(tok.lower()) if names else None
-        if v is None:
-            if not tok.isdigit():
-                return None
-            v = int(tok)
-        return v if lo <= v <= hi else None
-
-    for field, (lo, hi, names) in zip(fields, CRON_FIELDS):
-        for item in field.split(","):
-            rng, _, step = item.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
-                return False
-            if rng in ("*", "?"):
-                continue
-            a, dash, b = rng.partition("-")
-            va = value(a, lo, hi, names)
-            vb = value(b, lo, hi, names) if dash else va
-            if va is None or vb is None or vb < va:
-                return False
-    return True
 
 
 def entrypoint_parts(entrypoint: str) -> tuple[str, str, dict[str, str]]:
@@ -222,7 +72,7 @@ def entrypoint_config(entrypoint: str):
         return load_yaml(ROOT / config, SegmentConfig, {"output": opts.get("--output")})
     if script == "jobs/monitor.py":
         return load_yaml(ROOT / config, monitor_config_model(), {"output_root": opts.get("--output-root")})
-    raise AssertionError(f"{entrypoint!r}: unknown job script (add its config model to tests/test_infra.py)")
+    raise AssertionError(f"{entrypoint!r}: unknown job script (add its config model to tests/system/test_infra.py)")
 
 
 def check_local_paths_in_image(paths: list[str], layout: set[str], what: str) -> None:
@@ -426,7 +276,7 @@ def test_dockerfile_installs_cuda_torch_binary_geo_wheels_and_pins_ray(dockerfil
 
 
 def test_dockerfile_copies_existing_paths_that_the_dockerignore_keeps(dockerfile):
-    patterns = dockerignore_patterns()
+    patterns = dockerignore_patterns(DOCKERIGNORE)
     copies = dockerfile.copies()
     assert copies
     for sources, _dest in copies:
@@ -440,7 +290,7 @@ def test_dockerfile_copies_existing_paths_that_the_dockerignore_keeps(dockerfile
                     continue
                 assert not dockerignored(patterns, rel), f"{rel} is copied by the Dockerfile but excluded by {DOCKERIGNORE.name}"
     # and the ignore file does keep junk and unrelated trees out of the build context
-    for rel in ("out/demo/x.tif", "tests/test_cli.py", ".git/HEAD", "geoseg/__pycache__/x.pyc", "benchmarks/x.py"):
+    for rel in ("out/demo/x.tif", "tests/cli/test_segment.py", ".git/HEAD", "geoseg/__pycache__/x.pyc", "benchmarks/x.py"):
         assert dockerignored(patterns, rel), f"{rel} would be sent to the Docker build"
 
 

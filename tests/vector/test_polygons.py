@@ -1,14 +1,15 @@
-"""Block-wise vectorization (geoseg.vector.polygons) against whole-raster GDAL polygonize, MMU,
-coverage simplification, writers and the instance raster. Tiny rasters built in tmp_path."""
+"""Block-wise vectorization (geoseg.vector.polygons): exactness, attributes, MMU, errors, parallel maps.
+
+Oracles: whole-raster GDAL polygonize (same classes, vertex sets and areas, polygon by polygon, for
+any block size), a whole-raster rasterize of the polygon ids, exact ellipsoidal cell areas and
+geodesic perimeters, and the sequential output for the parallel map. Tiny rasters built in tmp_path.
+(Simplification, writers and the instance raster: test_coverage.py.)
+"""
 
 from __future__ import annotations
 
-import json
-import uuid
-
 import geopandas as gpd
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import rasterio
 import shapely
@@ -18,24 +19,13 @@ from hypothesis.extra.numpy import arrays
 from rasterio.features import rasterize, shapes
 from rasterio.transform import from_origin
 
-from geoseg.vector.coverage import write_polygons
-from geoseg.errors import ConfigError, GeosegError, InputError, OutputError
-from geoseg.vector.polygons import COLUMNS, polygon_frame, vectorize_blocks, vectorize_to_file
+from geoseg.errors import ConfigError, GeosegError, InputError
 from geoseg.io.raster import pixel_area_m2
+from geoseg.vector.polygons import COLUMNS, polygon_frame, vectorize_blocks, vectorize_to_file
+from tests.helpers import UTM12_30M as UTM
+from tests.helpers import blobs, write_classes, write_raster
 
-UTM = from_origin(500000, 4200000, 30, 30)
 GEO = from_origin(-111.5, 37.5, 0.00027, 0.00027)
-TAGS = {"class_names": "other,forest,water,urban", "model": "unet-test", "TIFFTAG_DATETIME": "2015:08:18 17:55:12"}
-
-
-def write_classes(directory, classes, *, crs="EPSG:32612", transform=UTM, tags=TAGS, name=None):
-    path = directory / (name or f"classes-{uuid.uuid4().hex[:6]}.tif")
-    with rasterio.open(path, "w", driver="GTiff", width=classes.shape[1], height=classes.shape[0], count=1,
-                       dtype="uint8", crs=crs, transform=transform, nodata=255) as dst:
-        dst.write(classes.astype(np.uint8), 1)
-        if tags:
-            dst.update_tags(**tags)
-    return path
 
 
 def canonical(geom, transform):
@@ -193,10 +183,7 @@ def test_attributes_and_streaming(tmp_path):
     conf[2:5, 2:9] = 60
     conf[2, 2] = 255  # nodata: excluded from the mean
     cpath = write_classes(tmp_path, classes)
-    fpath = tmp_path / "conf.tif"
-    with rasterio.open(fpath, "w", driver="GTiff", width=12, height=12, count=1, dtype="uint8", crs="EPSG:32612",
-                       transform=UTM, nodata=255) as dst:
-        dst.write(conf, 1)
+    fpath = write_raster(tmp_path / "conf.tif", conf, nodata=255)
     batches = list(vectorize_blocks(cpath, block_size=4, confidence=fpath))
     assert len(batches) > 1  # streamed, not collected
     gdf = polygon_frame(cpath, block_size=4, confidence=fpath)
@@ -221,7 +208,7 @@ def test_attributes_and_streaming(tmp_path):
 def test_reads_only_block_windows(tmp_path, monkeypatch):
     from geoseg.vector import polygons
 
-    classes = _blobs(8, (40, 45))
+    classes = blobs(8, (40, 45))
     path = write_classes(tmp_path, classes)
     windows = []
     real_open = polygons.open_raster
@@ -264,18 +251,9 @@ def test_all_nodata_raster(tmp_path):
 # --------------------------------------------------------------------------- MMU
 
 
-def _blobs(seed, shape=(48, 53)):
-    from scipy import ndimage
-
-    rng = np.random.default_rng(seed)
-    a = ndimage.median_filter(rng.integers(0, 4, shape).astype(np.uint8), 3)
-    a[rng.random(shape) < 0.06] = 3  # speckle
-    return a
-
-
 @pytest.mark.parametrize("block_size", [3, 8, 64])
 def test_mmu_leaves_no_region_below_it(tmp_path, block_size):
-    classes = _blobs(1)
+    classes = blobs(1)
     path = write_classes(tmp_path, classes)
     mmu = 6 * 900.0
     before = polygon_frame(path, block_size=block_size)
@@ -317,131 +295,7 @@ def test_mmu_rules_for_small_neighbours_and_islands(tmp_path):
     assert island.class_id == 1 and island.area_m2 == pytest.approx(900)
 
 
-# --------------------------------------------------------------------------- simplification
-
-
-def _overlap_area(geoms):
-    tree = shapely.STRtree(geoms)
-    i, j = tree.query(geoms, predicate="intersects")
-    m = i < j
-    return float(shapely.area(shapely.intersection(geoms[i[m]], geoms[j[m]])).sum())
-
-
-@pytest.mark.parametrize("block_size", [4, 7, 16, 100])
-def test_simplification_keeps_a_valid_gap_free_coverage(tmp_path, block_size):
-    classes = _blobs(2)
-    classes[20:24, 30:34] = 1
-    classes[21:23, 31:33] = 2  # a hole in a hole
-    path = write_classes(tmp_path, classes)
-    before = polygon_frame(path, block_size=block_size)
-    after = polygon_frame(path, block_size=block_size, simplify_m=45.0)
-    g = after.geometry.values
-    assert len(after) == len(before) and after["polygon_id"].tolist() == before["polygon_id"].tolist()
-    assert shapely.is_valid(g).all()
-    assert _overlap_area(g) == pytest.approx(0, abs=1e-6)
-    assert shapely.union_all(g).area == pytest.approx(before.geometry.area.sum(), rel=1e-9)  # no gaps
-    assert shapely.get_num_interior_rings(g).sum() == shapely.get_num_interior_rings(before.geometry.values).sum()
-    assert shapely.get_num_coordinates(g).sum() < 0.85 * shapely.get_num_coordinates(before.geometry.values).sum()
-    # within the tolerance of the pixel boundaries
-    assert shapely.hausdorff_distance(shapely.union_all(shapely.boundary(g)),
-                                      shapely.union_all(shapely.boundary(before.geometry.values))) < 3 * 30
-
-
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    classes=arrays(np.uint8, st.tuples(st.integers(2, 24), st.integers(2, 24)), elements=st.sampled_from([0, 1, 2, 255])),
-    block_size=st.integers(1, 9),
-    tolerance=st.sampled_from([20.0, 45.0, 200.0]),
-    mmu_px=st.sampled_from([0, 3]),
-)
-def test_random_simplified_coverages_stay_valid(tmp_path, classes, block_size, tolerance, mmu_px):
-    path = write_classes(tmp_path, classes)
-    before = polygon_frame(path, block_size=block_size, mmu_m2=mmu_px * 900.0)
-    after = polygon_frame(path, block_size=block_size, mmu_m2=mmu_px * 900.0, simplify_m=tolerance)
-    g = after.geometry.values
-    assert after["polygon_id"].tolist() == before["polygon_id"].tolist()
-    assert shapely.is_valid(g).all()
-    assert _overlap_area(g) == pytest.approx(0, abs=1e-6)
-    assert (shapely.get_num_interior_rings(g) == shapely.get_num_interior_rings(before.geometry.values)).all()
-    if not (classes == 255).any():
-        assert shapely.union_all(g).area == pytest.approx(classes.size * 900.0, rel=1e-9)
-
-
-def test_simplification_with_nodata(tmp_path):
-    classes = _blobs(3)
-    classes[10:20, 15:30] = 255
-    classes[:, :3] = 255
-    path = write_classes(tmp_path, classes)
-    before = polygon_frame(path, block_size=9)
-    after = polygon_frame(path, block_size=9, simplify_m=40.0)
-    g = after.geometry.values
-    assert shapely.is_valid(g).all() and _overlap_area(g) == pytest.approx(0, abs=1e-6)
-    perimeter = shapely.union_all(before.geometry.values).length
-    assert shapely.union_all(g).area == pytest.approx(before.geometry.area.sum(), abs=perimeter * 40.0)
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-@pytest.mark.parametrize("ext", ["gpkg", "parquet", "fgb"])
-def test_formats_round_trip(tmp_path, ext):
-    classes = _blobs(4, (20, 25))
-    path = write_classes(tmp_path, classes)
-    out = tmp_path / f"polys.{ext}"
-    n = vectorize_to_file(path, out, block_size=6)
-    read = gpd.read_parquet(out) if ext == "parquet" else gpd.read_file(out, layer="landcover")
-    expected = polygon_frame(path, block_size=6)
-    assert n == len(read) == len(expected)
-    assert list(read.columns) == [*COLUMNS, "geometry"]
-    assert read.crs.to_epsg() == 32612
-    read = read.sort_values("polygon_id", ignore_index=True)
-    assert read["polygon_id"].tolist() == expected["polygon_id"].tolist()
-    assert read.geometry.geom_equals_exact(expected.geometry, 0).all()
-    assert read["mean_confidence"].isna().all() and (read["model"] == "unet-test").all()
-    with pytest.raises(OutputError, match="already exists"):
-        vectorize_to_file(path, out, block_size=6)
-    vectorize_to_file(path, out, block_size=6, overwrite=True, crs="EPSG:4326")
-    wgs = gpd.read_parquet(out) if ext == "parquet" else gpd.read_file(out)
-    assert wgs.crs.to_epsg() == 4326
-    assert wgs.total_bounds[0] == pytest.approx(-111.0, abs=0.01)  # easting 500000 in UTM 12N
-    assert wgs.to_crs(32612).sort_values("polygon_id").area.sum() == pytest.approx(expected.area.sum(), rel=1e-6)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp files left
-    if ext == "parquet":
-        geo = json.loads(pq.ParquetFile(out).metadata.metadata[b"geo"])
-        assert geo["version"] == "1.0.0" and geo["primary_column"] == "geometry"
-        col = geo["columns"]["geometry"]
-        assert col["encoding"] == "WKB" and col["geometry_types"] == ["Polygon"]
-        np.testing.assert_allclose(col["bbox"], wgs.total_bounds)
-        assert col["crs"]["id"]["code"] == 4326
-
-
-def test_write_polygons_takes_frames_and_iterators(tmp_path):
-    path = write_classes(tmp_path, _blobs(5, (15, 15)))
-    gdf = polygon_frame(path)
-    assert write_polygons(gdf, tmp_path / "a.gpkg") == len(gdf)
-    assert write_polygons(iter([gdf.iloc[:3], gdf.iloc[3:]]), tmp_path / "b.fgb") == len(gdf)
-    assert write_polygons(iter([]), tmp_path / "empty.parquet", crs="EPSG:32612") == 0
-    assert len(gpd.read_parquet(tmp_path / "empty.parquet")) == 0
-    with pytest.raises(OutputError, match="unknown polygon format"):
-        write_polygons(gdf, tmp_path / "x.shp")
-    with pytest.raises(OutputError, match="does not exist"):
-        write_polygons(gdf, tmp_path / "nowhere" / "x.gpkg")
-
-
-def test_instance_raster_matches_polygons(tmp_path):
-    classes = _blobs(6, (30, 35))
-    classes[5:8, 5:8] = 255
-    path = write_classes(tmp_path, classes)
-    inst = tmp_path / "instances.tif"
-    gdf = polygon_frame(path, block_size=7, instance_path=inst)
-    with rasterio.open(inst) as src:
-        ids = src.read(1)
-        assert src.dtypes[0] == "uint32" and src.nodata == 0 and src.transform == UTM
-    burned = rasterize(zip(gdf.geometry, gdf.polygon_id), out_shape=classes.shape, transform=UTM, dtype="uint32")
-    assert (ids == burned).all()
-    assert ((ids == 0) == (classes == 255)).all()
-    with pytest.raises(OutputError, match="already exists"):
-        list(vectorize_blocks(path, instance_path=inst))
+# --------------------------------------------------------------------------- errors
 
 
 def test_clear_errors(tmp_path):
@@ -452,10 +306,7 @@ def test_clear_errors(tmp_path):
         list(vectorize_blocks(path, block_size=0))
     with pytest.raises(ConfigError, match="mmu_m2"):
         list(vectorize_blocks(path, mmu_m2=-1))
-    f32 = tmp_path / "f.tif"
-    with rasterio.open(f32, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32", crs="EPSG:32612",
-                       transform=UTM) as dst:
-        dst.write(np.zeros((1, 4, 4), np.float32))
+    f32 = write_raster(tmp_path / "f.tif", np.zeros((1, 4, 4), np.float32))
     with pytest.raises(InputError, match="single-band uint8"):
         list(vectorize_blocks(f32))
     other = write_classes(tmp_path, np.zeros((5, 4), np.uint8))
@@ -483,14 +334,11 @@ def bounded_pool_map(func, items, workers=2, lookahead=4):
 @pytest.mark.parametrize("block_size", [1, 7, 64])
 def test_parallel_map_gives_the_sequential_output(tmp_path, block_size):
     shape = (12, 14) if block_size == 1 else (22, 25)  # block size 1: one task per pixel, keep it small
-    classes = _blobs(7, shape)
+    classes = blobs(7, shape)
     classes[3:6, 4:7] = 255
     path = write_classes(tmp_path, classes)
-    conf = tmp_path / "conf.tif"
-    with rasterio.open(conf, "w", driver="GTiff", width=shape[1], height=shape[0], count=1, dtype="uint8",
-                       crs="EPSG:32612",
-                       transform=UTM, nodata=255) as dst:
-        dst.write(np.random.default_rng(7).integers(0, 101, classes.shape, dtype=np.uint8), 1)
+    conf = write_raster(tmp_path / "conf.tif", np.random.default_rng(7).integers(0, 101, classes.shape, dtype=np.uint8),
+                        nodata=255)
     for extra in ({}, {"mmu_m2": 5 * 900.0}, {"simplify_m": 45.0}, {"mmu_m2": 5 * 900.0, "simplify_m": 45.0}):
         seq = polygon_frame(path, block_size=block_size, confidence=conf, **extra)
         par = polygon_frame(path, block_size=block_size, confidence=conf, map_fn=bounded_pool_map, **extra)

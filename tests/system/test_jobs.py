@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import NC_IMAGE, REPO, ZION_IMAGE, _free_port
+from tests.helpers import NC_IMAGE, REPO, ZION_IMAGE, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +21,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def ray_head():
     """A local Ray head on 127.0.0.1 with the dashboard (Jobs API); its process group is killed afterwards."""
-    port, dash = _free_port(), _free_port()
+    port, dash = free_port(), free_port()
     # every port the head binds is chosen here: the defaults (e.g. the dashboard agent's 52365) may be taken
     # by another Ray on this machine, such as the test session's own cluster
-    agent_ports = [f"--{opt}={_free_port()}" for opt in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+    agent_ports = [f"--{opt}={free_port()}" for opt in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                                                           "runtime-env-agent-port", "metrics-export-port",
                                                           "ray-client-server-port")]
     temp = tempfile.mkdtemp(prefix="gsray", dir="/tmp")  # short: Ray's socket paths live under it

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import rasterio
 
 torch = pytest.importorskip("torch")
 
@@ -10,17 +9,11 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_amp_on_cuda_matches_fp32_on_cpu(default_checkpoint, predictor):
-    from geoseg.model.normalization import apply, scene_stats
     from geoseg.model.predict import Predictor
-    from geoseg.io.raster import RasterInfo, read_window, resolve_bands
-    from tests.conftest import ZION_IMAGE
+    from tests.helpers import ZION_IMAGE, normalized_scene
 
     gpu = Predictor.from_checkpoint(default_checkpoint, "cuda")
-    card = default_checkpoint.card
-    with rasterio.open(ZION_IMAGE) as src:
-        info = RasterInfo.from_dataset(str(ZION_IMAGE), src)
-        idx = resolve_bands(info, card.bands)
-        x = apply(read_window(src, idx, info.box)[0], scene_stats(src, idx, card.normalization), card.normalization)
+    x, _ = normalized_scene(ZION_IMAGE, default_checkpoint.card)
     a, ca = predictor.classify(x[None])
     b, cb = gpu.classify(x[None])
     assert (a == b).mean() >= 0.995

@@ -1,62 +1,29 @@
-"""`geoseg change`: exact transition tables, alignment of grids, guards, outputs, CLI."""
+"""Change detection (geoseg.change.detect): exact transition tables, the guards, outputs, bad inputs.
+
+Oracles: transition tables, change rasters, guard removals and polygon counts computed with numpy
+and whole-raster scipy labelling on the same maps; hand-placed patches whose fate under each guard
+is known. (Grid alignment: test_align.py; the legend: test_transitions.py; the CLI: tests/cli.)
+"""
 
 from __future__ import annotations
-
-import csv
-import json
 
 import numpy as np
 import pytest
 import rasterio
-from click.testing import CliRunner
-from rasterio.transform import from_origin
 from scipy import ndimage
 
 from geoseg.change.detect import ChangeOptions, detect_change
-from geoseg.cli import main
+from geoseg.change.transitions import UNCERTAIN, change_code
 from geoseg.errors import InputError, OutputError
-from geoseg.change.transitions import UNCERTAIN, Legend, change_code, decode
-from tests.conftest import REPO
-
-NAMES = "other,forest,water,urban"
-UTM = "EPSG:32718"
-ORIGIN = (550000.0, 9080000.0)
-PX_HA = 0.09  # 30 m pixels
-
-
-def write_map(path, arr, *, crs=UTM, transform=None, nodata=255, tags=True):
-    transform = transform or from_origin(*ORIGIN, 30, 30)
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1, dtype="uint8",
-                       crs=crs, transform=transform, nodata=nodata, tiled=True, blockxsize=16, blockysize=16) as ds:
-        ds.write(arr.astype(np.uint8), 1)
-        if tags:
-            ds.update_tags(class_names=NAMES, class_ids="0,1,2,3", source=str(path))
-    return str(path)
-
-
-def write_pair(tmp_path, before, after, conf_before=None, conf_after=None, **kw):
-    b = write_map(tmp_path / "before_classes.tif", before, **kw)
-    a = write_map(tmp_path / "after_classes.tif", after, **kw)
-    for name, conf in (("before", conf_before), ("after", conf_after)):
-        if conf is not None:
-            write_map(tmp_path / f"{name}_confidence.tif", conf, tags=False, **kw)
-    return b, a
-
-
-def read(path):
-    with rasterio.open(path) as src:
-        return src.read(1)
-
-
-def table(out):
-    with open(out / "transitions.csv", newline="") as f:
-        return {(r["from_class"], r["to_class"]): (int(r["pixels"]), float(r["area_ha"])) for r in csv.DictReader(f)}
-
-
-def expected_codes(b, a):
-    codes = np.where(b == a, 0, change_code(b, a, 4)).astype(np.uint8)
-    codes[(b == 255) | (a == 255)] = 255
-    return codes
+from tests.helpers import (
+    CLASS_NAMES,
+    PX_HA,
+    expected_codes,
+    read_band,
+    transitions_table,
+    write_map,
+    write_pair,
+)
 
 
 def test_exact_transition_matrix_codes_and_polygons(tmp_path):
@@ -75,8 +42,8 @@ def test_exact_transition_matrix_codes_and_polygons(tmp_path):
     res = detect_change(b, a, str(out), options=ChangeOptions(0, 0, block_size=16))
 
     valid = (before != 255) & (after != 255)
-    names = NAMES.split(",")
-    got = table(out)
+    names = CLASS_NAMES
+    got = transitions_table(out)
     assert len(got) == 4 * 5
     for f in range(4):
         for t in range(4):
@@ -84,7 +51,7 @@ def test_exact_transition_matrix_codes_and_polygons(tmp_path):
             assert got[(names[f], names[t])] == (n, pytest.approx(n * PX_HA, abs=1e-4))
         assert got[(names[f], "uncertain")] == (0, 0.0)
     assert sum(p for p, _ in got.values()) == valid.sum() == res.report["valid"]["pixels"]
-    np.testing.assert_array_equal(read(out / "change.tif"), expected_codes(before, after))
+    np.testing.assert_array_equal(read_band(out / "change.tif"), expected_codes(before, after))
     nd = res.report["nodata_excluded"]
     assert nd["before"]["pixels"] == 30 and nd["after"]["pixels"] == 100 and nd["either"]["pixels"] == 130
     assert res.report["changed"]["pixels"] == (valid & (before != after)).sum()
@@ -101,30 +68,6 @@ def test_exact_transition_matrix_codes_and_polygons(tmp_path):
     assert set(gdf.columns) >= {"from_class", "to_class", "area_ha", "change_type", "mean_confidence_before",
                                 "mean_confidence_after"}
     assert (gdf.loc[gdf.from_class == "forest", "change_type"] == "deforestation").all()
-
-
-def test_change_raster_is_a_cog_with_colours_and_legend(tmp_path):
-    before = np.ones((40, 40), np.uint8)
-    after = before.copy()
-    after[10:20, 10:20] = 3
-    b, a = write_pair(tmp_path, before, after)
-    res = detect_change(b, a, str(tmp_path / "o"))
-    legend = Legend.for_classes(NAMES.split(","))
-    with rasterio.open(tmp_path / "o" / "change.tif") as src:
-        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
-        assert src.nodata == 255 and src.descriptions == ("change code",)
-        cmap = src.colormap(1)
-        for code, rgba in legend.colormap().items():
-            assert cmap[code] == rgba
-        tag_legend = {e["code"]: e["label"] for e in json.loads(src.tags()["legend"])}
-    code = int(change_code(1, 3, 4))
-    assert tag_legend[code] == "forest → urban" and tag_legend[0] == "no change" and UNCERTAIN in tag_legend
-    entry = next(e for e in res.report["legend"] if e["code"] == code)
-    assert entry["change_types"] == ["deforestation", "urbanization"] and entry["change_type"] == "deforestation"
-    assert decode(code, 4) == (1, 3)
-    types = res.report["change_types"]
-    assert types["deforestation"]["pixels"] == types["urbanization"]["pixels"] == 100
-    assert types["reforestation"]["pixels"] == types["water_gain"]["pixels"] == types["water_loss"]["pixels"] == 0
 
 
 def test_confidence_and_mmu_guards_remove_exactly_the_expected_patches(tmp_path):
@@ -154,7 +97,7 @@ def test_confidence_and_mmu_guards_remove_exactly_the_expected_patches(tmp_path)
     assert {(r["from_class"], r["to_class"], r["pixels"]) for r in g["confidence"]["by_transition"]} == {
         ("forest", "urban", 9), ("forest", "other", 3)}
 
-    codes = read(out / "change.tif")
+    codes = read_band(out / "change.tif")
     exp = np.zeros_like(codes)
     exp[2:6, 2:6] = change_code(1, 0, 4)
     exp[14:18, 15:17] = change_code(1, 2, 4)
@@ -162,7 +105,7 @@ def test_confidence_and_mmu_guards_remove_exactly_the_expected_patches(tmp_path)
                (slice(40, 42), slice(20, 23))]:
         exp[sl] = UNCERTAIN
     np.testing.assert_array_equal(codes, exp)
-    t = table(out)
+    t = transitions_table(out)
     assert t[("forest", "other")][0] == 16 and t[("forest", "water")][0] == 8 and t[("forest", "urban")][0] == 0
     assert t[("forest", "uncertain")] == (23, pytest.approx(23 * PX_HA))
     assert t[("forest", "forest")][0] == 48 * 48 - 16 - 8 - 23
@@ -218,7 +161,7 @@ def test_persistence_over_two_later_dates(tmp_path):
     assert p["reverted"]["pixels"] == 27 and p["confirm_nodata"]["pixels"] == 9
     assert res.report["changed"]["pixels"] == 9 and res.report["uncertain"]["pixels"] == 36
     assert res.report["dates"]["confirm_2"]["classes"] == paths[1]
-    codes = read(tmp_path / "o" / "change.tif")
+    codes = read_band(tmp_path / "o" / "change.tif")
     assert (codes[0:3, 0:3] == change_code(1, 0, 4)).all() and (codes[5:23, 0:3][codes[5:23, 0:3] > 0] == UNCERTAIN).all()
     # a single confirm date given as a string is the role "confirm", as before
     one = detect_change(b, a, str(tmp_path / "o1"), confirm=paths[0], options=ChangeOptions(0, 0)).report
@@ -284,13 +227,13 @@ def test_random_maps_with_every_guard_match_a_whole_raster_reference(tmp_path, s
         small_px += int(sizes[sizes * 0.09 < mmu - 1e-9].sum())
         kept += int((sizes * 0.09 >= mmu - 1e-9).sum())
         exp[(code == c) & (exp != UNCERTAIN)] = c
-    np.testing.assert_array_equal(read(tmp_path / "o" / "change.tif"), exp)
+    np.testing.assert_array_equal(read_band(tmp_path / "o" / "change.tif"), exp)
     g = res.report["guards"]
     assert g["confidence"]["removed"]["pixels"] == low.sum()
     assert g["persistence"]["removed"]["pixels"] == flicker.sum()
     assert (g["mmu"]["patches_removed"], g["mmu"]["removed"]["pixels"]) == (small_patches, small_px) and small_px > 0
-    got = table(tmp_path / "o")
-    names = NAMES.split(",")
+    got = transitions_table(tmp_path / "o")
+    names = CLASS_NAMES
     certain = exp < UNCERTAIN  # unchanged or reported change
     for f in range(4):
         for t in range(4):
@@ -299,85 +242,6 @@ def test_random_maps_with_every_guard_match_a_whole_raster_reference(tmp_path, s
     assert sum(px for px, _ in got.values()) == valid.sum()
     gdf = gpd.read_file(tmp_path / "o" / "change_polygons.gpkg")
     assert len(gdf) == kept == res.report["polygons"]["count"] and gdf["pixels"].sum() == ((exp > 0) & (exp < UNCERTAIN)).sum()
-
-
-def test_grids_shifted_by_whole_pixels_in_another_crs_align_exactly(tmp_path):
-    """`before` is on a grid shifted by (3, -2) px, 5 px narrower, in a CRS that is UTM 18S with another false
-    easting: on the after grid it must read back exactly; pixels outside its footprint are before-nodata."""
-    rng = np.random.default_rng(0)
-    after = rng.integers(0, 4, (40, 50)).astype(np.uint8)
-    truth = rng.integers(0, 4, (40, 50)).astype(np.uint8)  # before, on the after grid
-    shifted_crs = "+proj=tmerc +lat_0=0 +lon_0=-75 +k=0.9996 +x_0=600000 +y_0=10000000 +datum=WGS84 +units=m +no_defs"
-    # before's pixel (0, 0) is after's (col 3, row 2); covers after cols 3..47, rows 2..39 (plus 2 rows below)
-    tr = from_origin(ORIGIN[0] + 100000 + 3 * 30, ORIGIN[1] - 2 * 30, 30, 30)
-    before_arr = np.full((40, 45), 255, np.uint8)
-    before_arr[:38, :45] = truth[2:40, 3:48]
-    before_arr[38:] = 2  # south of the after grid: never read
-    b = write_map(tmp_path / "before_classes.tif", before_arr, crs=shifted_crs, transform=tr)
-    a = write_map(tmp_path / "after_classes.tif", after)
-    conf_truth = rng.integers(20, 101, (40, 50)).astype(np.uint8)  # before's confidence, on the after grid
-    conf_b = np.full((40, 45), 100, np.uint8)
-    conf_b[:38] = conf_truth[2:40, 3:48]
-    write_map(tmp_path / "before_confidence.tif", conf_b, crs=shifted_crs, transform=tr, tags=False)
-    write_map(tmp_path / "after_confidence.tif", np.full((40, 50), 100, np.uint8), tags=False)
-    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0, block_size=16))
-    aligned = np.full((40, 50), 255, np.uint8)
-    aligned[2:40, 3:48] = truth[2:40, 3:48]
-    np.testing.assert_array_equal(read(tmp_path / "o" / "change.tif"), expected_codes(aligned, after))
-    # the confidence is aligned the same way (nearest): the guard removes exactly the changes below 60 there
-    detect_change(b, a, str(tmp_path / "c"), options=ChangeOptions(60, 0, block_size=16))
-    exp = expected_codes(aligned, after)
-    exp[(exp > 0) & (exp < UNCERTAIN) & (conf_truth < 60)] = UNCERTAIN
-    np.testing.assert_array_equal(read(tmp_path / "c" / "change.tif"), exp)
-    outside = 40 * 50 - 38 * 45
-    assert res.report["nodata_excluded"]["before"]["pixels"] == outside
-    assert res.report["valid"]["pixels"] == 38 * 45
-    assert res.report["grid"]["crs"] == UTM and res.report["grid"]["width"] == 50
-
-
-def test_reprojected_geographic_before_aligns_and_areas_are_equal_area(tmp_path):
-    """A before map warped to EPSG:4326 (finer cells) reads back onto the UTM grid with change only at class
-    edges; on the geographic grid the areas are ellipsoidal (equal to a geodesic polygon area)."""
-    from pyproj import Geod
-    from rasterio.warp import Resampling, calculate_default_transform, reproject
-
-    after = ndimage.zoom(np.arange(16).reshape(4, 4) % 4, 15, order=0).astype(np.uint8)  # 60 x 60, 15-px blocks
-    a = write_map(tmp_path / "after_classes.tif", after)
-    bounds = rasterio.transform.array_bounds(60, 60, from_origin(*ORIGIN, 30, 30))
-    dst_tr, w, h = calculate_default_transform(UTM, "EPSG:4326", 60, 60, *bounds, resolution=0.0001)
-    geo = np.full((h, w), 255, np.uint8)
-    reproject(after, geo, src_transform=from_origin(*ORIGIN, 30, 30), src_crs=UTM, dst_transform=dst_tr,
-              dst_crs="EPSG:4326", resampling=Resampling.nearest, src_nodata=255, dst_nodata=255)
-    b = write_map(tmp_path / "before_classes.tif", geo, crs="EPSG:4326", transform=dst_tr)
-    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0))
-    codes = read(tmp_path / "o" / "change.tif")
-    changed = (codes > 0) & (codes < UNCERTAIN)
-    near_edge = (np.arange(60) % 15 <= 1) | (np.arange(60) % 15 >= 14)  # within 1 px of a class edge
-    assert res.report["valid"]["pixels"] == 3600
-    assert not changed[~near_edge[:, None] & ~near_edge[None, :]].any()
-    assert changed.sum() < 0.02 * 3600
-
-    # the geographic grid: its valid area is the ellipsoidal area of its cells
-    res = detect_change(b, a, str(tmp_path / "g"), options=ChangeOptions(0, 0, grid="before"))
-    assert res.report["grid"]["crs"] == "EPSG:4326"
-    lon0, lat0 = dst_tr.c, dst_tr.f
-    lon1, lat1 = lon0 + w * dst_tr.a, lat0 + h * dst_tr.e
-    full, _ = Geod(ellps="WGS84").polygon_area_perimeter([lon0, lon1, lon1, lon0], [lat0, lat0, lat1, lat1])
-    assert res.report["grid_total"]["area_ha"] == pytest.approx(abs(full) / 1e4, rel=1e-6)
-    assert res.report["valid"]["area_ha"] == pytest.approx(3600 * PX_HA, rel=0.01)
-
-
-def test_a_web_mercator_grid_warns_that_its_areas_are_not_ground_areas(tmp_path, caplog):
-    before = np.ones((20, 20), np.uint8)
-    b, a = write_pair(tmp_path, before, before, crs="EPSG:3857", transform=from_origin(-8.3e6, -9.5e5, 30, 30))
-    with caplog.at_level("WARNING", logger="geoseg.change.align"):
-        detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0))
-    assert "Mercator projection (EPSG:3857)" in caplog.text
-    caplog.clear()
-    b, a = write_pair(tmp_path, before, before)
-    with caplog.at_level("WARNING", logger="geoseg.change.align"):
-        detect_change(b, a, str(tmp_path / "u"), options=ChangeOptions(0, 0))  # UTM (transverse Mercator): fine
-    assert "Mercator" not in caplog.text
 
 
 def test_bad_inputs_fail_clearly_and_never_clobber_results(tmp_path):
@@ -410,67 +274,3 @@ def test_bad_inputs_fail_clearly_and_never_clobber_results(tmp_path):
     with pytest.raises(InputError, match=r"before_classes\.tif: 16 classes .* 2\.\.15 classes"):
         detect_change(b, a, str(out), options=ChangeOptions(0, 0), overwrite=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == stamp  # no staging left, results untouched
-
-
-def test_cli_change_end_to_end(tmp_path):
-    import geopandas as gpd
-
-    before = np.ones((40, 40), np.uint8)
-    after = before.copy()
-    after[5:15, 5:15] = 3
-    after[30, 30] = 0
-    conf = np.full(before.shape, 90, np.uint8)
-    b, a = write_pair(tmp_path, before, after, conf, conf)
-    out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["change", b, a, "--output", str(out), "--mmu-ha", "0.5", "--min-confidence", "60"])
-    assert r.exit_code == 0, r.output
-    assert "changed 9.00 ha" in r.output and "mmu 0.09 ha" in r.output and "deforestation 9.00 ha" in r.output
-    assert sorted(p.name for p in out.iterdir()) == ["change.tif", "change_polygons.gpkg", "transitions.csv",
-                                                      "transitions.json"]
-    assert (out / "transitions.csv").read_text().splitlines()[0] == "from_class,to_class,pixels,area_ha"
-    gdf = gpd.read_file(out / "change_polygons.gpkg", layer="change")
-    assert len(gdf) == 1 and gdf.from_class[0] == "forest" and gdf.to_class[0] == "urban"
-    assert gdf.area_ha[0] == pytest.approx(9.0) and gdf.mean_confidence_after[0] == 90
-    rep = json.loads((out / "transitions.json").read_text())
-    assert rep["guards"]["confidence"]["min_confidence"] == 60 and rep["valid"]["pixels"] == 1600
-
-    r = CliRunner().invoke(main, ["change", "--before", b, "--after", a, "--output", str(out)])
-    assert r.exit_code == 2 and "overwrite" in r.output
-    flicker = before.copy()  # the forest -> urban patch reverted in a later date: persistence removes it
-    flicker[30, 30] = 0
-    later = write_map(tmp_path / "later_classes.tif", flicker)
-    r = CliRunner().invoke(main, ["change", b, a, "--output", str(tmp_path / "p"), "--mmu-ha", "0",
-                                  "--min-confidence", "0", "--confirm", later])
-    assert r.exit_code == 0, r.output
-    assert "persistence 9.00 ha" in r.output and "changed 0.09 ha" in r.output
-    lasting = write_map(tmp_path / "lasting_classes.tif", after)  # still urban: confirms the change
-    r = CliRunner().invoke(main, ["change", b, a, "--output", str(tmp_path / "p2"), "--mmu-ha", "0",
-                                  "--min-confidence", "0", "--confirm", lasting, "--confirm", later])
-    assert r.exit_code == 0, r.output  # both later dates count: the second one reverts the patch
-    assert "persistence 9.00 ha" in r.output
-    r = CliRunner().invoke(main, ["change", b, a, "--output", str(tmp_path / "p3"), "--mmu-ha", "0",
-                                  "--min-confidence", "0", "--confirm", lasting, "--confirm", lasting])
-    assert r.exit_code == 0 and "persistence 0.00 ha" in r.output, r.output
-    r = CliRunner().invoke(main, ["change", b, "--output", str(tmp_path / "x")])
-    assert r.exit_code == 2 and "two dates" in r.output
-    r = CliRunner().invoke(main, ["change", b, str(tmp_path / "missing.tif"), "--output", str(tmp_path / "x")])
-    assert r.exit_code == 2 and "missing.tif: no such file" in r.output
-    assert not (tmp_path / "x").exists()  # nothing created for a run that could not start
-
-
-def test_cli_change_segments_scenes_first(tmp_path):
-    """Scenes (multi-band imagery) are segmented with the given model, then compared."""
-    src_dir = REPO / "data" / "pucallpa"
-    out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["-q", "change", str(src_dir / "landsat_1985.tif"), str(src_dir / "landsat_2020.tif"),
-                                  "--output", str(out), "--model", str(REPO / "geoseg/model/weights/landcover-spectral-index"),
-                                  "--local", "--mmu-ha", "2"])
-    assert r.exit_code == 0, r.output
-    rep = json.loads((out / "transitions.json").read_text())
-    assert rep["dates"]["before"]["segmented"] and rep["dates"]["after"]["source"].endswith("landsat_2020.tif")
-    assert rep["dates"]["before"]["classes"] is None  # segmented in the staging directory, not kept
-    assert rep["grid"]["crs"] == "EPSG:4326" and rep["grid"]["width"] == 697
-    assert rep["valid"]["pixels"] + rep["nodata_excluded"]["either"]["pixels"] == 697 * 377
-    assert sum(t["pixels"] for t in rep["transitions"]) == rep["valid"]["pixels"]
-    assert sorted(p.name for p in out.iterdir()) == ["change.tif", "change_polygons.gpkg", "transitions.csv",
-                                                      "transitions.json"]

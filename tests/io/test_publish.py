@@ -1,0 +1,58 @@
+"""Publication (geoseg.io.publish): stitched rasters and staging directories.
+
+Oracles: a coordinate code written tile core by tile core reads back exactly, whatever the tile
+size; staging directories of owners known to be dead (and only those) are removed.
+"""
+
+import json
+
+import numpy as np
+import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geoseg.io.publish import StitchedRaster
+
+
+def coord_code(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """A value that encodes the pixel position (never 255)."""
+    return ((rows * 7 + cols * 13) % 251).astype(np.uint8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(40, 300), st.integers(40, 300), st.sampled_from([32, 64, 128]), st.integers(0, 15))
+def test_stitched_raster_is_invariant_to_tile_size(tmp_path_factory, width, height, tile_size, halo):
+    from affine import Affine
+
+    from geoseg.tiling import TileGrid
+
+    tmp = tmp_path_factory.mktemp("stitch")
+    sink = StitchedRaster(tmp / "x.tif", width, height, "EPSG:32612", Affine(30, 0, 0, 0, -30, 0), 255)
+    for t in TileGrid(width, height, tile_size, halo):
+        # what a worker would send back: the core cut out of a prediction over the read window
+        rr, cc = np.mgrid[t.read.row : t.read.row_stop, t.read.col : t.read.col_stop]
+        pred = coord_code(rr, cc)
+        sink.write(t.core, pred[t.core_in_read()])
+    sink.to_cog(tmp / "x.cog.tif")
+    with rasterio.open(tmp / "x.cog.tif") as src:
+        got = src.read(1)
+    rr, cc = np.mgrid[0:height, 0:width]
+    np.testing.assert_array_equal(got, coord_code(rr, cc))
+
+
+def test_dead_staging_is_removed_only_when_its_owner_is_provably_gone(tmp_path):
+    """Same host and PID namespace and no such process: removed. Another PID namespace (containers
+    sharing a host name and a volume) cannot be judged from here: kept."""
+    from geoseg.io.publish import OWNER_FILE, STAGING_PREFIX, _owner, _remove_dead_staging
+
+    me = _owner()
+    dead_pid = 2**22 + 12345  # above pid_max's default: no such process
+    cases = {"dead": {**me, "pid": dead_pid}, "alive": me, "other-ns": {**me, "pidns": -1, "pid": dead_pid},
+             "other-host": {**me, "host": me["host"] + "-x", "pid": dead_pid}, "junk": {"pid": "x"}}
+    for name, owner in cases.items():
+        d = tmp_path / f"{STAGING_PREFIX}{name}"
+        d.mkdir()
+        (d / OWNER_FILE).write_text(json.dumps(owner))
+    _remove_dead_staging(tmp_path)
+    assert sorted(p.name.removeprefix(STAGING_PREFIX) for p in tmp_path.iterdir()) == [
+        "alive", "junk", "other-host", "other-ns"]
