@@ -95,7 +95,7 @@ def s3_endpoint():
         try:
             urllib.request.urlopen(url + "/moto-api/", timeout=2)
             break
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             if time.monotonic() > deadline:
                 if proc:
                     proc.kill()

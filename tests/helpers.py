@@ -161,7 +161,7 @@ def normalized_scene(path, card) -> tuple[np.ndarray, np.ndarray]:
 
     info, idx, stats = scene_inputs(path, card)
     with open_raster(path) as src:
-        data, valid = read_window(src, idx, info.box)
+        data, valid = read_window(src, idx, info.grid.box)
     return apply(data, stats, card.normalization), valid
 
 
@@ -395,3 +395,16 @@ def valid_cron(expr: str) -> bool:
             if va is None or vb is None or vb < va:
                 return False
     return True
+
+
+def train_config(tmp_path, **kw):
+    """A small, fast :class:`~geoseg.config.TrainConfig` on the bundled Zion crop (in process unless ``trainer``)."""
+    from geoseg.config import TrainConfig
+
+    base = dict(output=str(tmp_path / "ck"), bands=["green", "red", "nir"], classes=CLASSES,
+                arch_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+                scenes=[{"image": str(ZION_IMAGE), "labels": str(ZION_LABELS)}],
+                chip_size=64, batch_size=8, steps=30, eval_every=15, patience=5, lr=3e-3, threads=2,
+                trainer={"ray": False})
+    base.update(kw)
+    return TrainConfig(**base)

@@ -34,7 +34,7 @@ def test_cores_cover_every_pixel_exactly_once(grid):
 def test_reads_stay_inside_raster_and_contain_their_core(grid):
     for t in grid:
         r = t.read
-        assert 0 <= r.col and 0 <= r.row and r.col_stop <= grid.width and r.row_stop <= grid.height
+        assert r.col >= 0 and r.row >= 0 and r.col_stop <= grid.width and r.row_stop <= grid.height
         assert r.width == min(grid.tile_size, grid.width) and r.height == min(grid.tile_size, grid.height)
         rs, cs = t.core_in_read()  # raises if the core is not inside the read window
         assert rs.stop - rs.start == t.core.height and cs.stop - cs.start == t.core.width
@@ -64,11 +64,14 @@ def test_grid_is_deterministic_and_indexed_row_major():
 def test_tile_transform_offsets_by_read_window():
     from affine import Affine
 
+    from geoseg.grid import GeoGrid
+
     g = TileGrid(300, 300, 128, 16)
     t = g.tile(1, 1)
     tr = Affine(30, 0, 1000, 0, -30, 5000)
-    assert t.read_transform(tr) * (0, 0) == tr * (t.read.col, t.read.row)
-    assert t.core_transform(tr) * (0, 0) == tr * (t.core.col, t.core.row)
+    grid = GeoGrid(300, 300, tr, None)
+    assert grid.window_transform(t.read) * (0, 0) == tr * (t.read.col, t.read.row)
+    assert grid.window_transform(t.core) * (0, 0) == tr * (t.core.col, t.core.row)
 
 
 @pytest.mark.parametrize("tile_size,halo", [(64, 32), (64, 40), (32, -1)])

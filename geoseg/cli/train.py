@@ -16,7 +16,7 @@ def command(config_path, output, steps, seed):
     """Train a land-cover model and write a checkpoint (model.json + weights.safetensors)."""
     from geoseg.config import TrainConfig, load_yaml
     from geoseg.model.checkpoint import load_checkpoint
-    from geoseg.train.loop import train as run_train
+    from geoseg.train.run import train as run_train
 
     cfg = load_yaml(config_path, TrainConfig, {"output": output, "steps": steps, "seed": seed})
     path = run_train(cfg)

@@ -2,23 +2,22 @@
 
 Chips come from :mod:`geoseg.train.data`; the network is fitted with class-weighted
 cross-entropy that ignores nodata, and the best checkpoint by validation mIoU on the
-held-out blocks is kept (early stopping). On Ray Train: :mod:`geoseg.train.distributed`.
+held-out blocks is kept (early stopping). On Ray Train: :mod:`geoseg.train.distributed`; :func:`geoseg.train.run.train` picks.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 
 from geoseg import CLASS_NODATA
 from geoseg.config import TrainConfig
 from geoseg.errors import TrainingError
-from geoseg.model.checkpoint import ModelCard, build_network, save_checkpoint
+from geoseg.model.checkpoint import ModelCard, build_network
 from geoseg.model.metrics import confusion_matrix, scores
-from geoseg.train.data import Scene, prepare_data, resolve_paths, sample_chips
+from geoseg.train.data import Scene, prepare_data, sample_chips
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +41,6 @@ def evaluate_scenes(net, scenes: list[Scene], n_classes: int, device: str = "cpu
             per_scene[s.name] = cm
             total += cm
     return total, per_scene
-
-
-def train(cfg: TrainConfig) -> Path:
-    """Train, write the best checkpoint to ``cfg.output`` and return its path.
-
-    With ``trainer.ray`` (the default) the loop runs on Ray Train workers (DDP; CPU or GPU);
-    otherwise in this process. Both run :func:`fit`.
-    """
-    cfg = resolve_paths(cfg)
-    if cfg.arch == "spectral_index":
-        card, state = _fit_baseline(cfg)
-    elif cfg.trainer.ray:
-        from geoseg.train.distributed import train_on_ray
-
-        card, state = train_on_ray(cfg)
-    else:
-        card, state = fit(cfg)
-    save_checkpoint(cfg.output, card, state)
-    log.info("wrote %s (val mIoU %s)", cfg.output, card.metrics["pooled"]["miou"])
-    return Path(cfg.output)
 
 
 def fit(cfg: TrainConfig, rank: int = 0, world: int = 1, prepare_model=None, device: str = "cpu"):
@@ -166,7 +145,7 @@ def _record_metrics(card: ModelCard, scenes: list[Scene], cm: np.ndarray, per_sc
     }
 
 
-def _fit_baseline(cfg: TrainConfig) -> tuple[ModelCard, dict]:
+def fit_baseline(cfg: TrainConfig) -> tuple[ModelCard, dict]:
     """Fit the spectral-index thresholds on the training areas and score them on the held-out blocks."""
     from geoseg.model.baseline import fit_thresholds
 

@@ -11,8 +11,9 @@ import rasterio
 from rasterio.transform import from_origin
 from scipy import ndimage
 
-from geoseg.change.detect import ChangeOptions, detect_change
+from geoseg.change.detect import detect_change
 from geoseg.change.transitions import UNCERTAIN
+from geoseg.config import ChangeConfig
 from tests.helpers import CHANGE_CRS, CHANGE_ORIGIN, PX_HA, expected_codes, read_band, write_map, write_pair
 
 
@@ -35,19 +36,19 @@ def test_grids_shifted_by_whole_pixels_in_another_crs_align_exactly(tmp_path):
     conf_b[:38] = conf_truth[2:40, 3:48]
     write_map(tmp_path / "before_confidence.tif", conf_b, crs=shifted_crs, transform=tr, tags=False)
     write_map(tmp_path / "after_confidence.tif", np.full((40, 50), 100, np.uint8), tags=False)
-    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0, block_size=16))
+    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeConfig(min_confidence=0, mmu_ha=0, block_size=16))
     aligned = np.full((40, 50), 255, np.uint8)
     aligned[2:40, 3:48] = truth[2:40, 3:48]
     np.testing.assert_array_equal(read_band(tmp_path / "o" / "change.tif"), expected_codes(aligned, after))
     # the confidence is aligned the same way (nearest): the guard removes exactly the changes below 60 there
-    detect_change(b, a, str(tmp_path / "c"), options=ChangeOptions(60, 0, block_size=16))
+    detect_change(b, a, str(tmp_path / "c"), options=ChangeConfig(min_confidence=60, mmu_ha=0, block_size=16))
     exp = expected_codes(aligned, after)
     exp[(exp > 0) & (exp < UNCERTAIN) & (conf_truth < 60)] = UNCERTAIN
     np.testing.assert_array_equal(read_band(tmp_path / "c" / "change.tif"), exp)
     outside = 40 * 50 - 38 * 45
-    assert res.report["nodata_excluded"]["before"]["pixels"] == outside
-    assert res.report["valid"]["pixels"] == 38 * 45
-    assert res.report["grid"]["crs"] == CHANGE_CRS and res.report["grid"]["width"] == 50
+    assert res.document["nodata_excluded"]["before"]["pixels"] == outside
+    assert res.document["valid"]["pixels"] == 38 * 45
+    assert res.document["grid"]["crs"] == CHANGE_CRS and res.document["grid"]["width"] == 50
 
 
 def test_reprojected_geographic_before_aligns_and_areas_are_equal_area(tmp_path):
@@ -64,32 +65,32 @@ def test_reprojected_geographic_before_aligns_and_areas_are_equal_area(tmp_path)
     reproject(after, geo, src_transform=from_origin(*CHANGE_ORIGIN, 30, 30), src_crs=CHANGE_CRS, dst_transform=dst_tr,
               dst_crs="EPSG:4326", resampling=Resampling.nearest, src_nodata=255, dst_nodata=255)
     b = write_map(tmp_path / "before_classes.tif", geo, crs="EPSG:4326", transform=dst_tr)
-    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0))
+    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeConfig(min_confidence=0, mmu_ha=0))
     codes = read_band(tmp_path / "o" / "change.tif")
     changed = (codes > 0) & (codes < UNCERTAIN)
     near_edge = (np.arange(60) % 15 <= 1) | (np.arange(60) % 15 >= 14)  # within 1 px of a class edge
-    assert res.report["valid"]["pixels"] == 3600
+    assert res.document["valid"]["pixels"] == 3600
     assert not changed[~near_edge[:, None] & ~near_edge[None, :]].any()
     assert changed.sum() < 0.02 * 3600
 
     # the geographic grid: its valid area is the ellipsoidal area of its cells
-    res = detect_change(b, a, str(tmp_path / "g"), options=ChangeOptions(0, 0, grid="before"))
-    assert res.report["grid"]["crs"] == "EPSG:4326"
+    res = detect_change(b, a, str(tmp_path / "g"), options=ChangeConfig(min_confidence=0, mmu_ha=0, grid="before"))
+    assert res.document["grid"]["crs"] == "EPSG:4326"
     lon0, lat0 = dst_tr.c, dst_tr.f
     lon1, lat1 = lon0 + w * dst_tr.a, lat0 + h * dst_tr.e
     full, _ = Geod(ellps="WGS84").polygon_area_perimeter([lon0, lon1, lon1, lon0], [lat0, lat0, lat1, lat1])
-    assert res.report["grid_total"]["area_ha"] == pytest.approx(abs(full) / 1e4, rel=1e-6)
-    assert res.report["valid"]["area_ha"] == pytest.approx(3600 * PX_HA, rel=0.01)
+    assert res.document["grid_total"]["area_ha"] == pytest.approx(abs(full) / 1e4, rel=1e-6)
+    assert res.document["valid"]["area_ha"] == pytest.approx(3600 * PX_HA, rel=0.01)
 
 
 def test_a_web_mercator_grid_warns_that_its_areas_are_not_ground_areas(tmp_path, caplog):
     before = np.ones((20, 20), np.uint8)
     b, a = write_pair(tmp_path, before, before, crs="EPSG:3857", transform=from_origin(-8.3e6, -9.5e5, 30, 30))
     with caplog.at_level("WARNING", logger="geoseg.change.align"):
-        detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0))
+        detect_change(b, a, str(tmp_path / "o"), options=ChangeConfig(min_confidence=0, mmu_ha=0))
     assert "Mercator projection (EPSG:3857)" in caplog.text
     caplog.clear()
     b, a = write_pair(tmp_path, before, before)
     with caplog.at_level("WARNING", logger="geoseg.change.align"):
-        detect_change(b, a, str(tmp_path / "u"), options=ChangeOptions(0, 0))  # UTM (transverse Mercator): fine
+        detect_change(b, a, str(tmp_path / "u"), options=ChangeConfig(min_confidence=0, mmu_ha=0))  # UTM (transverse Mercator): fine
     assert "Mercator" not in caplog.text

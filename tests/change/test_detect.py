@@ -12,8 +12,9 @@ import pytest
 import rasterio
 from scipy import ndimage
 
-from geoseg.change.detect import ChangeOptions, detect_change
+from geoseg.change.detect import detect_change
 from geoseg.change.transitions import UNCERTAIN, change_code
+from geoseg.config import ChangeConfig
 from geoseg.errors import InputError, OutputError
 from tests.helpers import (
     CLASS_NAMES,
@@ -39,7 +40,7 @@ def test_exact_transition_matrix_codes_and_polygons(tmp_path):
     after[50:, 60:] = 255
     b, a = write_pair(tmp_path, before, after)
     out = tmp_path / "out"
-    res = detect_change(b, a, str(out), options=ChangeOptions(0, 0, block_size=16))
+    res = detect_change(b, a, str(out), options=ChangeConfig(min_confidence=0, mmu_ha=0, block_size=16))
 
     valid = (before != 255) & (after != 255)
     names = CLASS_NAMES
@@ -50,11 +51,11 @@ def test_exact_transition_matrix_codes_and_polygons(tmp_path):
             n = int((valid & (before == f) & (after == t)).sum())
             assert got[(names[f], names[t])] == (n, pytest.approx(n * PX_HA, abs=1e-4))
         assert got[(names[f], "uncertain")] == (0, 0.0)
-    assert sum(p for p, _ in got.values()) == valid.sum() == res.report["valid"]["pixels"]
+    assert sum(p for p, _ in got.values()) == valid.sum() == res.document["valid"]["pixels"]
     np.testing.assert_array_equal(read_band(out / "change.tif"), expected_codes(before, after))
-    nd = res.report["nodata_excluded"]
+    nd = res.document["nodata_excluded"]
     assert nd["before"]["pixels"] == 30 and nd["after"]["pixels"] == 100 and nd["either"]["pixels"] == 130
-    assert res.report["changed"]["pixels"] == (valid & (before != after)).sum()
+    assert res.document["changed"]["pixels"] == (valid & (before != after)).sum()
 
     # one polygon per 4-connected patch of one from->to pair, areas summing to the table
     gdf = gpd.read_file(out / "change_polygons.gpkg", layer="change")
@@ -88,8 +89,8 @@ def test_confidence_and_mmu_guards_remove_exactly_the_expected_patches(tmp_path)
     conf_b[44, 44] = 10
     b, a = write_pair(tmp_path, before, after, conf_b, conf_a)
     out = tmp_path / "out"
-    res = detect_change(b, a, str(out), options=ChangeOptions(min_confidence=50, mmu_ha=0.5, block_size=16))
-    g = res.report["guards"]
+    res = detect_change(b, a, str(out), options=ChangeConfig(min_confidence=50, mmu_ha=0.5, block_size=16))
+    g = res.document["guards"]
     assert g["confidence"]["removed"] == {"pixels": 9 + 3, "area_ha": pytest.approx(12 * PX_HA)}
     assert g["mmu"]["removed"] == {"pixels": 4 + 4 + 3, "area_ha": pytest.approx(11 * PX_HA)}
     assert g["mmu"]["patches_removed"] == 3
@@ -109,7 +110,7 @@ def test_confidence_and_mmu_guards_remove_exactly_the_expected_patches(tmp_path)
     assert t[("forest", "other")][0] == 16 and t[("forest", "water")][0] == 8 and t[("forest", "urban")][0] == 0
     assert t[("forest", "uncertain")] == (23, pytest.approx(23 * PX_HA))
     assert t[("forest", "forest")][0] == 48 * 48 - 16 - 8 - 23
-    assert res.report["valid"]["pixels"] == 48 * 48
+    assert res.document["valid"]["pixels"] == 48 * 48
 
     import geopandas as gpd
 
@@ -133,12 +134,12 @@ def test_persistence_guard_removes_flicker(tmp_path):
     confirm[25:, 25:] = 2    # a later change in the confirm date alone is not a change here
     b, a = write_pair(tmp_path, before, after)
     c = write_map(tmp_path / "confirm_classes.tif", confirm)
-    res = detect_change(b, a, str(tmp_path / "o"), confirm=c, options=ChangeOptions(0, 0))
-    p = res.report["guards"]["persistence"]
+    res = detect_change(b, a, str(tmp_path / "o"), confirm=c, options=ChangeConfig(min_confidence=0, mmu_ha=0))
+    p = res.document["guards"]["persistence"]
     assert p["applied"] and p["reverted"]["pixels"] == 18 and p["confirm_nodata"]["pixels"] == 9
     assert p["removed"] == {"pixels": 27, "area_ha": pytest.approx(27 * PX_HA)}
-    assert res.report["changed"]["pixels"] == 9 and res.report["uncertain"]["pixels"] == 27
-    assert res.report["dates"]["confirm"]["classes"] == c
+    assert res.document["changed"]["pixels"] == 9 and res.document["uncertain"]["pixels"] == 27
+    assert res.document["dates"]["confirm"]["classes"] == c
 
 
 def test_persistence_over_two_later_dates(tmp_path):
@@ -155,16 +156,16 @@ def test_persistence_over_two_later_dates(tmp_path):
     c2[20:23, 0:3] = 1
     b, a = write_pair(tmp_path, before, after)
     paths = [write_map(tmp_path / f"c{i}_classes.tif", c) for i, c in enumerate((c1, c2))]
-    res = detect_change(b, a, str(tmp_path / "o"), confirm=paths, options=ChangeOptions(0, 0))
-    p = res.report["guards"]["persistence"]
+    res = detect_change(b, a, str(tmp_path / "o"), confirm=paths, options=ChangeConfig(min_confidence=0, mmu_ha=0))
+    p = res.document["guards"]["persistence"]
     assert p["applied"] and p["confirm_dates"] == ["confirm", "confirm_2"]
     assert p["reverted"]["pixels"] == 27 and p["confirm_nodata"]["pixels"] == 9
-    assert res.report["changed"]["pixels"] == 9 and res.report["uncertain"]["pixels"] == 36
-    assert res.report["dates"]["confirm_2"]["classes"] == paths[1]
+    assert res.document["changed"]["pixels"] == 9 and res.document["uncertain"]["pixels"] == 36
+    assert res.document["dates"]["confirm_2"]["classes"] == paths[1]
     codes = read_band(tmp_path / "o" / "change.tif")
     assert (codes[0:3, 0:3] == change_code(1, 0, 4)).all() and (codes[5:23, 0:3][codes[5:23, 0:3] > 0] == UNCERTAIN).all()
     # a single confirm date given as a string is the role "confirm", as before
-    one = detect_change(b, a, str(tmp_path / "o1"), confirm=paths[0], options=ChangeOptions(0, 0)).report
+    one = detect_change(b, a, str(tmp_path / "o1"), confirm=paths[0], options=ChangeConfig(min_confidence=0, mmu_ha=0)).document
     assert one["guards"]["persistence"]["confirm_dates"] == ["confirm"] and one["changed"]["pixels"] == 27
 
 
@@ -177,10 +178,10 @@ def test_mmu_keeps_a_patch_of_exactly_the_mmu(tmp_path):
     after[14:17, 15:18] = 2    # 9 px across the row-16 and col-16 seams: kept
     after[30:32, 14:18] = 2    # 8 px across the col-16 seam: removed
     b, a = write_pair(tmp_path, before, after)
-    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeOptions(0, 0.81, block_size=16))
-    assert res.report["guards"]["mmu"]["patches_removed"] == 2
-    assert res.report["guards"]["mmu"]["removed"]["pixels"] == 16 and res.report["changed"]["pixels"] == 18
-    assert res.report["polygons"]["count"] == 2
+    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeConfig(min_confidence=0, mmu_ha=0.81, block_size=16))
+    assert res.document["guards"]["mmu"]["patches_removed"] == 2
+    assert res.document["guards"]["mmu"]["removed"]["pixels"] == 16 and res.document["changed"]["pixels"] == 18
+    assert res.document["polygons"]["count"] == 2
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -208,7 +209,7 @@ def test_random_maps_with_every_guard_match_a_whole_raster_reference(tmp_path, s
     cpaths = [write_map(tmp_path / f"c{i}_classes.tif", c) for i, c in enumerate(confirms)]
     P, mmu = 45, 0.27
     res = detect_change(b, a, str(tmp_path / "o"), confirm=cpaths,
-                        options=ChangeOptions(P, mmu, block_size=int(rng.integers(16, 30))))
+                        options=ChangeConfig(min_confidence=P, mmu_ha=mmu, block_size=int(rng.integers(16, 30))))
 
     valid = (before != 255) & (after != 255)
     changed = valid & (before != after)
@@ -228,7 +229,7 @@ def test_random_maps_with_every_guard_match_a_whole_raster_reference(tmp_path, s
         kept += int((sizes * 0.09 >= mmu - 1e-9).sum())
         exp[(code == c) & (exp != UNCERTAIN)] = c
     np.testing.assert_array_equal(read_band(tmp_path / "o" / "change.tif"), exp)
-    g = res.report["guards"]
+    g = res.document["guards"]
     assert g["confidence"]["removed"]["pixels"] == low.sum()
     assert g["persistence"]["removed"]["pixels"] == flicker.sum()
     assert (g["mmu"]["patches_removed"], g["mmu"]["removed"]["pixels"]) == (small_patches, small_px) and small_px > 0
@@ -241,7 +242,7 @@ def test_random_maps_with_every_guard_match_a_whole_raster_reference(tmp_path, s
         assert got[(names[f], "uncertain")][0] == ((exp == UNCERTAIN) & (before == f)).sum()
     assert sum(px for px, _ in got.values()) == valid.sum()
     gdf = gpd.read_file(tmp_path / "o" / "change_polygons.gpkg")
-    assert len(gdf) == kept == res.report["polygons"]["count"] and gdf["pixels"].sum() == ((exp > 0) & (exp < UNCERTAIN)).sum()
+    assert len(gdf) == kept == res.document["polygons"]["count"] and gdf["pixels"].sum() == ((exp > 0) & (exp < UNCERTAIN)).sum()
 
 
 def test_bad_inputs_fail_clearly_and_never_clobber_results(tmp_path):
@@ -250,27 +251,27 @@ def test_bad_inputs_fail_clearly_and_never_clobber_results(tmp_path):
     after[:5, :5] = 0
     b, a = write_pair(tmp_path, before, after)
     out = tmp_path / "out"
-    detect_change(b, a, str(out), options=ChangeOptions(0, 0))
+    detect_change(b, a, str(out), options=ChangeConfig(min_confidence=0, mmu_ha=0))
     stamp = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(OutputError, match="overwrite"):
-        detect_change(b, a, str(out), options=ChangeOptions(0, 0))
+        detect_change(b, a, str(out), options=ChangeConfig(min_confidence=0, mmu_ha=0))
     bad = write_map(tmp_path / "bad_classes.tif", np.full((20, 20), 7, np.uint8))
     with pytest.raises(InputError, match=r"bad_classes\.tif: value 7 is not a class id"):
-        detect_change(b, bad, str(out), options=ChangeOptions(0, 0), overwrite=True)
+        detect_change(b, bad, str(out), options=ChangeConfig(min_confidence=0, mmu_ha=0), overwrite=True)
     with pytest.raises(InputError, match="--min-confidence 0"):
-        detect_change(b, a, str(out), options=ChangeOptions(min_confidence=50), overwrite=True)
+        detect_change(b, a, str(out), options=ChangeConfig(min_confidence=50), overwrite=True)
     other = tmp_path / "other_classes.tif"
     write_map(other, after)
     with rasterio.open(other, "r+") as ds:
         ds.update_tags(class_names="bare,trees,lake,town", class_ids="0,1,2,3")
     with pytest.raises(InputError, match="same class scheme"):
-        detect_change(b, str(other), str(out), options=ChangeOptions(0, 0), overwrite=True)
+        detect_change(b, str(other), str(out), options=ChangeConfig(min_confidence=0, mmu_ha=0), overwrite=True)
     with pytest.raises(InputError, match="no such file"):
-        detect_change(b, str(tmp_path / "nope.tif"), str(out), options=ChangeOptions(0, 0), overwrite=True)
+        detect_change(b, str(tmp_path / "nope.tif"), str(out), options=ChangeConfig(min_confidence=0, mmu_ha=0), overwrite=True)
     many = ",".join(f"c{i}" for i in range(16))
     for path in (b, a):
         with rasterio.open(path, "r+") as ds:
             ds.update_tags(class_names=many, class_ids=",".join(map(str, range(16))))
     with pytest.raises(InputError, match=r"before_classes\.tif: 16 classes .* 2\.\.15 classes"):
-        detect_change(b, a, str(out), options=ChangeOptions(0, 0), overwrite=True)
+        detect_change(b, a, str(out), options=ChangeConfig(min_confidence=0, mmu_ha=0), overwrite=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == stamp  # no staging left, results untouched

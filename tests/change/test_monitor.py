@@ -16,8 +16,8 @@ import pytest
 from rasterio.windows import Window
 
 from geoseg.change.history import HistoryStore
-from geoseg.change.monitor import MonitorConfig, discover, run_monitor
-from geoseg.config import load_yaml
+from geoseg.change.monitor import discover, run_monitor
+from geoseg.config import MonitorConfig, load_yaml
 from geoseg.errors import ConfigError, InputError
 from tests.helpers import PUCALLPA, REPO, SPECTRAL_MODEL, crop_raster
 

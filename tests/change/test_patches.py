@@ -18,8 +18,8 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from scipy import ndimage
 
-from geoseg.change.align import Grid
 from geoseg.change.patches import Patches
+from geoseg.grid import GeoGrid
 from geoseg.vector.blocks import block_rows
 from tests.helpers import CHANGE_CRS, CHANGE_ORIGIN
 
@@ -31,7 +31,7 @@ def run_patches(only, block_size, mmu_m2, row_area, cb=None, ca=None):
     number of small patches)``.
     """
     h, w = only.shape
-    patches = Patches(Grid(CRS.from_string(CHANGE_CRS), from_origin(*CHANGE_ORIGIN, 30, 30), w, h), mmu_m2)
+    patches = Patches(GeoGrid(w, h, from_origin(*CHANGE_ORIGIN, 30, 30), CRS.from_string(CHANGE_CRS)), mmu_m2)
     small = np.zeros(only.shape, bool)
     rows = list(block_rows(w, h, block_size))
     for bi, row in enumerate(rows):

@@ -11,6 +11,7 @@ import rasterio
 
 from geoseg.change.detect import detect_change
 from geoseg.change.transitions import UNCERTAIN, Legend, change_code, decode
+from geoseg.config import ChangeConfig
 from tests.helpers import CLASS_NAMES, write_pair
 
 
@@ -19,7 +20,7 @@ def test_change_raster_is_a_cog_with_colours_and_legend(tmp_path):
     after = before.copy()
     after[10:20, 10:20] = 3
     b, a = write_pair(tmp_path, before, after)
-    res = detect_change(b, a, str(tmp_path / "o"))
+    res = detect_change(b, a, str(tmp_path / "o"), options=ChangeConfig(min_confidence=0, mmu_ha=0))
     legend = Legend.for_classes(CLASS_NAMES)
     with rasterio.open(tmp_path / "o" / "change.tif") as src:
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
@@ -30,9 +31,9 @@ def test_change_raster_is_a_cog_with_colours_and_legend(tmp_path):
         tag_legend = {e["code"]: e["label"] for e in json.loads(src.tags()["legend"])}
     code = int(change_code(1, 3, 4))
     assert tag_legend[code] == "forest → urban" and tag_legend[0] == "no change" and UNCERTAIN in tag_legend
-    entry = next(e for e in res.report["legend"] if e["code"] == code)
+    entry = next(e for e in res.document["legend"] if e["code"] == code)
     assert entry["change_types"] == ["deforestation", "urbanization"] and entry["change_type"] == "deforestation"
     assert decode(code, 4) == (1, 3)
-    types = res.report["change_types"]
+    types = res.document["change_types"]
     assert types["deforestation"]["pixels"] == types["urbanization"]["pixels"] == 100
     assert types["reforestation"]["pixels"] == types["water_gain"]["pixels"] == types["water_loss"]["pixels"] == 0

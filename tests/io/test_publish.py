@@ -11,7 +11,8 @@ import rasterio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geoseg.io.publish import StitchedRaster
+from geoseg.grid import GeoGrid
+from geoseg.io.cog import StitchedRaster
 
 
 def coord_code(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -27,13 +28,13 @@ def test_stitched_raster_is_invariant_to_tile_size(tmp_path_factory, width, heig
     from geoseg.tiling import TileGrid
 
     tmp = tmp_path_factory.mktemp("stitch")
-    sink = StitchedRaster(tmp / "x.tif", width, height, "EPSG:32612", Affine(30, 0, 0, 0, -30, 0), 255)
+    sink = StitchedRaster(tmp / "x.cog.tif", GeoGrid(width, height, Affine(30, 0, 0, 0, -30, 0), rasterio.crs.CRS.from_epsg(32612)), 255)
     for t in TileGrid(width, height, tile_size, halo):
         # what a worker would send back: the core cut out of a prediction over the read window
         rr, cc = np.mgrid[t.read.row : t.read.row_stop, t.read.col : t.read.col_stop]
         pred = coord_code(rr, cc)
         sink.write(t.core, pred[t.core_in_read()])
-    sink.to_cog(tmp / "x.cog.tif")
+    sink.to_cog()
     with rasterio.open(tmp / "x.cog.tif") as src:
         got = src.read(1)
     rr, cc = np.mgrid[0:height, 0:width]

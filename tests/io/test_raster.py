@@ -10,11 +10,11 @@ import rasterio
 from affine import Affine
 
 from geoseg.errors import BandError, InputError
+from geoseg.grid import cell_area_m2
 from geoseg.io.raster import (
     RasterInfo,
     gdal_path,
     open_raster,
-    pixel_area_m2,
     read_window,
     resolve_bands,
 )
@@ -74,14 +74,14 @@ def test_float_nan_is_invalid_without_declared_nodata(make_raster):
 def test_pixel_area_projected_and_geographic():
     from rasterio.crs import CRS
 
-    a = pixel_area_m2(CRS.from_epsg(32612), Affine(30, 0, 0, 0, -30, 0), np.arange(3))
+    a = cell_area_m2(CRS.from_epsg(32612), Affine(30, 0, 0, 0, -30, 0), np.arange(3))
     assert np.allclose(a, 900.0)
     # US survey feet: 1 ft^2 = 0.09290341 m^2
-    ft = pixel_area_m2(CRS.from_epsg(2264), Affine(10, 0, 0, 0, -10, 0), np.arange(1))
+    ft = cell_area_m2(CRS.from_epsg(2264), Affine(10, 0, 0, 0, -10, 0), np.arange(1))
     assert ft[0] == pytest.approx(100 * 0.3048006096**2, rel=1e-6)
     # 0.001 deg cells: near the equator ~111.2 m x 110.6 m; at 60 deg N about half as wide
-    eq = pixel_area_m2(CRS.from_epsg(4326), Affine(0.001, 0, 0, 0, -0.001, 0.0005), np.arange(1))[0]
-    n60 = pixel_area_m2(CRS.from_epsg(4326), Affine(0.001, 0, 0, 0, -0.001, 60.0005), np.arange(1))[0]
+    eq = cell_area_m2(CRS.from_epsg(4326), Affine(0.001, 0, 0, 0, -0.001, 0.0005), np.arange(1))[0]
+    n60 = cell_area_m2(CRS.from_epsg(4326), Affine(0.001, 0, 0, 0, -0.001, 60.0005), np.arange(1))[0]
     assert eq == pytest.approx(111195 * 111195 / 1e6, rel=0.01)
     assert n60 / eq == pytest.approx(0.5, rel=0.02)  # ~cos(60 deg), a little more on the ellipsoid
     # exact against pyproj's geodesic area of the same cells
@@ -90,7 +90,7 @@ def test_pixel_area_projected_and_geographic():
     geod = Geod(ellps="WGS84")
     for lat in (-8.3, 45.0, 71.2):
         t = Affine(0.01, 0, -74.6, 0, -0.01, lat)
-        got = pixel_area_m2(CRS.from_epsg(4326), t, np.array([0]))[0]
+        got = cell_area_m2(CRS.from_epsg(4326), t, np.array([0]))[0]
         ref, _ = geod.polygon_area_perimeter([-74.6, -74.59, -74.59, -74.6], [lat, lat, lat - 0.01, lat - 0.01])
         assert got == pytest.approx(abs(ref), rel=1e-5)
 

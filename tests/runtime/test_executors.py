@@ -18,8 +18,8 @@ from tests.helpers import ZION_IMAGE, scene_inputs
 
 def _job_and_tasks(checkpoint, tile_size=128, halo=16, per_task=2):
     info, idx, stats = scene_inputs(ZION_IMAGE, checkpoint.card)
-    tiles = list(TileGrid(info.width, info.height, tile_size, halo))
-    job = SceneJob(str(ZION_IMAGE), idx, stats, info.transform, info.crs)
+    tiles = list(TileGrid(info.grid.width, info.grid.height, tile_size, halo))
+    job = SceneJob(str(ZION_IMAGE), idx, stats, info.grid)
     return job, [Task(0, tuple(tiles[k : k + per_task])) for k in range(0, len(tiles), per_task)]
 
 
@@ -49,7 +49,7 @@ def test_killed_actor_tiles_are_retried_and_results_match_local(ray_cluster, def
 
 def test_local_executor_reports_failures_after_retries(default_checkpoint):
     job, tasks = _job_and_tasks(default_checkpoint)
-    bad = SceneJob("/nonexistent/x.tif", job.band_indexes, job.stats, job.transform, job.crs)
+    bad = SceneJob("/nonexistent/x.tif", job.band_indexes, job.stats, job.grid)
     local = LocalExecutor(checkpoint_payload(default_checkpoint), "cpu", 1, 2)
     outcomes = list(local.run([bad], tasks[:2], retries=1))
     assert all(o.results is None and "cannot open" in o.error for o in outcomes)
@@ -85,7 +85,7 @@ def test_calls_in_flight_are_bounded(ray_cluster, default_checkpoint):
 @pytest.mark.slow
 def test_ray_ordered_map_runs_the_vectorizer_blocks_identically(ray_cluster, tmp_path):
     """The write stage's Ray map (per-block vectorization as tasks) gives the sequential result exactly."""
-    from geoseg.runtime.executors import ordered_map
+    from geoseg.runtime.maps import ray_ordered_map as ordered_map
     from geoseg.vector.polygons import polygon_frame
     from tests.helpers import ZION_LABELS
 

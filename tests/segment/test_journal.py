@@ -18,12 +18,12 @@ def _plans_and_key(tmp_path, aoi_path, device="auto"):
     from geoseg.io.inputs import expand_inputs
     from geoseg.model.checkpoint import load_checkpoint
     from geoseg.segment.journal import run_key
-    from geoseg.segment.pipeline import _journal_key, plan_scene
+    from geoseg.segment.plan import Tiling, journal_key, plan_scene
 
     cfg = segment_config([NC_IMAGE], tmp_path / "o", tile_size=128, halo=16, aoi=str(aoi_path), device=device)
     ckpt = load_checkpoint(None)
-    plans = [plan_scene(s, cfg, ckpt, 128, 16) for s in expand_inputs(cfg.inputs)]
-    return run_key(_journal_key(ckpt, plans, 128, 16, cfg.device))
+    plans = [plan_scene(s, cfg, ckpt, Tiling(128, 16)) for s in expand_inputs(cfg.inputs)]
+    return run_key(journal_key(ckpt, plans, Tiling(128, 16), cfg.device))
 
 
 def test_journal_key_follows_the_aoi_geometry_and_the_device_not_the_aoi_path(tmp_path):

@@ -5,6 +5,7 @@ pixel shares (equal pixel areas) and the exact total area; the CSV read back wit
 """
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from tests.helpers import CLASS_NAMES
 def test_class_table_by_hand():
     """10, 0, 5 and 5 pixels of 900 m² (a class absent from the scene included): 0.9/0/0.45/0.45 ha, 50/0/25/25 %."""
     rows = class_table(np.array([10, 0, 5, 5]), np.array([9000.0, 0.0, 4500.0, 4500.0]), CLASS_NAMES)
-    assert rows == [
+    assert [dataclasses.asdict(r) for r in rows] == [
         {"class_id": 0, "class_name": "other", "pixels": 10, "area_ha": 0.9, "percent": 50.0},
         {"class_id": 1, "class_name": "forest", "pixels": 0, "area_ha": 0.0, "percent": 0.0},
         {"class_id": 2, "class_name": "water", "pixels": 5, "area_ha": 0.45, "percent": 25.0},
@@ -29,13 +30,13 @@ def test_class_table_by_hand():
 def test_percent_is_of_area_not_of_pixels():
     """On a geographic grid pixels differ in area: 1 pixel of 300 m² against 1 of 100 m² is 75 % / 25 %."""
     rows = class_table(np.array([1, 1]), np.array([300.0, 100.0]), ["a", "b"])
-    assert [r["percent"] for r in rows] == [75.0, 25.0]
-    assert [r["pixels"] for r in rows] == [1, 1]
+    assert [r.percent for r in rows] == [75.0, 25.0]
+    assert [r.pixels for r in rows] == [1, 1]
 
 
 def test_an_empty_scene_has_zero_percent_not_a_division_error():
     rows = class_table(np.zeros(4, np.int64), np.zeros(4), CLASS_NAMES)
-    assert [r["percent"] for r in rows] == [0.0] * 4 and [r["area_ha"] for r in rows] == [0.0] * 4
+    assert [r.percent for r in rows] == [0.0] * 4 and [r.area_ha for r in rows] == [0.0] * 4
 
 
 @settings(max_examples=50, deadline=None)
@@ -46,13 +47,13 @@ def test_random_tables_add_up(counts, pixel_m2):
     counts = np.array(counts)
     area = counts * pixel_m2
     rows = class_table(counts, area, [f"c{i}" for i in range(len(counts))])
-    assert [r["class_id"] for r in rows] == list(range(len(counts)))
-    assert [r["pixels"] for r in rows] == counts.tolist()
+    assert [r.class_id for r in rows] == list(range(len(counts)))
+    assert [r.pixels for r in rows] == counts.tolist()
     for r, n in zip(rows, counts):
-        assert r["percent"] == pytest.approx(100 * n / counts.sum(), abs=1e-4)
-        assert r["area_ha"] == pytest.approx(n * pixel_m2 / 1e4, abs=1e-4)
-    assert sum(r["percent"] for r in rows) == pytest.approx(100, abs=1e-4 * len(rows))
-    assert sum(r["area_ha"] for r in rows) == pytest.approx(counts.sum() * pixel_m2 / 1e4, abs=1e-4 * len(rows))
+        assert r.percent == pytest.approx(100 * n / counts.sum(), abs=1e-4)
+        assert r.area_ha == pytest.approx(n * pixel_m2 / 1e4, abs=1e-4)
+    assert sum(r.percent for r in rows) == pytest.approx(100, abs=1e-4 * len(rows))
+    assert sum(r.area_ha for r in rows) == pytest.approx(counts.sum() * pixel_m2 / 1e4, abs=1e-4 * len(rows))
 
 
 def test_stats_csv_round_trip(tmp_path):
@@ -70,8 +71,8 @@ def test_stats_csv_round_trip(tmp_path):
     expected = [(name, r) for name, rows in per_input.items() for r in rows]
     assert len(back) == len(expected) == 8
     for got, (name, row) in zip(back, expected):
-        assert got["input"] == name and got["class_name"] == row["class_name"]
-        assert (int(got["class_id"]), int(got["pixels"])) == (row["class_id"], row["pixels"])
-        assert (float(got["area_ha"]), float(got["percent"])) == (row["area_ha"], row["percent"])
+        assert got["input"] == name and got["class_name"] == row.class_name
+        assert (int(got["class_id"]), int(got["pixels"])) == (row.class_id, row.pixels)
+        assert (float(got["area_ha"]), float(got["percent"])) == (row.area_ha, row.percent)
     # scene_b by hand: 6300.5 / 8100.75 = 77.7767 %, 1800.25 / 8100.75 = 22.2233 %
     assert [float(r["percent"]) for r in back[4:]] == pytest.approx([0.0, 77.7767, 22.2233, 0.0], abs=1e-4)

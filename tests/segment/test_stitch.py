@@ -72,6 +72,7 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
     the class areas its pixel counts, the polygons its areas; a failed tile is reported with its window."""
     import geopandas as gpd
 
+    from geoseg.grid import GeoGrid
     from geoseg.io.raster import RasterInfo
     from geoseg.segment.stitch import SceneWriter
     from tests.helpers import UTM12_30M, blobs, small_card
@@ -81,7 +82,7 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
     truth[:, :70] = 255  # a nodata strip wide enough to skip whole tiles
     truth[100:110, 100:140] = 255
     conf = np.where(truth == 255, 255, (np.arange(w)[None, :] + np.arange(h)[:, None]) % 76 + 25).astype(np.uint8)
-    info = RasterInfo("scene.tif", w, h, rasterio.crs.CRS.from_epsg(32612), UTM12_30M, "uint16",
+    info = RasterInfo("scene.tif", GeoGrid(w, h, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
                       ("green", "red", "nir"), 0)
     results = _tile_results(truth, conf, tile_size, halo)
     order = np.random.default_rng(seed).permutation(len(results))

@@ -216,7 +216,7 @@ def test_the_write_stage_fans_out_only_on_the_drivers_node(cluster, tmp_path):
     script = tmp_path / "probe.py"
     script.write_text(
         "import json, ray\n"
-        "from geoseg.runtime.executors import local_node_cpus, ordered_map\n"
+        "from geoseg.runtime.cluster import local_node_cpus\nfrom geoseg.runtime.maps import ray_ordered_map as ordered_map\n"
         "ray.init(logging_level='WARNING')\n"
         "def where(_):\n"
         "    return ray.get_runtime_context().get_node_id()\n"

@@ -60,7 +60,7 @@ def entrypoint_parts(entrypoint: str) -> tuple[str, str, dict[str, str]]:
 
 
 def monitor_config_model():
-    from geoseg.change.monitor import MonitorConfig  # jobs/monitor.py's config
+    from geoseg.config import MonitorConfig  # jobs/monitor.py's config
 
     return MonitorConfig
 

@@ -60,7 +60,7 @@ def test_segment_job_submitted_through_the_jobs_api(ray_head, tmp_path):
         try:
             client = JobSubmissionClient(ray_head)
             break
-        except Exception:  # noqa: BLE001 - the dashboard is still starting
+        except Exception:
             if time.monotonic() > deadline:
                 pytest.fail(f"the Ray head's Jobs API at {ray_head} did not come up")
             time.sleep(1)

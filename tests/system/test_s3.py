@@ -269,8 +269,8 @@ def test_model_actors_read_s3_through_the_endpoint_the_driver_uses(ray_cluster, 
 
     uri = storage.upload(ZION_IMAGE, storage.join(s3_bucket, "scenes", ZION_IMAGE.name))
     info, idx, stats = scene_inputs(uri, default_checkpoint.card)
-    tiles = list(TileGrid(info.width, info.height, 256, 32))[:4]
-    job = SceneJob(uri, idx, stats, info.transform, info.crs)
+    tiles = list(TileGrid(info.grid.width, info.grid.height, 256, 32))[:4]
+    job = SceneJob(uri, idx, stats, info.grid)
     tasks = [Task(0, (t,)) for t in tiles]
     payload = checkpoint_payload(default_checkpoint)
     ex = RayExecutor(payload, "cpu", RuntimeConfig(num_workers=1, max_task_retries=0), batch_size=1)

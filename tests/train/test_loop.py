@@ -13,22 +13,14 @@ import rasterio
 from shapely.geometry import box
 
 from geoseg.errors import TrainingError
-from geoseg.train.loop import TrainConfig, load_scene, rasterize_labels, remap_labels, train
-from tests.helpers import CLASSES, ZION_IMAGE, ZION_LABELS
-
-
-def _cfg(tmp_path, **kw):
-    base = dict(output=str(tmp_path / "ck"), bands=["green", "red", "nir"], classes=CLASSES,
-                arch_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
-                scenes=[{"image": str(ZION_IMAGE), "labels": str(ZION_LABELS)}],
-                chip_size=64, batch_size=8, steps=30, eval_every=15, patience=5, lr=3e-3, threads=2,
-                trainer={"ray": False})
-    base.update(kw)
-    return TrainConfig(**base)
+from geoseg.io.labels import rasterize_labels, remap_labels
+from geoseg.train.data import load_scene
+from geoseg.train.run import train
+from tests.helpers import CLASSES, ZION_IMAGE, ZION_LABELS, train_config
 
 
 def test_training_writes_a_complete_card(tmp_path):
-    path = train(_cfg(tmp_path))
+    path = train(train_config(tmp_path))
     card = json.loads((path / "model.json").read_text())
     assert [h["step"] for h in card["training"]["history"]] == [15, 30]
     assert card["metrics"]["pooled"]["miou"] is not None
@@ -37,18 +29,8 @@ def test_training_writes_a_complete_card(tmp_path):
     assert (path / "weights.safetensors").exists()
 
 
-@pytest.mark.slow
-def test_training_runs_on_ray_train_with_two_workers(ray_cluster, tmp_path):
-    path = train(_cfg(tmp_path, steps=10, eval_every=5, threads=1, trainer={"ray": True, "num_workers": 2}))
-    card = json.loads((path / "model.json").read_text())
-    assert card["training"]["workers"] == 2 and card["metrics"]["pooled"]["miou"] is not None
-    from geoseg.model.checkpoint import load_checkpoint
-
-    load_checkpoint(path).network()  # the reported checkpoint loads
-
-
 def test_missing_training_image_fails_before_any_work(tmp_path):
-    cfg = _cfg(tmp_path, scenes=[{"image": str(tmp_path / "nope.tif"), "labels": str(ZION_LABELS)}])
+    cfg = train_config(tmp_path, scenes=[{"image": str(tmp_path / "nope.tif"), "labels": str(ZION_LABELS)}])
     with pytest.raises(TrainingError, match=r"scenes\[0\].image: .*nope.tif does not exist"):
         train(cfg)
 
@@ -58,9 +40,9 @@ def test_loss_decreases_on_a_fixed_batch(tmp_path):
     import torch
 
     from geoseg.model.checkpoint import ModelCard, build_network
-    from geoseg.train.loop import sample_chips
+    from geoseg.train.data import sample_chips
 
-    cfg = _cfg(tmp_path)
+    cfg = train_config(tmp_path)
     scene = load_scene(cfg.scenes[0], cfg)
     scene.centres = {k: np.argwhere(np.where(scene.train_mask, scene.labels, 255) == k) for k in range(4)}
     x, y = sample_chips([scene], 8, 64, np.random.default_rng(0), np.ones(4))
@@ -79,7 +61,7 @@ def test_loss_decreases_on_a_fixed_batch(tmp_path):
 
 
 def test_validation_block_is_held_out_of_training(tmp_path):
-    cfg = _cfg(tmp_path, validation={"block": [100, 50, 200, 150], "gap": 8})
+    cfg = train_config(tmp_path, validation={"block": [100, 50, 200, 150], "gap": 8})
     s = load_scene(cfg.scenes[0], cfg)
     rows, cols = s.val_box
     assert (rows.start, rows.stop, cols.start, cols.stop) == (50, 200, 100, 300)
@@ -116,7 +98,7 @@ def test_spectral_index_baseline_runs_through_the_same_pipeline(tmp_path):
     from geoseg.config import SegmentConfig
     from geoseg.segment.pipeline import segment
 
-    path = train(_cfg(tmp_path, arch="spectral_index", encoder="none", arch_kwargs={}))
+    path = train(train_config(tmp_path, arch="spectral_index", encoder="none", arch_kwargs={}))
     card = json.loads((path / "model.json").read_text())
     assert set(card["training"]["thresholds"]) >= {"t_water", "t_forest", "t_urban", "t_bright"}
     segment(SegmentConfig(inputs=[str(ZION_IMAGE)], output=str(tmp_path / "o"), model=str(path), tile_size=256,

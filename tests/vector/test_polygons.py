@@ -20,7 +20,7 @@ from rasterio.features import rasterize, shapes
 from rasterio.transform import from_origin
 
 from geoseg.errors import ConfigError, GeosegError, InputError
-from geoseg.io.raster import pixel_area_m2
+from geoseg.grid import cell_area_m2
 from geoseg.vector.polygons import COLUMNS, polygon_frame, vectorize_blocks, vectorize_to_file
 from tests.helpers import UTM12_30M as UTM
 from tests.helpers import blobs, write_classes, write_raster
@@ -145,7 +145,7 @@ def test_geographic_raster_matches_whole_and_areas_are_metres(tmp_path):
     for bs in (3, 8, 30):
         gdf = assert_matches_whole(path, classes, GEO, bs)
     # equal-area areas agree with the exact ellipsoidal cell areas
-    cell = pixel_area_m2(gdf.crs, GEO, np.arange(classes.shape[0]))
+    cell = cell_area_m2(gdf.crs, GEO, np.arange(classes.shape[0]))
     expected = np.bincount(rasterize(zip(gdf.geometry, range(1, len(gdf) + 1)), out_shape=classes.shape,
                                      transform=GEO, dtype="int64").ravel(),
                            weights=np.repeat(cell, classes.shape[1]), minlength=len(gdf) + 1)[1:]
@@ -206,7 +206,7 @@ def test_attributes_and_streaming(tmp_path):
 
 
 def test_reads_only_block_windows(tmp_path, monkeypatch):
-    from geoseg.vector import polygons
+    from geoseg.vector import mmu, polygons
 
     classes = blobs(8, (40, 45))
     path = write_classes(tmp_path, classes)
@@ -231,6 +231,7 @@ def test_reads_only_block_windows(tmp_path, monkeypatch):
             return self._ds.read(*args, window=window, **kwargs)
 
     monkeypatch.setattr(polygons, "open_raster", lambda p: Spy(real_open(p)))
+    monkeypatch.setattr(mmu, "open_raster", lambda p: Spy(real_open(p)))
     gdf = polygon_frame(path, block_size=8, mmu_m2=4 * 900.0)
     assert len(gdf) > 0
     assert windows and all(w is not None and w.width <= 8 and w.height <= 8 for w in windows)

@@ -1,0 +1,82 @@
+"""Planning: tile geometry from the config or the card, AOI filtering, and a journal key that changes with
+everything a tile's result depends on (and nothing else)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from shapely.geometry import box, mapping
+
+from geoseg.config import SegmentConfig
+from geoseg.errors import AOIError
+from geoseg.io.inputs import SceneInput
+from geoseg.model.checkpoint import Checkpoint, load_checkpoint
+from geoseg.segment.journal import run_key
+from geoseg.segment.plan import Tiling, journal_key, plan_scene
+
+
+@pytest.fixture(scope="module")
+def ckpt():
+    return load_checkpoint(None)
+
+
+def _scene(make_raster, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 4000, size=(3, 300, 260)).astype(np.uint16)
+    return SceneInput(str(make_raster(arr, descriptions=["green", "red", "nir"], **kw)), "s")
+
+
+def _key(ckpt, plans, tiling=Tiling(128, 16), device="auto"):
+    return run_key(journal_key(ckpt, plans, tiling, device))
+
+
+def test_tiling_from_card_unless_configured(ckpt):
+    assert Tiling.resolve(SegmentConfig(), ckpt) == Tiling(ckpt.card.tile_size, ckpt.card.halo)
+    assert Tiling.resolve(SegmentConfig(tile_size=256, halo=0), ckpt) == Tiling(256, 0)
+
+
+def test_aoi_keeps_only_tiles_whose_core_it_touches(make_raster, ckpt, tmp_path):
+    import json
+
+    scene = _scene(make_raster)
+    plan = plan_scene(scene, SegmentConfig(), ckpt, Tiling(128, 16))
+    assert len(plan.tiles) == len(plan.grid) and plan.outside_aoi == 0
+    x0, y0 = 500000, 4200000  # the fixture's origin, 30 m pixels: a 10 x 10 px AOI in the top-left core
+    aoi = tmp_path / "aoi.geojson"
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs("EPSG:32612", "EPSG:4326", always_xy=True)
+    (lon0, lat0), (lon1, lat1) = tr.transform(x0 + 30, y0 - 300), tr.transform(x0 + 300, y0 - 30)
+    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": mapping(box(lon0, lat0, lon1, lat1))}]}))
+    plan = plan_scene(scene, SegmentConfig(aoi=str(aoi)), ckpt, Tiling(128, 16))
+    assert [t.index for t in plan.tiles] == [0] and plan.outside_aoi == len(plan.grid) - 1
+    far = tmp_path / "far.geojson"
+    far.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": mapping(box(10, 10, 11, 11))}))
+    with pytest.raises(AOIError, match="does not overlap"):
+        plan_scene(scene, SegmentConfig(aoi=str(far)), ckpt, Tiling(128, 16))
+
+
+def test_journal_key_tracks_what_tiles_depend_on(make_raster, ckpt):
+    scene = _scene(make_raster)
+    base = [plan_scene(scene, SegmentConfig(), ckpt, Tiling(128, 16))]
+    same = [plan_scene(scene, SegmentConfig(), ckpt, Tiling(128, 16))]
+    assert _key(ckpt, base) == _key(ckpt, same)  # deterministic
+    other_bands = [plan_scene(scene, SegmentConfig(bands=["nir", "red", "green"]), ckpt, Tiling(128, 16))]
+    other_stats = [plan_scene(_scene(make_raster, seed=1, name="b.tif"), SegmentConfig(), ckpt, Tiling(128, 16))]
+    other_weights = Checkpoint(ckpt.path, ckpt.card, "0" * 64)
+    other_card = Checkpoint(ckpt.path, ckpt.card.model_copy(update={"version": "other"}), ckpt.weights_sha256)
+    keys = {
+        "bands": _key(ckpt, other_bands),
+        "normalisation": _key(ckpt, [dataclasses.replace(base[0], job=dataclasses.replace(base[0].job, stats=other_stats[0].job.stats))]),
+        "weights": _key(other_weights, base),
+        "card": _key(other_card, base),
+        "tiling": _key(ckpt, base, Tiling(128, 8)),
+        "device": _key(ckpt, base, device="cpu"),
+    }
+    assert base[0].job.stats != other_stats[0].job.stats
+    for what, k in keys.items():
+        assert k != _key(ckpt, base), f"journal key ignores {what}"
+    assert len(set(keys.values())) == len(keys)

@@ -1,0 +1,67 @@
+"""GeoGrid against rasterio's own window maths and pyproj's geodesic areas (independent oracles)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyproj import Geod
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
+
+from geoseg.errors import InputError
+from geoseg.grid import GeoGrid, cell_area_m2
+from geoseg.tiling import PixelBox
+
+UTM = CRS.from_epsg(32612)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 500), st.integers(1, 500), st.data())
+def test_window_transform_and_bounds_match_rasterio(w, h, data):
+    t = from_origin(500000, 4200000, 30, 30) * Affine.rotation(data.draw(st.sampled_from([0, 0, 7])))
+    grid = GeoGrid(w, h, t, UTM)
+    c0, r0 = data.draw(st.integers(0, w - 1)), data.draw(st.integers(0, h - 1))
+    box = PixelBox(c0, r0, data.draw(st.integers(1, w - c0)), data.draw(st.integers(1, h - r0)))
+    assert grid.window_transform(box).almost_equals(window_transform(box.to_window(), t))
+    if t.b == 0:
+        np.testing.assert_allclose(grid.bounds(box), window_bounds(box.to_window(), t))
+    assert grid.box == PixelBox(0, 0, w, h) and grid.shape == (h, w)
+
+
+def test_from_dataset_profile_round_trip(tmp_path):
+    grid = GeoGrid(7, 5, from_origin(10, 20, 0.5, 0.5), UTM)
+    path = tmp_path / "g.tif"
+    with rasterio.open(path, "w", driver="GTiff", count=1, dtype="uint8", **grid.to_profile()) as dst:
+        dst.write(np.zeros((1, 5, 7), np.uint8))
+    with rasterio.open(path) as src:
+        back = GeoGrid.from_dataset(src)
+    assert back.almost_equals(grid) and back.to_dict() == grid.to_dict()
+    assert not back.almost_equals(GeoGrid(7, 5, from_origin(10, 20, 0.5, 0.5), CRS.from_epsg(4326)))
+    assert not back.almost_equals(GeoGrid(7, 6, from_origin(10, 20, 0.5, 0.5), UTM))
+
+
+@pytest.mark.parametrize("lat", [0.5, 45.0, 70.0, 84.0])
+def test_geographic_cell_areas_match_pyproj_geodesic_areas(lat):
+    """Each row of a 0.01° grid at high latitude: exact ellipsoidal cell area vs pyproj's geodesic polygon area."""
+    d = 0.01
+    grid = GeoGrid(3, 4, Affine(d, 0, 20.0, 0, -d, lat), CRS.from_epsg(4326))
+    got = grid.row_area_m2(PixelBox(0, 0, 3, 4))
+    geod = Geod(ellps="WGS84")
+    for r, area in enumerate(got):
+        top, bot = lat - r * d, lat - (r + 1) * d
+        want, _ = geod.polygon_area_perimeter([20, 20 + d, 20 + d, 20], [bot, bot, top, top])
+        assert area == pytest.approx(abs(want), rel=1e-6)
+    assert np.all(np.diff(got) > 0)  # rows go south: cells grow towards the equator
+
+
+def test_projected_cell_area_uses_the_crs_unit():
+    feet = cell_area_m2(CRS.from_epsg(2264), Affine(10, 0, 0, 0, -10, 0), np.arange(2))
+    np.testing.assert_allclose(feet, (10 * 0.3048006096012192) ** 2)
+    with pytest.raises(InputError, match="no CRS"):
+        cell_area_m2(None, Affine.identity(), np.arange(1))
