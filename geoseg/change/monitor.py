@@ -34,7 +34,6 @@ for the pattern ``landsat_{period}.tif``) is skipped with a warning.
 
 from __future__ import annotations
 
-import glob as _glob
 import json
 import logging
 import re
@@ -214,7 +213,7 @@ def discover(imagery: str, periods: list[str] | None = None, *, stac_asset: str 
 def _from_pattern(pattern: str) -> dict[str, str]:
     head, _, tail = pattern.partition("{period}")
     wildcard = pattern.replace("{period}", "*")
-    hits = storage.glob(wildcard) if storage.is_remote(pattern) else sorted(_glob.glob(wildcard))
+    hits = storage.glob(wildcard)
     rx = re.compile(re.escape(head) + r"(?P<period>[^/]+?)" + re.escape(tail.replace("{period}", "")) + "$")
     out: dict[str, str] = {}
     for h in hits:

@@ -8,7 +8,6 @@ rasters, the Item ``id`` for STAC Items (their assets are often all called ``vis
 
 from __future__ import annotations
 
-import glob as _glob
 import json
 import logging
 import posixpath
@@ -38,21 +37,13 @@ def expand_inputs(inputs: list[str], stac_asset: str | None = None) -> list[Scen
     for item in inputs:
         if item.lower().endswith(".json"):
             out.extend(read_stac(item, stac_asset))
-        elif storage.is_remote(item):
-            if any(ch in item for ch in "*?["):
-                hits = storage.glob(item)
-                if not hits:
-                    raise InputError(f"input pattern {item!r} matches no object")
-                out.extend(SceneInput(h, _stem(h)) for h in hits)
-            else:
-                out.append(SceneInput(item, _stem(item)))
-        elif "://" in item or item.startswith("/vsi"):
-            out.append(SceneInput(item, _stem(item)))
-        elif any(ch in item for ch in "*?["):
-            hits = sorted(_glob.glob(item))
+        elif any(ch in item for ch in "*?[") and (storage.is_remote(item) or not ("://" in item or item.startswith("/vsi"))):
+            hits = storage.glob(item)
             if not hits:
-                raise InputError(f"input pattern {item!r} matches no file")
+                raise InputError(f"input pattern {item!r} matches no {'object' if storage.is_remote(item) else 'file'}")
             out.extend(SceneInput(h, _stem(h)) for h in hits)
+        elif storage.is_remote(item) or "://" in item or item.startswith("/vsi"):
+            out.append(SceneInput(item, _stem(item)))
         elif not Path(item).exists():
             raise InputError(f"input {item}: no such file")
         else:

@@ -275,7 +275,11 @@ def delete_tree(uri: str | Path) -> None:
 
 
 def glob(pattern: str) -> list[str]:
-    """Expand a glob on S3 (``s3://bucket/prefix/*.tif``; ``*`` does not cross ``/``). Sorted URIs."""
+    """Expand a local glob or one on S3 (``s3://bucket/prefix/*.tif``; ``*`` does not cross ``/``). Sorted."""
+    if not is_remote(pattern):
+        import glob as _glob
+
+        return sorted(_glob.glob(pattern))
     bucket, key = split_s3(pattern)
     cut = min((key.find(ch) for ch in "*?[" if ch in key), default=len(key))
     prefix = key[:cut]
