@@ -264,7 +264,7 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
 
 
 class Dockerfile:
-    """A single-stage Dockerfile: its instructions, ARG defaults, base image, WORKDIR, labels, COPYs."""
+    """A single-stage Dockerfile: its instructions, ARG defaults, base image, WORKDIR, labels, USER, ENV, COPYs."""
 
     def __init__(self, path: Path):
         self.instructions = dockerfile_instructions(path.read_text())
@@ -281,9 +281,19 @@ class Dockerfile:
         self.workdir = workdirs[-1]
         labels = " ".join(a for i, a in self.instructions if i == "LABEL")
         self.labels = dict(re.findall(r'([\w.\-]+)="([^"]*)"', labels))
+        users = [a for i, a in self.instructions if i == "USER"]
+        self.user = users[-1] if users else "root"
+        """The user the image runs as (the last USER)."""
+        env = " ".join(a for i, a in self.instructions if i == "ENV")
+        self.env = {k: v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', env)}
 
     def expand(self, s: str) -> str:
-        return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: self.args[m.group(1) or m.group(2)], s)
+        """``s`` with ``${ARG}`` / ``$ARG`` replaced by the ARG defaults, recursively (defaults may name ARGs)."""
+        for _ in range(10):
+            s, n = re.subn(r"\$\{(\w+)\}|\$(\w+)", lambda m: self.args[m.group(1) or m.group(2)], s)
+            if not n:
+                return s
+        raise AssertionError(f"ARG defaults refer to each other in a loop: {s}")
 
     def copies(self) -> list[tuple[list[str], str]]:
         """(sources, destination) of every COPY, flags dropped."""

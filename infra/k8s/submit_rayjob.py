@@ -6,6 +6,8 @@ waits for it, so that the CronJob's ``concurrencyPolicy: Forbid`` really covers 
 
     python infra/k8s/submit_rayjob.py /etc/geoseg/rayjob.yaml [--keep 5] [--poll 30]
 
+0. Finished RayJobs of the schedule beyond the newest ``--keep`` are deleted (also after the run, in
+   step 4: a submitter that was stopped before its step 4 is made up for by the next one).
 1. If a RayJob of the same schedule (label ``geoseg.io/schedule`` of the manifest) is still active,
    for instance because an earlier submitter pod was evicted while its RayJob kept running, nothing
    is created and the exit status is 0.
@@ -166,8 +168,9 @@ def submit_and_wait(
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] = lambda m: print(m, flush=True),
 ) -> int:
-    """Steps 1-4 of the module docstring; returns the exit status."""
+    """Steps 0-4 of the module docstring; returns the exit status."""
     schedule = doc["metadata"]["labels"][SCHEDULE_LABEL]
+    prune(kube, schedule, keep, log)
     active = [j for j in list_runs(kube, schedule) if not is_terminal(j)]
     if active:
         log(f"previous run still active, not starting another: {'; '.join(describe(j) for j in active)}")

@@ -36,8 +36,25 @@ SUBMITTER = K8S / "submit_rayjob.py"
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
-IMAGE = f"ghcr.io/geoseg/geoseg:{VERSION}"
-"""The one image every manifest runs: the Dockerfile's published name, tagged with the project version."""
+IMAGE_RE = re.compile(rf"ghcr\.io/geoseg/geoseg(?::{re.escape(VERSION)}-[0-9a-f]{{12}}|@sha256:[0-9a-f]{{64}})")
+"""The image every manifest runs: the Dockerfile's published name, tagged ``<project version>-<commit>``
+(a tag per build) or named by digest; ``infra/set_image.py`` points the files at a new build."""
+
+
+def the_image() -> str:
+    """The one image the deployment files name (``infra/set_image.py`` finds it the same way)."""
+    found = set_image_module().images(set_image_module().deployment_files(INFRA))
+    assert len(found) == 1, f"the deployment files name {sorted(found)}, not one image"
+    (image,) = found
+    assert IMAGE_RE.fullmatch(image), f"{image}: not ghcr.io/geoseg/geoseg:{VERSION}-<12-hex commit> or @sha256:<digest>"
+    return image
+
+
+def set_image_module():
+    spec = importlib.util.spec_from_file_location("set_image", INFRA / "set_image.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 SEGMENT_ENTRYPOINT = "python jobs/segment.py --config configs/cluster_s3.yaml"
 MONITOR_ENTRYPOINT = "python jobs/monitor.py --config configs/monitor_pucallpa.yaml"
@@ -155,7 +172,7 @@ def check_ray_cluster_spec(spec: dict, where: str, dockerfile: Dockerfile, servi
         sa = pod.get("serviceAccountName")
         assert sa in service_accounts, f"{where}.{pod_where}: serviceAccountName {sa!r} is not defined in infra/k8s"
         for c in pod["containers"]:
-            assert c["image"] == IMAGE, f"{where}.{pod_where}: image {c['image']!r} != {IMAGE}"
+            assert c["image"] == the_image(), f"{where}.{pod_where}: image {c['image']!r} != {the_image()}"
             assert c.get("workingDir", dockerfile.workdir) == dockerfile.workdir, (
                 f"{where}.{pod_where}: workingDir differs from the image WORKDIR the entrypoints are relative to")
             limits = (c.get("resources") or {}).get("limits") or {}
@@ -245,7 +262,7 @@ def one(docs: list[dict], kind: str) -> dict:
 def test_dockerfile_base_is_ray_gpu_image_of_a_supported_ray_and_python(dockerfile):
     ray_version = dockerfile.args["RAY_VERSION"]
     py = dockerfile.args["PYTHON_TAG"]
-    assert dockerfile.base == f"rayproject/ray:{ray_version}-{py}-gpu"
+    assert dockerfile.base == f"rayproject/ray:{ray_version}-{py}-{dockerfile.args['CUDA_TAG']}"
     # Ray pinned in the image satisfies the project's requirement; so does its Python.
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
@@ -259,15 +276,17 @@ def test_dockerfile_base_is_ray_gpu_image_of_a_supported_ray_and_python(dockerfi
 
 def test_dockerfile_installs_cuda_torch_binary_geo_wheels_and_pins_ray(dockerfile):
     runs = [a for i, a in dockerfile.instructions if i == "RUN"]
-    torch_index = dockerfile.args["TORCH_INDEX_URL"]
-    assert re.fullmatch(r"https://download\.pytorch\.org/whl/cu\d+", torch_index), torch_index
-    assert any("--index-url" in r and "torch" in r for r in runs), "torch is not installed from the CUDA index"
-    install = [r for r in runs if re.search(r"pip install .*-c /tmp/constraints.txt \.(\s|$)", r)]
-    assert len(install) == 1, "expected one `pip install ... -c /tmp/constraints.txt .` of the project"
-    assert re.search(r"--only-binary=\S*rasterio", install[0]), "rasterio must come as a wheel (bundled GDAL)"
-    constraints = " ".join(r for r in runs if "/tmp/constraints.txt" in r and "echo" in r)
+    torch_index = dockerfile.expand(dockerfile.args["TORCH_INDEX_URL"])
+    assert re.fullmatch(r"https://download\.pytorch\.org/whl/(cu\d+|cpu)", torch_index), torch_index
+    assert any("--index-url" in r and "torch==" in r for r in runs), "torch is not installed from the CUDA index"
+    deps = [r for r in runs if re.search(r"pip install .*-c /home/ray/constraints.txt -r /home/ray/requirements.txt", r)]
+    assert len(deps) == 1, "expected one `pip install ... -c constraints -r requirements` of the dependencies"
+    assert re.search(r"--only-binary=\S*rasterio", deps[0]), "rasterio must come as a wheel (bundled GDAL)"
+    constraints = " ".join(r for r in runs if "/home/ray/constraints.txt" in r and "echo" in r)
     assert 'ray==${RAY_VERSION}' in constraints, "the project install must keep Ray at RAY_VERSION"
     # the project's files are copied before they are installed, README.md included (pyproject's readme)
+    install = [r for r in runs if re.search(r"pip install --no-deps \.(\s|$)", r)]
+    assert len(install) == 1, "expected one `pip install --no-deps .` of the project"
     order = [(i, a) for i, a in dockerfile.instructions if i in ("COPY", "RUN")]
     install_at = next(n for n, (i, a) in enumerate(order) if i == "RUN" and a == install[0])
     copied_before = {s.rstrip("/") for i, a in order[:install_at] if i == "COPY"
@@ -296,7 +315,9 @@ def test_dockerfile_copies_existing_paths_that_the_dockerignore_keeps(dockerfile
 
 def test_dockerfile_labels_and_build_command_name_the_published_image(dockerfile):
     assert dockerfile.labels.get("org.opencontainers.image.version") == VERSION
-    assert f"docker build -f infra/Dockerfile -t {IMAGE} ." in DOCKERFILE.read_text()
+    build = f"docker build -f infra/Dockerfile -t ghcr.io/geoseg/geoseg:{VERSION}-$(git rev-parse --short=12 HEAD) ."
+    assert build in DOCKERFILE.read_text()
+    assert build in (INFRA / "README.md").read_text()
 
 
 def test_dockerignore_matcher_follows_docker_rules():
@@ -364,7 +385,7 @@ def test_one_image_and_one_ray_version_everywhere(k8s, dockerfile):
     trees = [docs for docs in k8s.values()] + [yaml.safe_load(AWS_CLUSTER.read_text())]
     images = {i for t in trees for i in collect(t, "image")}
     images |= {i for t in trees for k in ("head_image", "worker_image") for i in collect(t, k)}
-    assert images == {IMAGE}, f"manifests name {images}; the Dockerfile publishes {IMAGE}"
+    assert images == {the_image()}, f"manifests name {images}; expected one image, ghcr.io/geoseg/geoseg:<version>-<commit>"
     versions = {v for t in trees for v in collect(t, "rayVersion")}
     assert versions == {dockerfile.args["RAY_VERSION"]}, versions
 
@@ -399,7 +420,7 @@ def test_checks_fail_on_broken_manifests(k8s, dockerfile, service_accounts):
     broken(lambda d: d["spec"].update(entrypoint="python jobs/segment.py --config configs/train_default.yaml"))
     broken(lambda d: d["spec"].update(entrypoint="python jobs/segment.py --config configs/default.yaml"))  # local output
     broken(lambda d: d["spec"].update(entrypoint="python jobs/monitor.py --config configs/monitor_pucallpa.yaml"))
-    broken(lambda d: container(d).update(image="rayproject/ray:2.60.0-py311-gpu"))
+    broken(lambda d: container(d).update(image="rayproject/ray:2.60.0-py311-cu126"))
     broken(lambda d: container(d)["resources"]["limits"].pop("nvidia.com/gpu"))
     broken(lambda d: d["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"].update({"num-cpus": "1"}))
     broken(lambda d: d["spec"]["rayClusterSpec"].update(rayVersion="2.9.0"))
@@ -439,7 +460,7 @@ def test_cronjob_creates_a_monitoring_rayjob_and_waits_for_it(k8s, dockerfile, s
     job = spec["jobTemplate"]["spec"]
     pod, container, _manifest_path, rayjob = cron_rayjob(docs)
     assert pod["restartPolicy"] in ("Never", "OnFailure")
-    assert container["image"] == IMAGE
+    assert container["image"] == the_image()
     argv = container.get("command", []) + container.get("args", [])
     submitter = SUBMITTER.relative_to(ROOT).as_posix()
     assert argv[:2] == ["python", submitter], argv
@@ -569,6 +590,19 @@ def test_submitter_starts_nothing_while_a_run_is_active():
     assert "still active" in logs[0]
 
 
+def test_submitter_prunes_before_its_run_when_a_previous_submitter_was_stopped():
+    """A submitter killed while waiting never reaches its pruning step; the next one prunes first,
+    even when it then starts nothing because a run is still active."""
+    sub = load_submitter()
+    old = [_run(f"geoseg-monitor-26110{d}0600", f"2026-11-0{d}T06:00:00Z", "Complete", "SUCCEEDED") for d in range(1, 9)]
+    active = _run("geoseg-monitor-2611190600", "2026-11-19T06:00:00Z", "Running", "RUNNING")
+    kube = FakeKube(existing=[*old, active])
+    assert sub.submit_and_wait(kube, _manifest(), keep=5, now=lambda: NOW, sleep=lambda s: None, log=lambda m: None) == 0
+    assert "POST" not in [m for m, _ in kube.calls]
+    assert sorted(kube.jobs) == ["geoseg-monitor-2611040600", "geoseg-monitor-2611050600", "geoseg-monitor-2611060600",
+                                 "geoseg-monitor-2611070600", "geoseg-monitor-2611080600", "geoseg-monitor-2611190600"]
+
+
 def test_submitter_keeps_the_newest_finished_runs():
     sub = load_submitter()
     old = [_run(f"geoseg-monitor-26110{d}0600", f"2026-11-0{d}T06:00:00Z", "Complete", "SUCCEEDED") for d in range(1, 8)]
@@ -642,7 +676,7 @@ def test_aws_cluster_cpu_head_and_gpu_spot_workers_on_the_project_image():
         assert "IamInstanceProfile" in nc, f"{name}: no IAM instance profile (S3 access)"
         assert nc.get("ImageId"), f"{name}: no ImageId (Ray's built-in default AMI is outdated)"
     docker = c["docker"]
-    assert docker["image"] == IMAGE
+    assert docker["image"] == the_image()
     assert "--gpus all" in docker.get("worker_run_options", [])
     assert "--gpus all" not in docker.get("run_options", []) + docker.get("head_run_options", []), (
         "--gpus all on the CPU head would fail to start its container")
