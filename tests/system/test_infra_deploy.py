@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -453,3 +454,20 @@ def test_cpu_image_builds_and_runs_the_demo_as_the_pods_would(tmp_path):
                           "test -s /tmp/demo/manifest.json"], capture_output=True, text=True, timeout=1800,
                          )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("tag,torch_cuda,base_cuda,ok", [
+    ("cu126", "12.6", "12.6.3", True), ("cpu", None, "", True), ("cu126", "13.0", "12.6.3", False),
+    ("cu126", "12.6", "12.1.1", False), ("cu130", "13.0", "12.6.3", False), ("cpu", "12.6", "", False),
+    ("cu126", None, "12.6.3", False)])
+def test_the_builds_cuda_check_rejects_any_mismatch(tmp_path, tag, torch_cuda, base_cuda, ok):
+    """The Dockerfile's own check, run as the build runs it, against a stand-in torch module."""
+    import sys
+
+    d = Dockerfile(INFRA / "Dockerfile")
+    run = next(a for i, a in d.instructions if i == "RUN" and "torch.version.cuda" in a)
+    check = run[run.index("python -c"):].replace("${CUDA_TAG}", tag).replace("python -c", f"{sys.executable} -c", 1)
+    (tmp_path / "torch.py").write_text(f"__version__ = '2.14.1'\nclass version:\n    cuda = {torch_cuda!r}\n")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": os.environ.get("PATH", "")} | ({"CUDA_VERSION": base_cuda} if base_cuda else {})
+    done = subprocess.run(["bash", "-c", check], env=env, capture_output=True, text=True)
+    assert (done.returncode == 0) is ok, done.stderr[-500:]
