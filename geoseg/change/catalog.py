@@ -140,7 +140,11 @@ def _region_sections(store, region, st, areas, summary, trans, tmp: Path) -> lis
             after = tmp / f"{region}-after.png"
             after.write_bytes(storage.read_bytes(store.uri(*change["dir"].split("/"), "after.png")))
             layers = [html.MapLayer(f"classes {last}", after, base=True), html.MapLayer("change", png)]
-            out.append(html.map_section(f"map-{region}", f"{region}: change {change['before']} → {last}", layers, []))
+            ch = _item_of(store, store.uri(*change["dir"].split("/")), "change_item.json") or {"assets": {}}
+            legend = [(c["title"], "#" + c["color_hint"]) for c in
+                      ch["assets"].get("change", {}).get("classification:classes", []) if "color_hint" in c]
+            out.append(html.map_section(f"map-{region}", f"{region}: change {change['before']} → {last}", layers,
+                                        legend))
         except Exception:  # outputs of an older geoseg: no quicklooks
             pass
         out.append(html.section(f"{region}: transitions {change['before']} → {last}", *parts))

@@ -83,7 +83,7 @@ def projection(grid: GeoGrid) -> dict[str, Any]:
         epsg = grid.crs.to_epsg()
         out["proj:epsg"] = epsg
         if epsg is None:
-            out["proj:wkt2"] = grid.crs.to_wkt()
+            out["proj:wkt2"] = grid.crs.to_wkt(version="WKT2_2019")
     else:
         out["proj:epsg"] = None
     t = grid.transform

@@ -181,14 +181,12 @@ def add_layer_style(gpkg: Path, layer: str, style: LayerStyle) -> None:
     out as QGIS creates it; QGIS applies the row whose ``useAsDefault`` is true when it opens
     the layer. Catalog and schema are empty for a GeoPackage.
     """
-    import datetime as dt
-
     import pandas as pd
     import pyogrio
 
     geometry_column = pyogrio.read_info(gpkg, layer=layer)["geometry_name"]
     row = ["", "", layer, geometry_column, style.name, style.qml, style.sld, True, style.description, "geoseg", "",
-           dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)]
+           pd.Timestamp.now(tz="UTC").floor("s")]
     frame = pd.DataFrame([row], columns=list(STYLE_COLUMNS))
     append = "layer_styles" in {name for name, _ in pyogrio.list_layers(gpkg)}
     pyogrio.write_dataframe(frame, gpkg, layer="layer_styles", driver="GPKG", append=append)
