@@ -7,8 +7,8 @@ Layers, each importing only from the layers below it (checked by import-linter, 
     change                   change detection, monitoring, history
     segment | train          the segment job (plan, stitch, journal, stats) | model training
     runtime                  Ray: cluster, model-actor executors, bounded ordered maps
-    model | vector           checkpoints, prediction | block-wise polygons
-    io                       storage (local/S3), raster reading, inputs, labels, COG writing, publishing
+    model | vector | report  checkpoints, prediction | block-wise polygons | STAC, quicklooks, report.html
+    io                       storage (local/S3), raster reading, inputs, labels, COG writing, styles, publishing
     grid | config            GeoGrid | every *Config
     tiling                   PixelBox, Tile, TileGrid
     errors                   errors and exit codes

@@ -418,3 +418,66 @@ def train_config(tmp_path, **kw):
                 trainer={"ray": False})
     base.update(kw)
     return TrainConfig(**base)
+
+
+# ---------------------------------------------------------------------------------------------
+# STAC, external tools (GDAL's command line, QGIS, Chromium)
+# ---------------------------------------------------------------------------------------------
+
+STAC_SCHEMAS = Path(__file__).parent / "stac_schemas"
+
+
+def stac_registry():
+    """A ``referencing`` registry of the STAC 1.1 core schemas (from pystac) and the extension schemas shipped in
+    ``tests/stac_schemas`` (see its README); any other URI raises instead of being fetched."""
+    import json
+
+    from pystac.validation.local_validator import get_local_schema_cache
+    from referencing import Registry, Resource
+    from referencing.exceptions import NoSuchResource
+
+    schemas = dict(get_local_schema_cache())
+    for f in STAC_SCHEMAS.glob("*.json"):
+        doc = json.loads(f.read_text())
+        schemas[doc["$id"].rstrip("#")] = doc
+
+    def refuse(uri: str):
+        raise NoSuchResource(ref=uri)
+
+    return Registry(retrieve=refuse).with_resources((u, Resource.from_contents(s)) for u, s in schemas.items()), schemas
+
+
+def validate_stac(doc: dict) -> None:
+    """Validate a STAC Item, Collection or Catalog against its core schema and every extension it declares
+    (offline); raises ``jsonschema.ValidationError``."""
+    from jsonschema import Draft7Validator
+
+    registry, schemas = stac_registry()
+    kind = {"Feature": "item", "Collection": "collection", "Catalog": "catalog"}[doc["type"]]
+    core = f"https://schemas.stacspec.org/v{doc['stac_version']}/{kind}-spec/json-schema/{kind}.json"
+    for uri in [core, *doc.get("stac_extensions", [])]:
+        Draft7Validator(schemas[uri], registry=registry).validate(doc)
+
+
+def require_tool(path: str) -> str:
+    """``path`` of an external program a test needs: skipped where it is missing, except in CI (``CI=true``),
+    where ``.ci/run`` installs it and its absence fails the test."""
+    import os
+    import shutil
+
+    import pytest
+
+    found = shutil.which(path)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is not installed; .ci/run installs it")
+        pytest.skip(f"{path} is not installed (apt-get install it; .ci/run does)")
+    return found
+
+
+def read_png(path) -> np.ndarray:
+    """A PNG as an ``(rows, cols, 4)`` RGBA array, decoded by Pillow."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGBA"))

@@ -22,7 +22,8 @@ the change patches still open and a few bytes per change patch, see
 
 Then the kept patches are vectorized by the block-wise vectorizer
 (:func:`geoseg.vector.polygons.vectorize_blocks`; one polygon per patch) and written with
-their pair, change type, exact area and the mean confidence of both dates. Guards apply
+their pair, change type, exact area and the mean confidence of both dates; styles, quicklooks,
+``report.html`` and STAC records follow (:mod:`geoseg.change.outputs`). Guards apply
 in that order, and a pixel removed by several counts for the first. Areas are the
 exact ellipsoidal cell areas for geographic grids (planar cell area for projected ones).
 All outputs are staged and published together (:class:`geoseg.io.publish.Staging`).
@@ -47,6 +48,7 @@ from geoseg.change.align import (
     common_grid,
     resolve_dates,
 )
+from geoseg.change.outputs import EXTRA_FILES, write_extras
 from geoseg.change.patches import Patches, write_change_polygons
 from geoseg.change.report import (
     POLYGON_LAYER,
@@ -71,8 +73,9 @@ from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
 
-CHANGE_FILES = ("change.tif", "transitions.csv", "change_polygons.gpkg", "transitions.json")
-"""What ``geoseg change`` publishes, in publication order (the report last)."""
+CHANGE_FILES = ("change.tif", "transitions.csv", "change_polygons.gpkg", *EXTRA_FILES, "transitions.json")
+"""What ``geoseg change`` publishes, in publication order (``transitions.json`` last): the change raster, tables
+and polygons, their styles, quicklooks, ``report.html`` and STAC records (:mod:`geoseg.change.outputs`)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
         doc = _Comparison(dates, grid, legend, options).run(staging)
         doc["seconds"] = round(time.perf_counter() - t0, 3)
         write_json(staging.path("transitions.json"), doc)
+        write_extras(staging.dir, dates, grid, legend, doc)
         files = staging.publish(CHANGE_FILES)
         return ChangeResult(str(output), files, ChangeReport.from_document(doc))
     finally:

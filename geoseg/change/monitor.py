@@ -11,6 +11,9 @@ A run, for every region of the catalogue (``configs/monitor_*.yaml``, :class:`Mo
    periods must confirm the change, so the newest ``k`` periods wait for later runs), and
    appends the change polygons, the transition table and a summary to the history.
 
+After a run that stored something, the static STAC catalog of the history (one Item per
+region and period) and ``history/report.html`` are rebuilt (:mod:`geoseg.change.catalog`).
+
 Idempotent: a period or comparison already in ``history/state.json`` is skipped, so a
 rerun with no new imagery reads the state and writes nothing (no model work, Ray is
 not even started). Periods older than the last stored one are reported and skipped
@@ -78,7 +81,20 @@ def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult
             results.append(res)
     finally:
         ray.close()
+    if any(r.segmented or r.changes for r in results):
+        _publish_history(store)
     return results
+
+
+def _publish_history(store) -> None:
+    """Rebuild the STAC catalog and ``history/report.html`` (:mod:`geoseg.change.catalog`) after new results."""
+    from geoseg.change.catalog import write_catalog, write_report
+
+    try:
+        write_catalog(store)
+        write_report(store)
+    except Exception as exc:  # the history itself is stored: a catalog that fails to build must not hide it
+        log.error("the history is stored, but its STAC catalog / report could not be written: %s", exc, exc_info=True)
 
 
 def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: RaySession, res: RegionResult, progress: bool) -> None:

@@ -4,7 +4,8 @@ Per input raster: plan tiles (:mod:`geoseg.segment.plan`), stream them through a
 executor (Ray actors or in-process, :mod:`geoseg.runtime.executors`), stitch tile cores
 into scratch rasters as results arrive (:mod:`geoseg.segment.stitch`), then write the
 class and confidence COGs, polygons, statistics and the manifest
-(:mod:`geoseg.segment.manifest`), and publish them atomically. The driver only ever
+(:mod:`geoseg.segment.manifest`), the STAC Items, Collection and ``report.html``
+(:mod:`geoseg.segment.records`), and publish them atomically. The driver only ever
 holds the results of the tiles in flight.
 """
 
@@ -31,6 +32,7 @@ from geoseg.segment.manifest import (
     failure_message,
 )
 from geoseg.segment.plan import ScenePlan, Tiling, journal_key, plan_scene
+from geoseg.segment.records import RECORD_FILES, item_name, write_records
 from geoseg.segment.stats import class_table, stats_document, write_stats_csv
 from geoseg.segment.stitch import SceneWriter, scene_files
 
@@ -64,7 +66,8 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
     run.timings["plan"] = time.perf_counter() - t_start
 
     out = cfg.outputs
-    names = [n for p in run.plans for n in scene_files(p.stem, out.confidence, out.polygons).values()] + list(RUN_FILES)
+    names = [n for p in run.plans for n in (*scene_files(p.stem, out.confidence, out.polygons).values(), item_name(p.stem))]
+    names += [*RECORD_FILES, *RUN_FILES]
     staging = Staging(cfg.output, cfg.overwrite, names)
     journal = None
     if cfg.resume:
@@ -76,7 +79,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
         run.resumed = _replay(journal, run.plans, run.writers) if journal else 0
         run.timings["resume"] = time.perf_counter() - t0
         written = _compute_and_write(run, journal, progress)
-        for key in ("stitch", "cog", "vectorize"):
+        for key in ("stitch", "cog", "quicklook", "vectorize"):
             run.timings[key] = sum(w.seconds[key] for w in run.writers)
         if journal:
             run.timings["journal_write"] = journal.seconds
@@ -138,7 +141,8 @@ def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str
     tables = {w.stem: class_table(w.counts, w.area_m2, run.ckpt.card.class_names) for w in run.writers}
     write_json(staging.path("stats.json"), stats_document(tables))
     write_stats_csv(staging.path("stats.csv"), tables)
-    files = staging.publish(written + list(RUN_FILES))
+    records = write_records(run, staging.dir, tables)
+    files = staging.publish(written + records + list(RUN_FILES))
     staging.discard()
     try:  # the result is published: failing to tidy up is not a failed run
         if journal:

@@ -3,8 +3,9 @@
 Plain Python (no Ray): :class:`SceneWriter` takes :class:`~geoseg.model.predict.TileResult`
 objects in any order, writes each tile core by window (the halo was already discarded
 by the worker), accumulates per-class pixel counts and areas, and at the end turns the
-scratch rasters into COGs and polygons. Because tile cores partition the raster
-(:mod:`geoseg.tiling`), the stitched map does not depend on tile size or arrival order.
+scratch rasters into COGs, their style sidecars (QML, SLD, a raster attribute table),
+quicklook PNGs and polygons. Because tile cores partition the raster (:mod:`geoseg.tiling`),
+the stitched map does not depend on tile size or arrival order.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ class SceneWriter:
         self.skipped = 0
         self.failed: list[dict] = []
         self.polygon_count: int | None = None
-        self.seconds = {"stitch": 0.0, "cog": 0.0, "vectorize": 0.0}
+        self.seconds = {"stitch": 0.0, "cog": 0.0, "vectorize": 0.0, "quicklook": 0.0}
+        self.composite = ""
+        """What the input quicklook shows (e.g. ``swir1/nir/red``), once written."""
         self.vectorize_options = vectorize or {}
         cmap = {**{c.id: c.rgba() for c in card.classes}, CLASS_NODATA: (0, 0, 0, 0)}
         self._classes = StitchedRaster(self.dir / self.files["classes"], info.grid, CLASS_NODATA, blocksize=blocksize,
@@ -106,7 +109,11 @@ class SceneWriter:
         if self._confidence is not None:
             self._confidence.to_cog(tags={**tags, "units": "percent (max softmax probability)"},
                                     band_description="confidence", overview_resampling="AVERAGE")
+        self._styles()
         self.seconds["cog"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self._quicklooks()
+        self.seconds["quicklook"] += time.perf_counter() - t0
         if "polygons" in self.files:
             t0 = time.perf_counter()
             conf = self.dir / self.files["confidence"] if self._confidence is not None else None
@@ -116,6 +123,29 @@ class SceneWriter:
             self.seconds["vectorize"] += time.perf_counter() - t0
         return list(self.files.values())
 
+    def _styles(self) -> None:
+        """QML + SLD + raster attribute table (with pixel counts) of the class COG; QML + SLD of the confidence COG."""
+        from geoseg.io import styles
+
+        cats = styles.categories(self.card.classes, self.counts)
+        f = self.files
+        styles.write_raster_sidecars(self.dir / f["classes"], styles.raster_qml(cats),
+                                     styles.raster_sld(Path(f["classes"]).stem, cats), styles.pam_xml(cats))
+        if "confidence" in f:
+            styles.write_raster_sidecars(self.dir / f["confidence"], styles.ramp_qml(),
+                                         styles.ramp_sld(Path(f["confidence"]).stem), None)
+
+    def _quicklooks(self) -> None:
+        """PNG quicklooks of the class map, the confidence and the input scene, on one grid."""
+        from geoseg.io.styles import categories
+        from geoseg.report import quicklook
+
+        f = self.files
+        quicklook.write_categorical(self.dir / f["classes"], self.dir / f["classes_png"], categories(self.card.classes))
+        if "confidence" in f:
+            quicklook.write_ramp(self.dir / f["confidence"], self.dir / f["confidence_png"])
+        self.composite = quicklook.write_scene(self.info.path, self.dir / f["input_png"])
+
     def close(self) -> None:
         """Drop scratch files (after a failure)."""
         self._classes.close()
@@ -124,10 +154,19 @@ class SceneWriter:
 
 
 def scene_files(stem: str, confidence: bool = True, polygons: bool = True) -> dict[str, str]:
-    """The output file names for one input, by kind (``classes``, ``confidence``, ``polygons``)."""
-    names = {"classes": f"{stem}_classes.tif"}
+    """The output file names for one input, by kind: ``classes`` (and its ``classes_qml``, ``classes_sld``,
+    ``classes_pam`` sidecars and ``classes_png`` quicklook), ``confidence`` (and ``confidence_qml``,
+    ``confidence_sld``, ``confidence_png``), ``polygons``, and ``input_png`` (quicklook of the input)."""
+    from geoseg.io.styles import sidecar_names
+
+    names = {"classes": f"{stem}_classes.tif",
+             **{f"classes_{k}": v for k, v in sidecar_names(f"{stem}_classes.tif").items()},
+             "classes_png": f"{stem}_classes.png"}
     if confidence:
-        names["confidence"] = f"{stem}_confidence.tif"
+        names.update({"confidence": f"{stem}_confidence.tif",
+                      **{f"confidence_{k}": v for k, v in sidecar_names(f"{stem}_confidence.tif", pam=False).items()},
+                      "confidence_png": f"{stem}_confidence.png"})
     if polygons:
         names["polygons"] = f"{stem}_polygons.gpkg"
+    names["input_png"] = f"{stem}_input.png"
     return names

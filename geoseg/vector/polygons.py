@@ -153,16 +153,19 @@ def vectorize_to_file(
     """Vectorize ``path`` block-wise straight into ``out_path`` (.gpkg, .parquet, .fgb); returns the polygon count.
 
     ``crs``: output CRS (default: the class map's). Other keywords (``map_fn`` included) go
-    to :func:`vectorize_blocks` (``instance_path`` obeys the same ``overwrite``).
+    to :func:`vectorize_blocks` (``instance_path`` obeys the same ``overwrite``). A GeoPackage
+    gets a default style by ``class_id`` from the class map's class names and colour table.
     """
+    from geoseg.io.styles import categories_from_raster, polygon_style
     from geoseg.vector.writers import check_output_path, write_polygons
 
     check_output_path(out_path, overwrite)  # fail before the (long) scan, not after
-    if crs is None:  # the class map's, even when it has nothing but nodata
-        with open_raster(path) as src:
-            crs = src.crs
+    with open_raster(path) as src:
+        crs = src.crs if crs is None else crs  # the class map's, even when it has nothing but nodata
+        cats = categories_from_raster(src)
+    style = polygon_style(cats, layer) if cats else None
     batches = vectorize_blocks(path, overwrite=overwrite, **kwargs)
-    return write_polygons(batches, out_path, crs=crs, overwrite=overwrite, layer=layer)
+    return write_polygons(batches, out_path, crs=crs, overwrite=overwrite, layer=layer, style=style)
 
 
 # --------------------------------------------------------------------------- validation & context

@@ -6,7 +6,9 @@ one query and one style cover the map), FlatGeobuf (both through one open GDAL
 dataset fed by an Arrow stream: ``pyogrio.write_arrow``) and GeoParquet (a
 ``pyarrow.parquet.ParquetWriter`` with GeoParquet 1.0.0 ``geo`` metadata whose bbox and
 geometry types are written when the file is closed). Files are written under a
-temporary name in the target directory and renamed into place when complete.
+temporary name in the target directory and renamed into place when complete. A GeoPackage
+can carry a default style (:class:`~geoseg.io.styles.LayerStyle`, QML + SLD) in QGIS's
+``layer_styles`` table (:func:`add_layer_style`), so QGIS opens the layer styled.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import shapely
 
 from geoseg.errors import ConfigError, OutputError
 from geoseg.io.cog import atomic_path
+from geoseg.io.styles import LayerStyle
 from geoseg.vector.frames import COLUMNS
 
 log = logging.getLogger(__name__)
@@ -42,14 +45,15 @@ def check_output_path(path: str | Path, overwrite: bool) -> tuple[Path, str]:
     return path, driver
 
 
-def write_polygons(data, path: str | Path, crs=None, *, overwrite: bool = False, layer: str = "landcover") -> int:
+def write_polygons(data, path: str | Path, crs=None, *, overwrite: bool = False, layer: str = "landcover",
+                   style: LayerStyle | None = None) -> int:
     """Write a GeoDataFrame, or an iterator of GeoDataFrame batches, to ``path``; returns the row count.
 
     The format follows the extension (:data:`FORMATS`). ``crs``: output CRS (anything
     pyproj accepts, e.g. ``"EPSG:4326"``); default: the first batch's. Batches are
     reprojected and written one at a time (memory: one batch). The file appears under
     its final name only when complete; an existing file is replaced only with
-    ``overwrite=True``.
+    ``overwrite=True``. ``style``: the layer's default style (GeoPackage only; ignored otherwise).
     """
     import geopandas as gpd
     from pyproj import CRS
@@ -85,6 +89,8 @@ def write_polygons(data, path: str | Path, crs=None, *, overwrite: bool = False,
             _write_parquet(record_batches(), tmp, schema, out_crs, types, bounds)
         else:
             _write_ogr(record_batches(), tmp, schema, driver, layer, gtype, out_crs)
+            if style is not None and driver == "GPKG":
+                add_layer_style(tmp, layer, style)
     log.info("wrote %d polygons to %s", count[0], path)
     return count[0]
 
@@ -161,6 +167,29 @@ def _write_ogr(batches, tmp: Path, schema, driver: str, layer: str, gtype: str, 
                           "check the directory is writable and has space") from exc
     if failure:
         raise failure[0]
+
+
+STYLE_COLUMNS = ("f_table_catalog", "f_table_schema", "f_table_name", "f_geometry_column", "styleName", "styleQML",
+                 "styleSLD", "useAsDefault", "description", "owner", "ui", "update_time")
+"""Columns of QGIS's ``layer_styles`` table (the names and order QGIS creates)."""
+
+
+def add_layer_style(gpkg: Path, layer: str, style: LayerStyle) -> None:
+    """Add ``style`` as the default style of ``layer`` to the ``layer_styles`` table of ``gpkg`` (created if absent).
+
+    The table is a registered attribute table of the GeoPackage (written through GDAL), laid
+    out as QGIS creates it; QGIS applies the row whose ``useAsDefault`` is true when it opens
+    the layer. Catalog and schema are empty for a GeoPackage.
+    """
+    import pandas as pd
+    import pyogrio
+
+    geometry_column = pyogrio.read_info(gpkg, layer=layer)["geometry_name"]
+    row = ["", "", layer, geometry_column, style.name, style.qml, style.sld, True, style.description, "geoseg", "",
+           pd.Timestamp.now(tz="UTC").floor("s")]
+    frame = pd.DataFrame([row], columns=list(STYLE_COLUMNS))
+    append = "layer_styles" in {name for name, _ in pyogrio.list_layers(gpkg)}
+    pyogrio.write_dataframe(frame, gpkg, layer="layer_styles", driver="GPKG", append=append)
 
 
 def _write_parquet(batches, tmp: Path, schema, out_crs, types: set[str], bounds: np.ndarray) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from geoseg.change.detect import CHANGE_FILES
 from geoseg.cli import main
 from tests.helpers import PUCALLPA, SPECTRAL_MODEL, write_map, write_pair
 
@@ -23,8 +24,7 @@ def test_cli_change_end_to_end(tmp_path):
     r = CliRunner().invoke(main, ["change", b, a, "--output", str(out), "--mmu-ha", "0.5", "--min-confidence", "60"])
     assert r.exit_code == 0, r.output
     assert "changed 9.00 ha" in r.output and "mmu 0.09 ha" in r.output and "deforestation 9.00 ha" in r.output
-    assert sorted(p.name for p in out.iterdir()) == ["change.tif", "change_polygons.gpkg", "transitions.csv",
-                                                      "transitions.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(CHANGE_FILES)
     assert (out / "transitions.csv").read_text().splitlines()[0] == "from_class,to_class,pixels,area_ha"
     gdf = gpd.read_file(out / "change_polygons.gpkg", layer="change")
     assert len(gdf) == 1 and gdf.from_class[0] == "forest" and gdf.to_class[0] == "urban"
@@ -70,5 +70,4 @@ def test_cli_change_segments_scenes_first(tmp_path):
     assert rep["grid"]["crs"] == "EPSG:4326" and rep["grid"]["width"] == 697
     assert rep["valid"]["pixels"] + rep["nodata_excluded"]["either"]["pixels"] == 697 * 377
     assert sum(t["pixels"] for t in rep["transitions"]) == rep["valid"]["pixels"]
-    assert sorted(p.name for p in out.iterdir()) == ["change.tif", "change_polygons.gpkg", "transitions.csv",
-                                                      "transitions.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(CHANGE_FILES)

@@ -32,7 +32,10 @@ def test_outputs_are_named_by_input_stem(nc_run):
     stem = NC_IMAGE.stem
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([f"{stem}_classes.tif", f"{stem}_confidence.tif", f"{stem}_polygons.gpkg",
-                            "stats.json", "stats.csv", "manifest.json"])
+                            "stats.json", "stats.csv", "manifest.json", f"{stem}_item.json", "collection.json",
+                            "report.html", f"{stem}_input.png", f"{stem}_classes.png", f"{stem}_confidence.png",
+                            f"{stem}_classes.qml", f"{stem}_classes.sld", f"{stem}_classes.tif.aux.xml",
+                            f"{stem}_confidence.qml", f"{stem}_confidence.sld"])
     assert summary.manifest["status"] == "success" and [Path(p).name for p in summary.files][-1] == "manifest.json"
 
 

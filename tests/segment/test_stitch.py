@@ -74,15 +74,17 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
 
     from geoseg.grid import GeoGrid
     from geoseg.io.raster import RasterInfo
-    from geoseg.segment.stitch import SceneWriter
-    from tests.helpers import UTM12_30M, blobs, small_card
+    from geoseg.segment.stitch import SceneWriter, scene_files
+    from tests.helpers import UTM12_30M, blobs, small_card, write_raster
 
     h, w = 150, 170
     truth = blobs(seed, (h, w))
     truth[:, :70] = 255  # a nodata strip wide enough to skip whole tiles
     truth[100:110, 100:140] = 255
     conf = np.where(truth == 255, 255, (np.arange(w)[None, :] + np.arange(h)[:, None]) % 76 + 25).astype(np.uint8)
-    info = RasterInfo("scene.tif", GeoGrid(w, h, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
+    scene = write_raster(tmp_path / "scene.tif", np.stack([truth] * 3).astype(np.uint16),
+                         descriptions=["green", "red", "nir"])  # the input the quicklook is made of
+    info = RasterInfo(str(scene), GeoGrid(w, h, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
                       ("green", "red", "nir"), 0)
     results = _tile_results(truth, conf, tile_size, halo)
     order = np.random.default_rng(seed).permutation(len(results))
@@ -94,7 +96,7 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
     writer.fail((results[0].tile,), "simulated", attempts=3)
     names = writer.finish("model@test")
 
-    assert sorted(names) == ["scene_classes.tif", "scene_confidence.tif", "scene_polygons.gpkg"]
+    assert sorted(names) == sorted(scene_files("scene").values()) and all((staging / n).is_file() for n in names)
     with rasterio.open(staging / "scene_classes.tif") as cls, rasterio.open(staging / "scene_confidence.tif") as cf:
         np.testing.assert_array_equal(cls.read(1), truth)
         np.testing.assert_array_equal(cf.read(1), conf)
