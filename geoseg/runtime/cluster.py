@@ -35,7 +35,16 @@ def connect(address: str | None = None) -> bool:
         kwargs["address"] = address
     else:
         kwargs["include_dashboard"] = False
-    ray.init(**kwargs)
+    # A Ray this process starts for itself keeps Ray's default (token authentication, a token generated
+    # on first use), but Ray announces that default on every ray.init(): not a message for our users.
+    auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = auth_log.level
+    if not address:
+        auth_log.setLevel(logging.ERROR)
+    try:
+        ray.init(**kwargs)
+    finally:
+        auth_log.setLevel(level)
     return True
 
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import pytest
+
 from geoseg.runtime.cluster import FORWARDED_ENV, RaySession, worker_env
 
 
@@ -24,3 +30,15 @@ def test_local_session_never_starts_ray():
     assert ray.is_initialized() == was_up and not s.owned
     s.close()
     assert ray.is_initialized() == was_up
+
+
+@pytest.mark.slow
+def test_a_local_ray_started_by_the_job_keeps_token_auth_without_warning(tmp_path):
+    """Ray 2.60 warns on every ray.init() that token authentication is on by default; the job says it explicitly."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    code = ("import os, ray; from geoseg.runtime.cluster import connect, shutdown; connect(); "
+            "print('MODE', os.environ.get('RAY_AUTH_MODE'), ray.get(ray.remote(lambda: 1 + 1).remote())); shutdown()")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "MODE token 2" in done.stdout  # Ray's default (token authentication) is kept, not disabled
+    assert "Token authentication" not in done.stderr
