@@ -11,8 +11,9 @@ indexes) + ``ANALYZE`` + commit. Sources:
 
 Per source, three loads: into an empty table (``first``), the same output again (``rerun``: the
 earlier rows are deleted in the same transaction), and another output next to it (``beside``:
-the indexes already hold the first load). Also ``client``: reading the file and building the
-COPY rows with no database, the client's ceiling. The server is ``--dsn`` or a throwaway one
+the indexes already hold the first load). Also ``client``: reading the file and encoding the
+COPY rows with no database, the client's ceiling; and ``server``: the server alone loading the
+same rows (``COPY ... FROM`` a file it reads itself, dumped from the table), the server's ceiling. The server is ``--dsn`` or a throwaway one
 started with ``tests/pgserver.py`` (durable: ``fsync`` on, like a real database).
 
     python benchmarks/bench_postgis.py --zion 4 8 --blocks 600 --out benchmarks/results_postgis.json
@@ -54,16 +55,25 @@ def random_blocks(n: int, workdir: Path) -> Path:
 
 
 def client_only(gpkg: Path) -> float:
-    """Seconds to read ``gpkg`` and build every COPY row, without a database."""
-    from geoseg.io.sink.copy import column_values, ewkb_multipolygons, polygon_batches
+    """Seconds to read ``gpkg`` and encode every COPY row as a load does (same column types), without a database."""
+    from geoseg.io.sink.copy import (
+        DATE,
+        FLOAT8,
+        INT2,
+        INT8,
+        TEXT,
+        encode_column,
+        encode_geometry,
+        polygon_batches,
+        rows,
+    )
 
+    types = {"polygon_id": INT8, "class_id": INT2, "acquired": DATE, "class_name": TEXT, "source": TEXT, "model": TEXT}
     t0 = time.perf_counter()
     with polygon_batches(gpkg, "landcover") as (geometry, srid, reader):
         for batch in reader:
-            cols = [column_values(batch.column(c), 1082 if c == "acquired" else 0)
-                    for c in batch.schema.names if c != geometry]
-            for _row in zip(*cols, ewkb_multipolygons(batch.column(geometry).to_pylist(), srid)):
-                pass
+            fields = [encode_column(batch.column(c), types.get(c, FLOAT8), c) for c in batch.schema.names if c != geometry]
+            rows(b"\x00\x0b", [*fields, encode_geometry(batch.column(geometry), srid)])
     return time.perf_counter() - t0
 
 
@@ -80,7 +90,30 @@ def load(sink, gpkg: Path, output: str) -> tuple[float, float, int]:
     return time.perf_counter() - t0, copy_s, n
 
 
-def bench(url: str, sources: list[tuple[str, Path]], workdir: Path) -> list[dict]:
+def server_only(url: str, schema: str, output: str) -> float | None:
+    """Seconds the server takes to COPY the rows of ``output``'s run from a file it reads itself (in its data
+    directory; rolled back); None where that is not allowed. Only run on the throwaway server."""
+    import psycopg
+
+    cols = ("run_id, region, period, input, polygon_id, class_id, class_name, area_m2, area_ha, perimeter_m, "
+            "mean_confidence, source, model, acquired, geom")
+    table = f'"{schema}".landcover_polygons'
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            path = conn.execute("SHOW data_directory").fetchone()[0] + "/bench.copy"
+            run = conn.execute(f'SELECT run_id FROM "{schema}".runs WHERE output = %s', (output,)).fetchone()[0]
+            conn.execute(f"COPY (SELECT {cols} FROM {table} WHERE run_id = '{run}') TO '{path}' (FORMAT BINARY)")
+            with conn.transaction(force_rollback=True):
+                t0 = time.perf_counter()
+                conn.execute(f"COPY {table} ({cols}) FROM '{path}' (FORMAT BINARY)")
+                seconds = time.perf_counter() - t0
+            return seconds
+    except psycopg.Error as exc:
+        print(f"server-only COPY skipped: {exc}", file=sys.stderr)
+        return None
+
+
+def bench(url: str, sources: list[tuple[str, Path]], workdir: Path, own_server: bool) -> list[dict]:
     from geoseg.io.sink.postgis import Sink
     from geoseg.vector.polygons import vectorize_to_file
 
@@ -97,6 +130,9 @@ def bench(url: str, sources: list[tuple[str, Path]], workdir: Path) -> list[dict
             total, copy_s, loaded = load(sink, gpkg, output)
             assert loaded == n
             row[case] = {"seconds": round(total, 2), "copy_seconds": round(copy_s, 2), "polygons_per_s": round(n / total)}
+        srv = server_only(url, sink.target.schema, "/bench/b") if own_server else None
+        if srv:
+            row["server"] = {"seconds": round(srv, 2), "polygons_per_s": round(n / srv)}
         rows.append(row)
         print(_fmt(row), flush=True)
     return rows
@@ -104,7 +140,7 @@ def bench(url: str, sources: list[tuple[str, Path]], workdir: Path) -> list[dict
 
 def _fmt(r: dict) -> str:
     cases = "  ".join(f"{k} {r[k]['polygons_per_s']:>7,}/s ({r[k]['seconds']:.2f} s)"
-                      for k in ("client", "first", "rerun", "beside"))
+                      for k in ("client", "server", "first", "rerun", "beside") if k in r)
     return f"{r['source']:<12} {r['polygons']:>8,} polygons {r['gpkg_mb']:>6} MB  {cases}"
 
 
@@ -132,7 +168,7 @@ def main(argv=None) -> int:
         try:
             sources = [(f"zion-{k}x{k}", zion_mosaic(k, workdir)) for k in args.zion]
             sources += [(f"blocks-{n}", random_blocks(n, workdir)) for n in args.blocks]
-            rows = bench(url, sources, workdir)
+            rows = bench(url, sources, workdir, own_server=server is not None)
         finally:
             if server:
                 pgserver.stop(server)

@@ -34,7 +34,7 @@ STEM = NC_IMAGE.stem
 POLYGON_COLUMNS = "polygon_id, class_id, class_name, area_m2, mean_confidence, ST_AsBinary(geom), ST_SRID(geom)"
 
 
-def segment(out: Path, sink: str, *extra: str):
+def segment(out: Path | str, sink: str, *extra: str):
     """``geoseg segment`` of the NC sample with the spectral-index model (fast), loading into ``sink``."""
     return CliRunner().invoke(main, ["segment", str(NC_IMAGE), "--output", str(out), "--model", str(SPECTRAL_MODEL),
                                      "--local", "--sink", sink, *extra])
@@ -152,8 +152,11 @@ def test_a_bounding_box_query_uses_the_gist_index_and_selects_what_shapely_does(
     x0, y0, x1, y1 = gdf.total_bounds
     box = (x0 + 0.4 * (x1 - x0), y0 + 0.4 * (y1 - y0), x0 + 0.5 * (x1 - x0), y0 + 0.5 * (y1 - y0))
     query = "SELECT polygon_id FROM {s}.landcover_polygons WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 32119)"
-    (plan,) = pg.rows("EXPLAIN (FORMAT JSON) " + query, *box)[0]
-    assert "landcover_polygons_geom_idx" in json.dumps(plan), plan
+    for analyzed in (False, True):  # right after the load, and once autovacuum (here: ANALYZE) has statistics
+        if analyzed:
+            pg.rows("ANALYZE {s}.landcover_polygons")
+        (plan,) = pg.rows("EXPLAIN (FORMAT JSON) " + query, *box)[0]
+        assert "landcover_polygons_geom_idx" in json.dumps(plan), plan
     got = sorted(r[0] for r in pg.rows(query, *box))
     hit = shapely.intersects(shapely.envelope(gdf.geometry.values), shapely.box(*box))
     assert got == sorted(gdf.polygon_id[hit]) and 0 < len(got) < len(gdf) / 4
@@ -199,8 +202,8 @@ def monitor_config(tmp_path):
         crop_raster(PUCALLPA / f"landsat_{year}.tif", d / f"img_{year}.tif", Window(120, 70, 96, 96),
                     blockxsize=32, blockysize=32)
 
-    def make(name: str, sink: str) -> tuple[str, Path]:
-        root = tmp_path / name
+    def make(name: str, sink: str, root: Path | str | None = None) -> tuple[str, Path | str]:
+        root = root or tmp_path / name
         cfg = tmp_path / f"{name}.yaml"
         regions = "".join(f"  - name: {r}\n    imagery: {d}/img_{{period}}.tif\n" for r in ("city", "farms"))
         cfg.write_text(f"output_root: {root}\nsink: '{sink}'\nregions:\n{regions}"
@@ -299,6 +302,26 @@ def test_a_monitor_load_that_fails_is_caught_up_by_the_next_run_without_model_wo
     assert city.loaded == [] and farms.error is None and len(farms.loaded) == 3
     counts = history_counts(pg)
     assert counts["items"] == (6, 6) and counts["areas"] == (16, 16)
+
+
+def test_results_on_s3_load_like_local_ones(pg, s3_bucket, monitor_config):
+    from geoseg.change.monitor import run_monitor
+    from geoseg.config import MonitorConfig, load_yaml
+    from geoseg.io import storage
+
+    out = f"{s3_bucket}/segment/"
+    r = segment(out, pg.url)
+    assert r.exit_code == 0, r.output
+    assert pg.rows("SELECT command, output FROM {s}.runs") == [("segment", out.rstrip("/"))]
+    published = storage.local_copy(f"{out}{STEM}_polygons.gpkg", suffix=".gpkg")
+    import geopandas as gpd
+
+    assert pg.value("SELECT count(*) FROM {s}.landcover_polygons") == len(gpd.read_file(published)) > 1000
+    cfg_path, _ = monitor_config("s3", pg.url, f"{s3_bucket}/monitor")  # the history (and its GeoPackages) on S3
+    results = run_monitor(load_yaml(cfg_path, MonitorConfig))
+    assert [r.error for r in results] == [None, None] and all(len(r.loaded) == 3 for r in results)
+    counts = history_counts(pg)
+    assert counts["items"] == (6, 6) and counts["landcover"][0] > 0 and counts["changes"][0] > 0
 
 
 # --------------------------------------------------------------------------- passwords, schema, privileges

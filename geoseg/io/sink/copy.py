@@ -38,7 +38,7 @@ TRAILER = struct.pack(">h", -1)
 
 INT8, INT2, INT4, FLOAT4, FLOAT8, TEXT, VARCHAR, DATE, UUID = 20, 21, 23, 700, 701, 25, 1043, 1082, 2950
 """PostgreSQL type oids the sink's tables use (``geometry``'s oid differs per database)."""
-NUMBERS = {INT8: np.dtype(">i8"), INT2: np.dtype(">i2"), INT4: np.dtype(">i4"), FLOAT4: np.dtype(">f4"),
+NUMBERS: dict[int, np.dtype] = {INT8: np.dtype(">i8"), INT2: np.dtype(">i2"), INT4: np.dtype(">i4"), FLOAT4: np.dtype(">f4"),
            FLOAT8: np.dtype(">f8")}
 DATE_EPOCH = 10957
 """Days from 1970-01-01 (Arrow's dates) to 2000-01-01 (PostgreSQL's)."""

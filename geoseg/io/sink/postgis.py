@@ -116,7 +116,6 @@ class Sink:
             with conn.transaction():
                 load = Load(conn, self.target.schema, run)
                 yield load
-                load.analyze()
         except psycopg.Error as exc:
             raise self._error("loading failed; nothing was loaded (the earlier rows are as they were)", exc) from None
         finally:
@@ -191,7 +190,6 @@ class Load:
         self.rows: dict[str, int] = {}
         self.report: LoadReport | None = None
         self._run_written = False
-        self._touched: set[str] = set()
         self._types: dict[str, dict[str, int]] = {}
 
     def table(self, name: str):
@@ -268,7 +266,6 @@ class Load:
                     copy.write(rows(prefix, [*fields, encode_geometry(batch.column(geometry), srid)]))
                     n += batch.num_rows
                 copy.write(TRAILER)
-        self._touched.add(table)
         return self._count(table, n)
 
     def loaded_items(self, region: str) -> dict[tuple[str, str], str]:
@@ -284,13 +281,6 @@ class Load:
         self.delete("monitor_items", region=region, kind=kind, period=period)
         self.insert("monitor_items", [{"region": region, "kind": kind, "period": period, "period_before": period_before,
                                        "processed": processed}])
-
-    def analyze(self) -> None:
-        """Refresh the planner statistics of the polygon tables loaded (bounding-box queries use the GiST index)."""
-        from psycopg import sql
-
-        for t in sorted(self._touched):
-            self.conn.execute(sql.SQL("ANALYZE {}").format(self.table(t)))
 
     def _count(self, table: str, n: int) -> int:
         self.rows[table] = self.rows.get(table, 0) + n
