@@ -154,6 +154,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     from tests import pgserver
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="geoseg-bench-pg-") as tmp:
         workdir = Path(tmp)
         server = None
@@ -173,7 +174,9 @@ def main(argv=None) -> int:
             if server:
                 pgserver.stop(server)
     result = {"benchmark": "bench_postgis", "server": "throwaway, durable (fsync on)" if not args.dsn else "--dsn",
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "node": platform.node()},
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "node": platform.node(),
+                          "load_average_1_5_15min": {"start": [round(x, 2) for x in load_before],
+                                                     "end": [round(x, 2) for x in os.getloadavg()]}},
               "results": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -160,6 +161,20 @@ def test_a_bounding_box_query_uses_the_gist_index_and_selects_what_shapely_does(
     got = sorted(r[0] for r in pg.rows(query, *box))
     hit = shapely.intersects(shapely.envelope(gdf.geometry.values), shapely.box(*box))
     assert got == sorted(gdf.polygon_id[hit]) and 0 < len(got) < len(gdf) / 4
+
+
+@pytest.mark.skipif(not shutil.which("ogrinfo"), reason="GDAL's ogrinfo is not installed (apt-get install gdal-bin)")
+def test_a_gis_client_opens_the_polygon_table_as_a_layer_in_its_crs(pg, tmp_path):
+    """GDAL's PostgreSQL driver (QGIS reads PostGIS through the same catalogue) sees a MultiPolygon layer in EPSG:32119."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    out = tmp_path / "out"
+    assert segment(out, pg.url).exit_code == 0
+    conn = " ".join(f"{k}={v}" for k, v in conninfo_to_dict(pg.base_url).items())
+    info = subprocess.run(["ogrinfo", "-ro", "-so", f"PG:{conn} schemas={pg.schema}", "landcover_polygons"],
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+    assert "Geometry: Multi Polygon" in info and f"Feature Count: {len(published_polygons(out))}" in info
+    assert 'ID["EPSG",32119]' in info and "FID Column = fid" in info
 
 
 def test_change_loads_its_polygons_transitions_and_statistics(pg, tmp_path):
