@@ -102,8 +102,9 @@ def _load_region(sink: Sink, store, region: str, run: RunInfo, res: RegionResult
 
     try:
         res.loaded = load_region(sink, store, region, run)
-    except GeosegError as exc:
-        _fail(res, GeosegError(f"{exc} (the history files are up to date; the next run loads the rest)"))
+    except Exception as exc:  # like a failed region: reported, and the others go on
+        note = " (the history files are up to date; the next run loads the rest)"
+        _fail(res, GeosegError(f"{exc}{note}") if isinstance(exc, GeosegError) else exc)
 
 
 def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: RaySession, res: RegionResult, progress: bool) -> None:
