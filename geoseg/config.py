@@ -9,6 +9,7 @@ run saves its fully resolved config in ``manifest.json``. The key tables of
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -19,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -33,6 +35,18 @@ M = TypeVar("M", bound=BaseModel)
 
 BLOCK_SIZE = 1024
 """Default window side (pixels) of block-wise passes over a raster: vectorize, change, evaluate."""
+
+
+def mask_password(url: str) -> str:
+    """``url`` with its password (``user:PASSWORD@``, ``password=...``) replaced by ``***``: safe to log or write."""
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:?#]*):[^/@?#]*@", r"\1:***@", url)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+
+
+SinkUrl = Annotated[str | None, PlainSerializer(lambda v: v and mask_password(v))]
+"""A ``sink`` key (checked by :class:`geoseg.io.sink.SinkTarget`), written (manifests, dumps) with its password masked."""
+SINK_HELP = ("PostgreSQL + PostGIS database loaded in one transaction per run, `postgresql://USER@HOST:PORT/DB[?schema=NAME]` "
+             "(schema `geoseg` by default; password from `PGPASSWORD`, `~/.pgpass` or a service file; docs/postgis.md)")
 
 
 class Strict(BaseModel):
@@ -120,6 +134,7 @@ class SegmentConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto` (GPU actors when the cluster has GPUs), `cpu`, `cuda`")
     overwrite: bool = Field(False, description="replace existing outputs")
     resume: bool = Field(True, description="journal finished tiles under the output and reuse them when an interrupted run is rerun")
+    sink: SinkUrl = Field(None, description=SINK_HELP + ": polygons and class areas (`--sink`)")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="where and how wide the job runs")
     outputs: OutputConfig = Field(default_factory=OutputConfig, description="what is written and how")
 
@@ -248,8 +263,7 @@ PeriodStr = Annotated[str, BeforeValidator(_period_text), StringConstraints(patt
 class MonitorGuardsConfig(GuardsConfig):
     """The change guards of the monitor, with persistence over later periods."""
 
-    persistence: int = Field(0, ge=0, le=5, description="keep a change only if the next `k` periods all still show it (`0`/`false`: off, `true`: 1, `2`: the next two); the newest `k` periods then wait for later runs"
-                             "still show it (0 or false: off; true: 1; 2: the next two)")
+    persistence: int = Field(0, ge=0, le=5, description="keep a change only if the next `k` periods all still show it (`0`/`false`: off, `true`: 1, `2`: the next two); the newest `k` periods then wait for later runs")
 
 
 class RegionConfig(Strict):
@@ -270,14 +284,16 @@ class MonitorConfig(Strict):
     periods: list[PeriodStr] | None = Field(None, description="periods for every region (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`; YAML years and dates need no quotes); `null`: discovered from each region's imagery")
     regions: list[RegionConfig] = Field(min_length=1, description="the monitored regions")
     guards: MonitorGuardsConfig = Field(default_factory=MonitorGuardsConfig, description="guards against false change")
-    segment: SegmentConfig = Field(default_factory=SegmentConfig, description="any `geoseg segment` key (`model`, `bands`, `tile_size`, `runtime`, `outputs`, ...) except `inputs`, `output`, `aoi`")
+    segment: SegmentConfig = Field(default_factory=SegmentConfig, description="any `geoseg segment` key (`model`, `bands`, `tile_size`, `runtime`, `outputs`, ...) except `inputs`, `output`, `aoi`, `sink`")
     block_size: int = Field(BLOCK_SIZE, ge=16, description="change detection window, px")
+    sink: SinkUrl = Field(None, description=SINK_HELP + ": the history, each region and period once (`--sink`)")
 
     @field_validator("segment")
     @classmethod
     def _per_region(cls, v: SegmentConfig) -> SegmentConfig:
-        if v.inputs or v.output or v.aoi:
-            raise ValueError("inputs, output and aoi are set per region (regions[].imagery, output_root, regions[].aoi)")
+        if v.inputs or v.output or v.aoi or v.sink:
+            raise ValueError("inputs, output, aoi and sink are set per region or at the top level (regions[].imagery, "
+                             "output_root, regions[].aoi, sink)")
         return v
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from enum import IntEnum
 
 __all__ = [
     "AOIError", "BandError", "ConfigError", "ExitCode", "GeosegError", "InputError", "ModelError", "MonitorError",
-    "OutputError", "TileError", "TrainingError",
+    "OutputError", "SinkError", "TileError", "TrainingError",
 ]
 
 
@@ -59,6 +59,10 @@ class ModelError(GeosegError):
 
 class OutputError(GeosegError):
     """Outputs cannot be written (exists without --overwrite, not writable, ...)."""
+
+
+class SinkError(OutputError):
+    """The PostGIS sink cannot be reached, set up or loaded; the message names it with its password masked."""
 
 
 class TileError(GeosegError):

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny rasters built on the fly, the bundled model, one small Ray cluster, an S3 server.
+"""Shared fixtures: tiny rasters built on the fly, the bundled model, one small Ray cluster, an S3 server,
+a PostgreSQL + PostGIS server.
 
 Plain helpers (paths, raster writers, parsers) are in :mod:`tests.helpers`.
 """
@@ -134,3 +135,38 @@ def s3_bucket(s3_endpoint, monkeypatch):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A real PostgreSQL + PostGIS server: ``$GEOSEG_TEST_PG_DSN`` (``.ci/run`` starts one with ``tests/pgserver.py``)
+    or one started here (skipped, with the reason, only when PostgreSQL or PostGIS is not installed). Yields the URL
+    of its superuser (no password needed; see ``tests/pgserver.py`` for the roles that need one)."""
+    import tempfile
+
+    from tests import pgserver
+
+    url = os.environ.get("GEOSEG_TEST_PG_DSN")
+    if url:
+        yield url
+        return
+    reason = pgserver.unavailable()
+    if reason:
+        pytest.skip(reason)
+    directory = tempfile.mkdtemp(prefix="geoseg-pg-")  # not under pytest's 0700 tmp root: the server user reads it
+    try:
+        yield pgserver.start(directory)
+    finally:
+        pgserver.stop(directory)
+
+
+@pytest.fixture
+def pg(pg_url):
+    """A fresh schema on the test server (:class:`tests.helpers.PgSchema`: sink URL, queries); dropped afterwards."""
+    import uuid
+
+    from tests.helpers import PgSchema
+
+    db = PgSchema(pg_url, f"t_{uuid.uuid4().hex[:10]}")
+    yield db
+    db.close()

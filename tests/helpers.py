@@ -67,6 +67,30 @@ def segment_config(inputs, out, **kw):
     return SegmentConfig(**base)
 
 
+class PgSchema:
+    """A schema of the test PostgreSQL server: the sink URL that loads into it, and queries to check what it holds."""
+
+    def __init__(self, base_url: str, schema: str):
+        import psycopg
+
+        self.base_url = base_url
+        self.schema = schema
+        self.url = f"{base_url}?schema={schema}"
+        self.conn = psycopg.connect(base_url, autocommit=True)
+
+    def rows(self, query: str, *params) -> list[tuple]:
+        """The rows of ``query`` (none for a statement), ``{s}`` standing for this schema."""
+        cur = self.conn.execute(query.replace("{s}", f'"{self.schema}"'), params or None)
+        return cur.fetchall() if cur.description else []
+
+    def value(self, query: str, *params):
+        return self.rows(query, *params)[0][0]
+
+    def close(self) -> None:
+        self.conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        self.conn.close()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as s:

@@ -15,7 +15,7 @@ from tests.helpers import NC_IMAGE, corrupt_block
 
 DOCUMENTED_EXIT_CODES = {
     "GeosegError": 2, "ConfigError": 2, "InputError": 2, "BandError": 2, "AOIError": 2, "ModelError": 2,
-    "OutputError": 2, "TrainingError": 2, "TileError": 3, "MonitorError": 4,
+    "OutputError": 2, "SinkError": 2, "TrainingError": 2, "TileError": 3, "MonitorError": 4,
 }
 
 

@@ -109,7 +109,7 @@ def _segment(scenes: dict[str, str], cfg, workdir: Path, progress: bool) -> dict
     for roles in groups:
         run_dir = workdir / ("segment-" + "-".join(roles))
         run_cfg = cfg.model_copy(update={
-            "inputs": [scenes[r] for r in roles], "output": str(run_dir), "overwrite": True,
+            "inputs": [scenes[r] for r in roles], "output": str(run_dir), "overwrite": True, "sink": None,
             "outputs": cfg.outputs.model_copy(update={"polygons": False, "confidence": True})})
         log.info("segmenting %s", ", ".join(f"{r} {scenes[r]}" for r in roles))
         segment(run_cfg, progress=progress)

@@ -26,7 +26,9 @@ their pair, change type, exact area and the mean confidence of both dates; style
 ``report.html`` and STAC records follow (:mod:`geoseg.change.outputs`). Guards apply
 in that order, and a pixel removed by several counts for the first. Areas are the
 exact ellipsoidal cell areas for geographic grids (planar cell area for projected ones).
-All outputs are staged and published together (:class:`geoseg.io.publish.Staging`).
+All outputs are staged and published together (:class:`geoseg.io.publish.Staging`); with a
+``sink`` (PostGIS) the polygons, transitions and statistics are loaded in one transaction that
+commits once the files are published (:mod:`geoseg.change.sink`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from geoseg.change.report import (
     report_document,
     write_transitions_csv,
 )
+from geoseg.change.sink import load_change
 from geoseg.change.transitions import (
     MAX_CLASSES,
     UNCERTAIN,
@@ -69,6 +72,7 @@ from geoseg.errors import InputError
 from geoseg.grid import GeoGrid
 from geoseg.io.cog import StitchedRaster, open_scratch
 from geoseg.io.publish import Staging, write_json
+from geoseg.io.sink.postgis import LoadReport, RunInfo, open_sink, output_key
 from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
@@ -80,11 +84,13 @@ and polygons, their styles, quicklooks, ``report.html`` and STAC records (:mod:`
 
 @dataclass(frozen=True)
 class ChangeResult:
-    """What a change run published: the directory, the files (report last) and the typed report."""
+    """What a change run published: the directory, the files (report last), the typed report, and what was
+    loaded into the sink (None without one)."""
 
     output_dir: str
     files: list[str]
     report: ChangeReport
+    sink: LoadReport | None = None
 
     @property
     def document(self) -> dict[str, Any]:
@@ -100,13 +106,14 @@ def confirm_roles(count: int) -> list[str]:
 def detect_change(before: str, after: str, output: str, *, confirm: str | Sequence[str] | None = None,
                   options: ChangeConfig | None = None, before_confidence: str | None = None,
                   after_confidence: str | None = None, segment_cfg=None, overwrite: bool = False,
-                  progress: bool = False) -> ChangeResult:
+                  progress: bool = False, sink: str | None = None) -> ChangeResult:
     """Compare ``before`` and ``after`` (class maps or scenes) and publish :data:`CHANGE_FILES` in ``output``
     (a directory or an ``s3://`` prefix).
 
     ``confirm``: one or more later dates (class maps or scenes) for the persistence guard: a change
     is kept only where every one of them still shows the ``after`` class (roles :func:`confirm_roles`).
     ``segment_cfg``: :class:`geoseg.config.SegmentConfig` used for scenes (model, runtime).
+    ``sink``: a PostGIS URL (:mod:`geoseg.io.sink`) that also receives the polygons, transitions and statistics.
     Raises :class:`InputError` / :class:`ConfigError` / :class:`OutputError` (existing results untouched).
     """
     options = options or ChangeConfig()
@@ -116,6 +123,7 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
     for role, p in {**paths, "before confidence": before_confidence, "after confidence": after_confidence}.items():
         if p and "://" not in str(p) and not Path(p).exists():
             raise InputError(f"{role} {p}: no such file")
+    db = open_sink(sink)  # before any work: the database is reachable and its tables are ready
     staging = Staging(str(output), overwrite, CHANGE_FILES)
     try:
         dates = resolve_dates(paths, {"before": before_confidence, "after": after_confidence},
@@ -140,8 +148,15 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
         doc["seconds"] = round(time.perf_counter() - t0, 3)
         write_json(staging.path("transitions.json"), doc)
         write_extras(staging.dir, dates, grid, legend, doc)
-        files = staging.publish(CHANGE_FILES)
-        return ChangeResult(str(output), files, ChangeReport.from_document(doc))
+        report = ChangeReport.from_document(doc)
+        if db is None:
+            return ChangeResult(str(output), staging.publish(CHANGE_FILES), report)
+        config = {"dates": paths, "options": options.model_dump(mode="json")}
+        with db.load(RunInfo("change", output_key(str(output)), config=config)) as load:
+            load.replace_output()  # a rerun into this output replaces its rows
+            load_change(load, report, staging.path("change_polygons.gpkg"))
+            files = staging.publish(CHANGE_FILES)
+        return ChangeResult(str(output), files, report, load.report)
     finally:
         staging.discard()
 

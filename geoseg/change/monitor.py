@@ -20,6 +20,10 @@ not even started). Periods older than the last stored one are reported and skipp
 (the history is append-only). A region that fails is reported and the others go on;
 the run then exits with :attr:`MonitorError.exit_code` naming the failed regions.
 
+With a ``sink`` (PostGIS), each region's history is then brought up to date in the database, in
+one transaction per region (:func:`geoseg.change.sink.load_region`): each region and period once,
+a load that failed is caught up by the next run, and a failed load fails only its region.
+
 ``imagery`` forms (local or ``s3://``):
 
 * a pattern with ``{period}``: ``data/pucallpa/landsat_{period}.tif``; periods are the
@@ -43,10 +47,11 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from geoseg.change.report import GUARDS, ChangeReport
+from geoseg.change.report import summary_row
 from geoseg.config import PERIOD_FORMAT, ChangeConfig, MonitorConfig, RegionConfig
 from geoseg.errors import ConfigError, GeosegError, InputError
 from geoseg.io import storage
+from geoseg.io.sink.postgis import RunInfo, Sink, open_sink, output_key
 from geoseg.runtime.cluster import RaySession
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,8 @@ class RegionResult:
     changes: list[dict] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     skipped_older: list[str] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    """What was loaded into the sink (``period 2000``, ``change 1985 -> 2000``)."""
     error: str | None = None
 
 
@@ -68,6 +75,8 @@ def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult
     from geoseg.change.history import HistoryStore
 
     store = HistoryStore(cfg.output_root)
+    sink = open_sink(cfg.sink)  # before any model work: the database is reachable and its tables are ready
+    run = RunInfo("monitor", output_key(cfg.output_root), cfg.segment.model, cfg.model_dump(mode="json"))
     ray = RaySession(cfg.segment.runtime.address, local=cfg.segment.runtime.local)
     results = []
     try:
@@ -76,8 +85,9 @@ def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult
             try:
                 _run_region(region, cfg, store, ray, res, progress)
             except Exception as exc:  # a failed region must not stop the others
-                res.error = str(exc) if isinstance(exc, GeosegError) else f"{type(exc).__name__}: {exc}"
-                log.error("region %s failed: %s", region.name, res.error, exc_info=not isinstance(exc, GeosegError))
+                _fail(res, exc)
+            if sink is not None:  # what the store holds, even when a later period of the region failed
+                _load_region(sink, store, region.name, run, res)
             results.append(res)
     finally:
         ray.close()
@@ -95,6 +105,22 @@ def _publish_history(store) -> None:
         write_report(store)
     except Exception as exc:  # the history itself is stored: a catalog that fails to build must not hide it
         log.error("the history is stored, but its STAC catalog / report could not be written: %s", exc, exc_info=True)
+
+
+def _fail(res: RegionResult, exc: Exception) -> None:
+    error = str(exc) if isinstance(exc, GeosegError) else f"{type(exc).__name__}: {exc}"
+    res.error = f"{res.error}; {error}" if res.error else error
+    log.error("region %s failed: %s", res.name, error, exc_info=not isinstance(exc, GeosegError))
+
+
+def _load_region(sink: Sink, store, region: str, run: RunInfo, res: RegionResult) -> None:
+    from geoseg.change.sink import load_region
+
+    try:
+        res.loaded = load_region(sink, store, region, run)
+    except Exception as exc:  # like a failed region: reported, and the others go on
+        note = " (the history files are up to date; the next run loads the rest)"
+        _fail(res, GeosegError(f"{exc}{note}") if isinstance(exc, GeosegError) else exc)
 
 
 def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: RaySession, res: RegionResult, progress: bool) -> None:
@@ -163,25 +189,6 @@ def _compare_periods(region: RegionConfig, cfg: MonitorConfig, store, res: Regio
             "before": before, "confirm": confirm or None, "dir": "/".join(("regions", region.name, "changes", storage.name(out))),
             "processed": datetime.now(UTC).isoformat()})
         res.changes.append({"before": before, "after": after, **summary})
-
-
-def summary_row(report: ChangeReport, confirm: list[str]) -> dict:
-    """One history row of a change report: areas (ha), named change types, guard removals.
-
-    ``confirm``: the periods that confirmed the change (persistence guard), joined by ``,``.
-    """
-    return {
-        "confirm_period": ",".join(confirm),
-        "valid_ha": report.valid.area_ha,
-        "unchanged_ha": report.unchanged.area_ha,
-        "changed_ha": report.changed.area_ha,
-        "uncertain_ha": report.uncertain.area_ha,
-        **{f"{k}_ha": v.area_ha for k, v in report.change_types.items()},
-        **{f"removed_{k}_ha": report.removed[k].area_ha for k in GUARDS},
-        "nodata_before_ha": report.nodata_before.area_ha,
-        "nodata_after_ha": report.nodata_after.area_ha,
-        "polygons": report.polygons,
-    }
 
 
 # --------------------------------------------------------------------------- imagery discovery
@@ -273,7 +280,7 @@ def format_result(r: RegionResult) -> str:
     """One region's outcome as a few lines of text."""
     if r.error:
         return f"region {r.name}: FAILED: {r.error}"
-    if not (r.segmented or r.changes or r.pending or r.skipped_older):
+    if not (r.segmented or r.changes or r.pending or r.skipped_older or r.loaded):
         return f"region {r.name}: up to date (nothing new)"
     lines = [f"region {r.name}: {len(r.segmented)} new period(s) {r.segmented}, {len(r.changes)} comparison(s)"]
     for c in r.changes:
@@ -284,4 +291,6 @@ def format_result(r: RegionResult) -> str:
         lines.append(f"  waiting for confirming period(s): {r.pending}")
     if r.skipped_older:
         lines.append(f"  skipped (older than the last stored period): {r.skipped_older}")
+    if r.loaded:
+        lines.append(f"  loaded into the sink: {', '.join(r.loaded)}")
     return "\n".join(lines)

@@ -93,6 +93,25 @@ class ChangeReport:
         )
 
 
+def summary_row(report: ChangeReport, confirm: list[str]) -> dict:
+    """One history row of a change report: areas (ha), named change types, guard removals.
+
+    ``confirm``: the periods that confirmed the change (persistence guard), joined by ``,``.
+    """
+    return {
+        "confirm_period": ",".join(confirm),
+        "valid_ha": report.valid.area_ha,
+        "unchanged_ha": report.unchanged.area_ha,
+        "changed_ha": report.changed.area_ha,
+        "uncertain_ha": report.uncertain.area_ha,
+        **{f"{k}_ha": v.area_ha for k, v in report.change_types.items()},
+        **{f"removed_{k}_ha": report.removed[k].area_ha for k in GUARDS},
+        "nodata_before_ha": report.nodata_before.area_ha,
+        "nodata_after_ha": report.nodata_after.area_ha,
+        "polygons": report.polygons,
+    }
+
+
 def raster_tags(dates: dict[str, DateMap], legend: Legend, opt: ChangeConfig) -> dict[str, str]:
     """Tags of ``change.tif``: code scheme, legend, classes, guards, the dates' sources and acquisition dates."""
     n = legend.n

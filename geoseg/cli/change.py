@@ -28,13 +28,14 @@ GUARDS = ChangeConfig().model_dump()
 @click.option("--before-confidence", help="Confidence raster of BEFORE (default: its sibling *_confidence.tif).")
 @click.option("--after-confidence", help="Confidence raster of AFTER (default: its sibling *_confidence.tif).")
 @options.model
-@options.config("Segment YAML for dates given as scenes.")
+@options.config("Segment YAML for dates given as scenes (its `sink` key is used when --sink is not given).")
+@options.sink
 @options.local
 @options.block_size
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs in the output directory.")
 @click.pass_context
 def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, confirm, grid, before_confidence,
-           after_confidence, model, config_path, local, block_size, overwrite):
+           after_confidence, model, config_path, sink, local, block_size, overwrite):
     """Land-cover change between BEFORE and AFTER: class maps (geoseg *_classes.tif) or scenes to segment first.
 
     \b
@@ -43,6 +44,8 @@ def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, c
       transitions.csv       from_class, to_class, pixels, area_ha (diagonal: unchanged; to_class uncertain)
       transitions.json      the table, guard removals, nodata per date, named change types, legend
       change_polygons.gpkg  layer `change`: from/to class, change_type, area_ha, mean confidence of both dates
+    With --sink, the polygons, transitions and statistics also go to PostGIS (change_polygons, transitions,
+    change_stats).
     """
     from geoseg.change.detect import detect_change
     from geoseg.config import SegmentConfig, load_yaml, validate
@@ -55,12 +58,12 @@ def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, c
         raise click.UsageError("need two dates: geoseg change BEFORE AFTER --output DIR")
     opts = validate({"min_confidence": min_confidence, "mmu_ha": mmu_ha, "grid": grid, "block_size": block_size},
                     ChangeConfig, source="command line")
-    seg = load_yaml(config_path, SegmentConfig, {"model": model, "runtime.local": local})
+    seg = load_yaml(config_path, SegmentConfig, {"model": model, "runtime.local": local, "sink": sink})
     if seg.inputs or seg.output:
         raise ConfigError(f"config {config_path}: `inputs`/`output` are not used by `change`; remove them")
     result = detect_change(before, after, output, confirm=list(confirm) or None, before_confidence=before_confidence,
                            after_confidence=after_confidence, segment_cfg=seg, overwrite=overwrite,
-                           options=opts, progress=ctx.obj["progress"])
+                           options=opts, progress=ctx.obj["progress"], sink=seg.sink)
     r = result.report
     click.echo(f"geoseg change: valid {r.valid.area_ha:.2f} ha, changed {r.changed.area_ha:.2f} ha, "
                f"uncertain {r.uncertain.area_ha:.2f} ha; nodata excluded: before "
@@ -69,3 +72,5 @@ def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, c
     click.echo("  " + ", ".join(f"{k} {a.area_ha:.2f} ha" for k, a in r.change_types.items()))
     where = result.output_dir if "://" in result.output_dir else Path(result.output_dir).resolve()
     click.echo(f"outputs in {where}: " + ", ".join(Path(f).name for f in result.files))
+    if result.sink:
+        click.echo(result.sink.describe())

@@ -19,6 +19,9 @@ model = click.option("-m", "--model", help="Checkpoint directory (model.json + w
                      "Default: the bundled model.")
 local = click.option("--local", is_flag=True, default=None, help="Run in this process without Ray (debugging, small jobs).")
 overwrite = click.option("--overwrite", is_flag=True, default=None, help="Replace existing outputs.")
+sink = click.option("--sink", metavar="postgresql://USER@HOST:PORT/DB[?schema=NAME]",
+                    help="Also load the results into this PostgreSQL + PostGIS database, in one transaction "
+                    "(docs/postgis.md). The password comes from PGPASSWORD, ~/.pgpass or a service file.")
 block_size = click.option("--block-size", type=int, default=BLOCK_SIZE, show_default=True,
                           help="Window side in pixels; memory grows with width x block size.")
 

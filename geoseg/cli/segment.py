@@ -21,10 +21,12 @@ from geoseg.cli import options
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="auto: GPU actors when the cluster has GPUs.")
 @click.option("--workers", type=int, help="Number of model actors. Default: one per GPU, else one per CPU.")
 @click.option("--batch-size", type=int, help="Tiles per forward pass (default 4).")
+@options.sink
 @options.local
 @options.overwrite
 @click.pass_context
-def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi, device, workers, batch_size, local, overwrite):
+def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi, device, workers, batch_size, sink,
+            local, overwrite):
     """Segment INPUT rasters (GeoTIFF/COG/VRT, local or s3://) into class and confidence COGs, polygons and stats.
 
     \b
@@ -34,6 +36,7 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
       <stem>_polygons.gpkg   polygons with class_id, class_name, area_m2
       stats.json, stats.csv  area per class (ha, %) and pixel counts
       manifest.json          inputs, model, resolved config, versions, tile counts, timings
+    With --sink, the polygons and class areas also go to PostGIS (tables landcover_polygons, class_areas).
     """
     from geoseg.config import SegmentConfig, load_yaml
     from geoseg.io import storage
@@ -50,6 +53,7 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
         "device": device,
         "batch_size": batch_size,
         "overwrite": overwrite,
+        "sink": sink,
         "runtime.num_workers": workers,
         "runtime.local": local,
     }
@@ -68,3 +72,5 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
     click.echo(f"outputs in {where}:")
     for f in summary.files:
         click.echo(f"  {storage.name(f)}")
+    if summary.sink:
+        click.echo(summary.sink.describe())

@@ -1,9 +1,10 @@
-"""Input and output: local or S3 storage, raster reading, input lists and STAC, labels, raster writing, publishing.
+"""Input and output: local or S3 storage, raster reading, input lists and STAC, labels, raster writing, publishing, PostGIS.
 
 Modules: :mod:`~geoseg.io.storage` (local paths and ``s3://`` through one API),
 :mod:`~geoseg.io.raster` (open, bands, windows, AOIs), :mod:`~geoseg.io.inputs` (paths, globs,
 STAC), :mod:`~geoseg.io.labels` (reference labels), :mod:`~geoseg.io.cog` (scratch GeoTIFF,
-COG, atomic writes), :mod:`~geoseg.io.publish` (staging and atomic publication).
+COG, atomic writes), :mod:`~geoseg.io.publish` (staging and atomic publication), :mod:`~geoseg.io.sink`
+(loading results into PostGIS).
 """
 
 from geoseg import lazy_exports

@@ -60,7 +60,7 @@ def evaluate(image: str, labels: str, output: str, model: str | None = None, cla
     from geoseg.segment.pipeline import segment
 
     base = cfg or SegmentConfig()
-    run_cfg = base.model_copy(update={"inputs": [image], "output": output, "model": model or base.model,
+    run_cfg = base.model_copy(update={"inputs": [image], "output": output, "model": model or base.model, "sink": None,
                                       "outputs": base.outputs.model_copy(update={"polygons": False})})
     summary = segment(run_cfg, progress=progress)
     card = load_checkpoint(run_cfg.model).card

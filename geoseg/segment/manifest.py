@@ -16,6 +16,7 @@ from typing import Any
 from geoseg import __version__
 from geoseg.config import SegmentConfig
 from geoseg.io import storage
+from geoseg.io.sink.postgis import LoadReport
 from geoseg.model.checkpoint import Checkpoint, sha256_file
 from geoseg.segment.plan import ScenePlan, Tiling
 from geoseg.segment.stats import ClassArea
@@ -51,7 +52,8 @@ class InputResult:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a successful run published: where, the files (manifest last), per-input results and the manifest."""
+    """What a successful run published: where, the files (manifest last), per-input results, the manifest,
+    and what was loaded into the sink (None without one)."""
 
     output_dir: str
     files: list[str]
@@ -60,6 +62,7 @@ class RunSummary:
     runtime: str
     timings: dict[str, float]
     manifest: dict[str, Any] = field(repr=False)
+    sink: LoadReport | None = None
 
     @property
     def pixels(self) -> int:

@@ -6,7 +6,9 @@ into scratch rasters as results arrive (:mod:`geoseg.segment.stitch`), then writ
 class and confidence COGs, polygons, statistics and the manifest
 (:mod:`geoseg.segment.manifest`), the STAC Items, Collection and ``report.html``
 (:mod:`geoseg.segment.records`), and publish them atomically. The driver only ever
-holds the results of the tiles in flight.
+holds the results of the tiles in flight. With a ``sink`` (PostGIS, :mod:`geoseg.io.sink`),
+the polygons and class areas are loaded in one transaction that commits only once the files
+are published.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from geoseg.config import SegmentConfig
@@ -21,6 +24,7 @@ from geoseg.errors import ConfigError, GeosegError, TileError
 from geoseg.io import storage
 from geoseg.io.inputs import expand_inputs
 from geoseg.io.publish import Staging, json_default, write_json
+from geoseg.io.sink.postgis import RunInfo, Sink, open_sink, output_key
 from geoseg.model.checkpoint import checkpoint_payload, load_checkpoint
 from geoseg.runtime.executors import Executor, Task, make_executor
 from geoseg.segment.journal import TileJournal, run_key
@@ -59,6 +63,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
     t_start = time.perf_counter()
     if not cfg.output:
         raise ConfigError("output: no output directory; pass --output DIR or set `output` in the config")
+    sink = open_sink(cfg.sink)  # before any model work: the database is reachable and its tables are ready
     scenes = expand_inputs(cfg.inputs, cfg.stac_asset)
     ckpt = load_checkpoint(cfg.model)
     tiling = Tiling.resolve(cfg, ckpt)
@@ -89,7 +94,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
             failed_uri = storage.join(cfg.output, FAILED_MANIFEST)
             storage.write_bytes(failed_uri, json.dumps(manifest, indent=2, default=json_default).encode() + b"\n")
             raise TileError(failure_message(run, failed_uri, journal is not None))
-        return _publish(run, manifest, staging, written, journal)
+        return _publish(run, manifest, staging, written, journal, sink)
     except BaseException:
         for w in run.writers:
             w.close()
@@ -133,16 +138,35 @@ def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bo
 
 
 def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str],
-             journal: TileJournal | None) -> RunSummary:
-    """Write the run files, publish everything (manifest last), tidy up; the typed summary."""
+             journal: TileJournal | None, sink: Sink | None) -> RunSummary:
+    """Write the run files, publish everything (manifest last), tidy up; the typed summary.
+
+    With a sink, the polygons and class areas are loaded first, in a transaction that is
+    committed after the files are published (a failed load publishes nothing; a failed
+    publish loads nothing).
+    """
     cfg = run.cfg
     assert cfg.output is not None  # `segment` refuses a config without an output
+    info = RunInfo("segment", output_key(cfg.output), run.ckpt.model_id, manifest["config"], started=run.started)
+    if sink is not None:
+        manifest["sink"] = {"url": sink.target.masked, "schema": sink.target.schema, "run_id": str(info.run_id)}
     write_json(staging.path("manifest.json"), manifest)
     tables = {w.stem: class_table(w.counts, w.area_m2, run.ckpt.card.class_names) for w in run.writers}
     write_json(staging.path("stats.json"), stats_document(tables))
     write_stats_csv(staging.path("stats.csv"), tables)
     records = write_records(run, staging.dir, tables)
-    files = staging.publish(written + records + list(RUN_FILES))
+    loaded = None
+    if sink is None:
+        files = staging.publish(written + records + list(RUN_FILES))
+    else:
+        with sink.load(info) as load:
+            load.replace_output()  # a rerun into this output replaces its rows
+            for w in run.writers:
+                load.insert("class_areas", [asdict(r) for r in tables[w.stem]], input=w.stem)
+                if "polygons" in w.files:
+                    load.copy_polygons("landcover_polygons", staging.path(w.files["polygons"]), input=w.stem)
+            files = staging.publish(written + records + list(RUN_FILES))
+        loaded = load.report
     staging.discard()
     try:  # the result is published: failing to tidy up is not a failed run
         if journal:
@@ -152,7 +176,7 @@ def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str
         log.warning("outputs published, but the journal / %s could not be removed: %s", FAILED_MANIFEST, exc)
     inputs = tuple(InputResult(p.path, p.stem, p.info.grid.width, p.info.grid.height, tuple(tables[p.stem]))
                    for p in run.plans)
-    return RunSummary(cfg.output, files, inputs, run.tile_counts(), run.runtime, dict(run.timings), manifest)
+    return RunSummary(cfg.output, files, inputs, run.tile_counts(), run.runtime, dict(run.timings), manifest, loaded)
 
 
 def _replay(journal: TileJournal, plans: list[ScenePlan], writers: list[SceneWriter]) -> int:
