@@ -115,3 +115,45 @@ def test_sigterm_saves_the_buffered_tiles_so_the_rerun_resumes(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     m = json.loads((out / "manifest.json").read_text())
     assert 0 < m["tiles"]["resumed"] < m["tiles"]["total"]
+
+
+def test_nan_pixels_of_a_float_raster_without_nodata_are_masked_not_the_whole_map(tmp_path):
+    """A float scene with no declared nodata: one NaN pixel used to make the scene statistics NaN and the whole
+    map class 0. Oracle: the same scene without the NaN pixels, segmented the same way; non-finite pixels (in
+    any band the model reads) are nodata and every other pixel is classified as in the clean run."""
+    from rasterio.windows import Window
+
+    from tests.helpers import write_raster
+
+    with rasterio.open(NC_IMAGE) as src:
+        window = Window(0, 0, 128, 128)
+        clean = src.read(window=window).astype(np.float32)
+        kw = dict(crs=src.crs, transform=src.window_transform(window), descriptions=list(src.descriptions))
+        model_bands = [src.descriptions.index(b) for b in ("green", "red", "nir")]
+
+    def run(arr, name):
+        write_raster(tmp_path / f"{name}.tif", arr, **kw)
+        r = CliRunner().invoke(main, ["-q", "segment", str(tmp_path / f"{name}.tif"), "--output", str(tmp_path / name),
+                                      "--local", "--tile-size", "128", "--halo", "16"])
+        assert r.exit_code == 0, r.output
+        with rasterio.open(tmp_path / name / f"{name}_classes.tif") as cls:
+            return json.loads((tmp_path / name / "stats.json").read_text()), cls.read(1)
+
+    _, want = run(clean, "clean")
+    assert len(set(np.unique(want)) - {255}) >= 2 and not (want == 255).any()
+    one = clean.copy()
+    one[model_bands[1], 10, 10] = np.nan
+    _, got = run(one, "one")
+    expect = want.copy()
+    expect[10, 10] = 255
+    np.testing.assert_array_equal(got, expect)
+    many = clean.copy()  # 40 scattered non-finite values in the model's bands, and a band it does not read all NaN
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 128, 40), rng.integers(0, 128, 40)
+    many[rng.choice(model_bands, 40), rows, cols] = rng.choice([np.nan, np.inf, -np.inf], 40)
+    many[[i for i in range(many.shape[0]) if i not in model_bands][0]] = np.nan
+    stats, got = run(many, "many")
+    bad = ~np.isfinite(many[model_bands]).all(axis=0)
+    np.testing.assert_array_equal(got == 255, bad)
+    assert (got[~bad] == want[~bad]).mean() > 0.98  # the neighbours of a masked pixel see other context (99.0 %)
+    assert stats["inputs"]["many"]["valid_pixels"] == 128 * 128 - bad.sum()
