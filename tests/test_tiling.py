@@ -78,3 +78,16 @@ def test_tile_transform_offsets_by_read_window():
 def test_invalid_halo_is_a_config_error(tile_size, halo):
     with pytest.raises(ConfigError):
         TileGrid(100, 100, tile_size, halo)
+
+
+@pytest.mark.parametrize("extent,tiles", [(95, 1), (96, 1), (97, 4), (160, 5), (161, 6)])
+def test_an_axis_no_longer_than_one_tile_is_one_tile_without_halo(extent, tiles):
+    """Hand-counted: tile 96, halo 32 -> cores of 32 px; an axis of at most 96 px is read (and kept) whole."""
+    g = TileGrid(extent, 50, 96, 32)
+    assert g.shape == (1, tiles)
+    first, last = g.tile(0, 0), g.tile(0, tiles - 1)
+    if tiles == 1:
+        assert first.core == first.read == PixelBox(0, 0, extent, 50)
+    else:
+        assert first.core == PixelBox(0, 0, 32, 50) and first.read == PixelBox(0, 0, 96, 50)
+        assert last.core.col_stop == extent and last.read == PixelBox(extent - 96, 0, 96, 50)

@@ -1,7 +1,7 @@
 """Stitching (geoseg.segment.stitch): tiled prediction equals one pass over the whole scene; tile results
 arriving in any order give the same rasters and class areas.
 
-Oracles: a single forward pass of the model over the whole scene; hand-made tile results whose
+Oracles: a single forward pass of the model over the whole scene (its class and max-softmax confidence); hand-made tile results whose
 stitched map and counts are known.
 """
 
@@ -15,9 +15,10 @@ from tests.helpers import NC_IMAGE, ZION_IMAGE, crop_raster, normalized_scene
 
 
 def _single_pass(path, predictor, checkpoint):
+    """Class and confidence (max softmax probability, percent) of one forward pass over the whole scene."""
     x, valid = normalized_scene(path, checkpoint.card)
-    classes, _ = predictor.classify(x[None])
-    return np.where(valid, classes[0], 255)
+    probs = predictor.probabilities(x[None])[0]
+    return np.where(valid, probs.argmax(0), 255), np.where(valid, np.round(probs.max(0) * 100), 255)
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +38,21 @@ def test_tiled_prediction_matches_single_pass(tmp_path, predictor, default_check
     reference would change its own edge predictions; tiles never pad).
     """
     image = nc_crop if scene == "nc" else ZION_IMAGE
-    reference = _single_pass(image, predictor, default_checkpoint)
+    reference, ref_conf = _single_pass(image, predictor, default_checkpoint)
     cfg = SegmentConfig(inputs=[str(image)], output=str(tmp_path / "out"), tile_size=tile_size, halo=halo,
-                        runtime={"local": True}, outputs={"polygons": False, "confidence": False}, device="cpu")
+                        runtime={"local": True}, outputs={"polygons": False}, device="cpu")
     segment(cfg, progress=False)
     with rasterio.open(tmp_path / "out" / f"{image.stem}_classes.tif") as src:
         tiled = src.read(1)
+    with rasterio.open(tmp_path / "out" / f"{image.stem}_confidence.tif") as src:
+        conf = src.read(1).astype(np.int32)
     valid = reference != 255
     agreement = (tiled[valid] == reference[valid]).mean()
-    assert (tiled == 255).sum() == (~valid).sum()
+    assert (tiled == 255).sum() == (~valid).sum() == (conf == 255).sum()
     assert agreement >= 0.995, f"tiled/single-pass agreement {agreement:.4f} at tile {tile_size}, halo {halo}"
+    # the confidence raster: the same pixels' max softmax probability, within a point or two (halo context)
+    close = (np.abs(conf[valid] - ref_conf[valid]) <= 2).mean()
+    assert close >= 0.995, f"tiled/single-pass confidence within 2 points at {close:.4f} of pixels"
 
 
 def _tile_results(truth: np.ndarray, conf: np.ndarray, tile_size: int, halo: int) -> list:
