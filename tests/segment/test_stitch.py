@@ -115,3 +115,27 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
     gdf = gpd.read_file(staging / "scene_polygons.gpkg")
     assert writer.polygon_count == len(gdf)
     np.testing.assert_allclose(gdf.groupby("class_id").area_m2.sum().reindex(range(4), fill_value=0), counts * 900.0)
+
+
+def test_the_class_cog_has_mode_overviews(tmp_path):
+    """A 1024 x 1536 scene stitched from tile results: the class map's first overview is the majority class of
+    each 2 x 2 block (numpy oracle: ``majority_blocks``), the confidence's is each block's mean."""
+    from geoseg.grid import GeoGrid
+    from geoseg.io.raster import RasterInfo
+    from geoseg.segment.stitch import SceneWriter
+    from tests.helpers import UTM12_30M, majority_blocks, small_card
+
+    h, w = 1024, 1536
+    truth, mode = majority_blocks(2, h, w)
+    conf = np.where(np.indices((h, w)).sum(axis=0) % 2 == 0, 40, 80).astype(np.uint8)  # each 2x2 block: mean 60
+    info = RasterInfo("scene.tif", GeoGrid(w, h, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
+                      ("green", "red", "nir"), 0)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    writer = SceneWriter(info, "scene", staging, small_card(), polygons=False)
+    writer.add(_tile_results(truth, conf, 512, 0))
+    writer.finish("model@test")
+    with rasterio.open(staging / "scene_classes.tif", overview_level=0) as ov:
+        np.testing.assert_array_equal(ov.read(1), mode)
+    with rasterio.open(staging / "scene_confidence.tif", overview_level=0) as ov:
+        assert (ov.read(1) == 60).all()
