@@ -87,10 +87,13 @@ def test_ray_job_entrypoint_runs_as_a_script(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_saves_the_buffered_tiles_so_the_rerun_resumes(tmp_path):
-    """SIGTERM (pod eviction, spot reclaim) exits 143 after journaling the tiles finished so far."""
+    """SIGTERM (pod eviction, spot reclaim) exits 143 after journaling the tiles finished so far.
+
+    The signal is sent once the progress bar reports a few finished tiles (no sleep, no race): the
+    journal must then hold at least those tiles, in the one chunk the signal flushed."""
     import os
+    import re
     import signal
-    import time
 
     out = tmp_path / "out"
     cfg = tmp_path / "job.yaml"
@@ -99,22 +102,28 @@ def test_sigterm_saves_the_buffered_tiles_so_the_rerun_resumes(tmp_path):
         "outputs: {polygons: false}\nruntime: {local: true, tiles_per_task: 1, checkpoint_tiles: 100000, "
         "checkpoint_seconds: 100000}\n"
     )
-    cmd = [sys.executable, "-m", "geoseg.cli", "-v", "segment", "--config", str(cfg)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:  # wait until tiles are running
-        if "running on" in line:
-            break
-    time.sleep(3)
-    assert proc.poll() is None, "the job finished before it was terminated"
+    cmd = [sys.executable, "-m", "geoseg.cli", "segment", "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err, done = b"", 0
+    while done < 3:  # tqdm's bar: "segment:   1%|...| 3/398 [...]"
+        chunk = os.read(proc.stderr.fileno(), 65536)
+        assert chunk, f"the job ended before finishing 3 tiles: {err.decode()[-2000:]}"
+        err += chunk
+        counts = re.findall(rb"\| *(\d+)/(\d+) \[", err)
+        done, total = (int(counts[-1][0]), int(counts[-1][1])) if counts else (0, 0)
+    assert done < total
     os.kill(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-2000:]
+    err += proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err.decode()[-2000:]
     chunks = list(out.glob(".geoseg-journal/*/chunk-*.npz"))
     assert len(chunks) == 1 and not list(out.glob(".geoseg-staging-*"))
-    rerun = subprocess.run([*cmd[:3], "-q", *cmd[4:]], capture_output=True, text=True, timeout=600)
+    with np.load(chunks[0]) as chunk:
+        saved = len(chunk["tile"])
+    assert done <= saved < total
+    rerun = subprocess.run([*cmd[:3], "-q", *cmd[3:]], capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     m = json.loads((out / "manifest.json").read_text())
-    assert 0 < m["tiles"]["resumed"] < m["tiles"]["total"]
+    assert m["tiles"]["resumed"] == saved and m["tiles"]["total"] == total
 
 
 def test_nan_pixels_of_a_float_raster_without_nodata_are_masked_not_the_whole_map(tmp_path):
