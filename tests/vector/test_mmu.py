@@ -2,7 +2,8 @@
 
 Oracle: hand-counted shared pixel edges on small maps: a one-pixel region with 3 edges on one class
 and 1 on another, a two-pixel region with 3 and 3 (a tie: the lowest class id), each mirrored so
-that neither side nor scan order decides, and cut by block seams of several sizes.
+that neither side nor scan order decides, and cut by block seams of several sizes; nodata across a
+seam, which is never a neighbour.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ def _halves(left: int, right: int) -> np.ndarray:
     return a
 
 
-def _merged(tmp_path, classes, block_size) -> list[tuple[int, float]]:
-    gdf = polygon_frame(write_classes(tmp_path, classes), block_size=block_size, mmu_m2=3 * PX)
+def _merged(tmp_path, classes, block_size, mmu_px=3) -> list[tuple[int, float]]:
+    gdf = polygon_frame(write_classes(tmp_path, classes), block_size=block_size, mmu_m2=mmu_px * PX)
     return sorted((int(c), round(a / PX)) for c, a in zip(gdf.class_id, gdf.area_m2))
 
 
@@ -50,3 +51,16 @@ def test_a_tie_in_shared_edges_goes_to_the_lowest_class_id(tmp_path, block_size,
     sizes = {left: 71, right: 71}
     sizes[winner] += 2
     assert got == sorted(sizes.items()), f"a tie must go to class {winner}"
+
+
+@pytest.mark.parametrize("block_size", [2, 4, 64])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_nodata_is_never_a_neighbour_even_across_a_block_seam(tmp_path, block_size, transpose):
+    """A 4 px region under a nodata strip (4 edges on nodata, right on a block seam for blocks of 2 and 4),
+    3 edges on each class: the tie goes to class 1, never to nodata."""
+    classes = _halves(1, 2)
+    classes[0:4, 4:8] = 255
+    classes[4, 4:8] = 3
+    if transpose:
+        classes = np.ascontiguousarray(classes.T)
+    assert _merged(tmp_path, classes, block_size, mmu_px=5) == [(1, 66), (2, 62)]
