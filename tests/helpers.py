@@ -215,6 +215,18 @@ def blobs(seed: int, shape=(48, 53)) -> np.ndarray:
     return a
 
 
+def majority_blocks(seed: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, mode)``: a 4-class map whose every 2 x 2 block holds one class three times and another once
+    (at its top-left pixel), and the ``(height / 2, width / 2)`` map of each block's majority class. The first
+    overview of a MODE-resampled COG of ``classes`` is ``mode``; nearest (top-left) or averaging is not."""
+    rng = np.random.default_rng(seed)
+    mode = rng.integers(0, 4, size=(height // 2, width // 2)).astype(np.uint8)
+    minority = ((mode + rng.integers(1, 4, size=mode.shape)) % 4).astype(np.uint8)
+    classes = np.repeat(np.repeat(mode, 2, axis=0), 2, axis=1)
+    classes[::2, ::2] = minority
+    return classes, mode
+
+
 # ---------------------------------------------------------------------------------------------
 # The dates of a change (change detection tests)
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The tile grid (geoseg.tiling): cores partition the raster, reads stay inside it, halos give context.
 
-Oracles: coverage counts over random grids (hypothesis) and hand-computed windows and transforms.
+Oracles: coverage counts over random grids (hypothesis) and hand-computed windows, transforms and messages.
 """
 
 import numpy as np
@@ -74,7 +74,60 @@ def test_tile_transform_offsets_by_read_window():
     assert grid.window_transform(t.core) * (0, 0) == tr * (t.core.col, t.core.row)
 
 
-@pytest.mark.parametrize("tile_size,halo", [(64, 32), (64, 40), (32, -1)])
-def test_invalid_halo_is_a_config_error(tile_size, halo):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("tile_size,halo,message", [
+    (64, 32, r"tile_size \(64\) must exceed 2 x halo \(64\); raise tile_size or lower halo"),
+    (64, 40, r"tile_size \(64\) must exceed 2 x halo \(80\)"),
+    (32, -1, r"halo must be >= 0 pixels, got -1")])
+def test_invalid_halo_is_a_config_error_naming_the_values(tile_size, halo, message):
+    with pytest.raises(ConfigError, match=message):
         TileGrid(100, 100, tile_size, halo)
+
+
+@pytest.mark.parametrize("width,height", [(0, 5), (5, 0), (-1, 5), (5, -3)])
+def test_an_empty_raster_is_a_config_error(width, height):
+    with pytest.raises(ConfigError, match=rf"raster size must be positive, got {width}x{height}"):
+        TileGrid(width, height, 64, 8)
+
+
+def test_the_smallest_core_is_one_pixel():
+    g = TileGrid(10, 3, 3, 1)  # tile 3, halo 1: 1 px cores along the long axis
+    assert g.core_size == 1 and g.shape == (1, 10)
+    assert g.tile(0, 4).core == PixelBox(4, 0, 1, 3) and g.tile(0, 4).read == PixelBox(3, 0, 3, 3)
+
+
+def test_tiles_know_their_grid_position_and_reject_positions_outside():
+    g = TileGrid(300, 200, 128, 16)  # cores of 96 px: 4 columns, 3 rows
+    assert g.shape == (3, 4)
+    t = g.tile(2, 1)
+    assert (t.index, t.grid_row, t.grid_col) == (9, 2, 1)
+    assert t.core == PixelBox(96, 192, 96, 8) and t.read == PixelBox(80, 72, 128, 128)
+    for r, c in ((3, 0), (0, 4), (-1, 0), (0, -1), (3, 4)):
+        with pytest.raises(IndexError, match=rf"tile \({r}, {c}\) outside grid 3x4"):
+            g.tile(r, c)
+
+
+def test_pixel_boxes_as_windows_slices_and_relative_slices():
+    from rasterio.windows import Window
+
+    box = PixelBox(col=7, row=3, width=5, height=2)
+    assert box.to_window() == Window(7, 3, 5, 2)
+    assert box.to_slices() == (slice(3, 5), slice(7, 12)) and box.size == 10
+    outer = PixelBox(col=4, row=1, width=10, height=6)
+    assert box.relative_to(outer) == (slice(2, 4), slice(3, 8))
+    assert box.relative_to(box) == (slice(0, 2), slice(0, 5))
+    for bad in (PixelBox(3, 3, 5, 2), PixelBox(7, 0, 5, 2), PixelBox(10, 3, 5, 2), PixelBox(7, 6, 5, 2)):
+        with pytest.raises(ValueError, match="is not inside"):
+            bad.relative_to(outer)
+
+
+@pytest.mark.parametrize("extent,tiles", [(95, 1), (96, 1), (97, 4), (160, 5), (161, 6)])
+def test_an_axis_no_longer_than_one_tile_is_one_tile_without_halo(extent, tiles):
+    """Hand-counted: tile 96, halo 32 -> cores of 32 px; an axis of at most 96 px is read (and kept) whole."""
+    g = TileGrid(extent, 50, 96, 32)
+    assert g.shape == (1, tiles)
+    first, last = g.tile(0, 0), g.tile(0, tiles - 1)
+    if tiles == 1:
+        assert first.core == first.read == PixelBox(0, 0, extent, 50)
+    else:
+        assert first.core == PixelBox(0, 0, 32, 50) and first.read == PixelBox(0, 0, 96, 50)
+        assert last.core.col_stop == extent and last.read == PixelBox(extent - 96, 0, 96, 50)

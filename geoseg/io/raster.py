@@ -98,14 +98,23 @@ def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
 
 
 def read_masked(src: rasterio.io.DatasetReader, band_indexes: list[int], **kwargs) -> np.ma.MaskedArray:
-    """``src.read(..., masked=True)``; the nodata value wins over an alpha band without a warning.
+    """``src.read(..., masked=True)``, with NaN and ±inf masked too; the nodata value wins over an alpha band.
 
-    (Rasters with both a nodata value and a band tagged alpha, like the Pucallpa
-    composites, make rasterio warn on every read that nodata defines the mask.)
+    GDAL masks only the declared nodata value (or the internal mask / alpha band): a
+    float raster with no nodata, or with a nodata other than NaN, reads its NaN pixels
+    as valid, and a single one would make every percentile of the scene NaN. Non-finite
+    values are masked here, per band, whatever the nodata declaration. (Rasters with both
+    a nodata value and a band tagged alpha, like the Pucallpa composites, make rasterio
+    warn on every read that nodata defines the mask; that warning is silenced.)
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NodataShadowWarning)
-        return src.read(band_indexes, masked=True, **kwargs)
+        data = src.read(band_indexes, masked=True, **kwargs)
+    if np.issubdtype(data.dtype, np.floating):
+        bad = ~np.isfinite(np.ma.getdata(data))
+        if bad.any():
+            data.mask = np.ma.getmaskarray(data) | bad
+    return data
 
 
 def read_window(
@@ -114,14 +123,12 @@ def read_window(
     """Read ``box`` of the selected bands: ``(data (bands, rows, cols), valid (rows, cols) bool)``.
 
     A pixel is valid when no selected band is masked (nodata value, internal mask or
-    alpha, NaN for float rasters).
+    alpha, NaN or ±inf for float rasters: :func:`read_masked`). ``data`` is returned as
+    read: invalid pixels may hold the nodata value or NaN.
     """
     data = read_masked(src, band_indexes, window=box.to_window())
     valid = np.asarray(~np.ma.getmaskarray(data).any(axis=0))  # (rows, cols): data is (bands, rows, cols)
-    arr = np.ma.getdata(data)
-    if np.issubdtype(arr.dtype, np.floating):
-        valid &= np.isfinite(arr).all(axis=0)
-    return arr, valid
+    return np.ma.getdata(data), valid
 
 
 def load_aoi(path: str | Path, crs: CRS | None):

@@ -85,9 +85,16 @@ def stats_from_pixels(values: np.ndarray, norm: Normalization) -> BandStats:
 
 
 def apply(data: np.ndarray, stats: BandStats, norm: Normalization) -> np.ndarray:
-    """Scale a ``(bands, rows, cols)`` DN array to model input (float32, same axis order)."""
+    """Scale a ``(bands, rows, cols)`` DN array to model input (float32, same axis order).
+
+    The result is always finite: ±inf clip to ``[clip_min, clip_max]`` and NaN (a pixel
+    the reads mark invalid) becomes 0, the band's low percentile, so that one NaN in a
+    tile cannot spread through the network's convolutions to its valid neighbours.
+    """
     offset = np.asarray(stats.offset, dtype=np.float32)[:, None, None]
     scale = np.asarray(stats.scale, dtype=np.float32)[:, None, None]
     out = (data.astype(np.float32) - offset) / scale
     np.clip(out, norm.clip_min, norm.clip_max, out=out)
+    if np.issubdtype(data.dtype, np.floating):
+        np.nan_to_num(out, copy=False, nan=0.0)
     return out

@@ -1,7 +1,11 @@
-"""`geoseg evaluate`: the bundled model against the NC labels, metrics file and printed table."""
+"""`geoseg evaluate`: the bundled model against the NC labels, metrics file and printed table.
+
+Oracle: the NC reference labels, on the whole scene and on the model's held-out validation block.
+"""
 
 import json
 
+import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -21,3 +25,26 @@ def test_evaluate_cli_writes_metrics_and_prints_a_table(tmp_path):
         labels = lab.read(1)
     assert sum(sum(row) for row in m["confusion_matrix"]) == int((labels != 255).sum())
     assert "mIoU" in r.output and "forest" in r.output
+
+
+def test_the_bundled_model_scored_by_geoseg_evaluate_on_its_held_out_block(tmp_path, default_checkpoint):
+    """The card's accuracy is not taken on trust: `geoseg evaluate` scores the bundled model on the NC scene's
+    held-out validation block (labels outside it ignored). Oracle: the reference labels."""
+    from tests.helpers import write_raster
+
+    card = default_checkpoint.card
+    col, row, width, height = card.metrics["validation_blocks"][NC_IMAGE.stem.removeprefix("nc_raleigh_")]
+    with rasterio.open(NC_LABELS) as lab:
+        labels, crs, transform = lab.read(1), lab.crs, lab.transform
+    held_out = np.full_like(labels, 255)
+    held_out[row : row + height, col : col + width] = labels[row : row + height, col : col + width]
+    write_raster(tmp_path / "held_out.tif", held_out, crs=crs, transform=transform, nodata=255)
+    r = CliRunner().invoke(main, ["-q", "evaluate", str(NC_IMAGE), str(tmp_path / "held_out.tif"), "--output",
+                                  str(tmp_path / "ev"), "--local"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["pixels"] == int((held_out != 255).sum()) > 30000
+    assert m["miou"] >= 0.45 and m["overall_accuracy"] >= 0.65, m
+    assert all(m["per_class"][c]["iou"] >= 0.25 for c in card.class_names), m["per_class"]
+    claimed = card.metrics["per_scene"][NC_IMAGE.stem.removeprefix("nc_raleigh_")]["miou"]
+    assert abs(m["miou"] - claimed) <= 0.05, f"the card claims mIoU {claimed} on this block, evaluate gives {m['miou']}"

@@ -87,10 +87,13 @@ def test_ray_job_entrypoint_runs_as_a_script(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_saves_the_buffered_tiles_so_the_rerun_resumes(tmp_path):
-    """SIGTERM (pod eviction, spot reclaim) exits 143 after journaling the tiles finished so far."""
+    """SIGTERM (pod eviction, spot reclaim) exits 143 after journaling the tiles finished so far.
+
+    The signal is sent once the progress bar reports a few finished tiles (no sleep, no race): the
+    journal must then hold at least those tiles, in the one chunk the signal flushed."""
     import os
+    import re
     import signal
-    import time
 
     out = tmp_path / "out"
     cfg = tmp_path / "job.yaml"
@@ -99,19 +102,67 @@ def test_sigterm_saves_the_buffered_tiles_so_the_rerun_resumes(tmp_path):
         "outputs: {polygons: false}\nruntime: {local: true, tiles_per_task: 1, checkpoint_tiles: 100000, "
         "checkpoint_seconds: 100000}\n"
     )
-    cmd = [sys.executable, "-m", "geoseg.cli", "-v", "segment", "--config", str(cfg)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:  # wait until tiles are running
-        if "running on" in line:
-            break
-    time.sleep(3)
-    assert proc.poll() is None, "the job finished before it was terminated"
+    cmd = [sys.executable, "-m", "geoseg.cli", "segment", "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err, done = b"", 0
+    while done < 3:  # tqdm's bar: "segment:   1%|...| 3/398 [...]"
+        chunk = os.read(proc.stderr.fileno(), 65536)
+        assert chunk, f"the job ended before finishing 3 tiles: {err.decode()[-2000:]}"
+        err += chunk
+        counts = re.findall(rb"\| *(\d+)/(\d+) \[", err)
+        done, total = (int(counts[-1][0]), int(counts[-1][1])) if counts else (0, 0)
+    assert done < total
     os.kill(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-2000:]
+    err += proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err.decode()[-2000:]
     chunks = list(out.glob(".geoseg-journal/*/chunk-*.npz"))
     assert len(chunks) == 1 and not list(out.glob(".geoseg-staging-*"))
-    rerun = subprocess.run([*cmd[:3], "-q", *cmd[4:]], capture_output=True, text=True, timeout=600)
+    with np.load(chunks[0]) as chunk:
+        saved = len(chunk["tile"])
+    assert done <= saved < total
+    rerun = subprocess.run([*cmd[:3], "-q", *cmd[3:]], capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     m = json.loads((out / "manifest.json").read_text())
-    assert 0 < m["tiles"]["resumed"] < m["tiles"]["total"]
+    assert m["tiles"]["resumed"] == saved and m["tiles"]["total"] == total
+
+
+def test_nan_pixels_of_a_float_raster_without_nodata_are_masked_not_the_whole_map(tmp_path):
+    """A float scene with no declared nodata: one NaN pixel used to make the scene statistics NaN and the whole
+    map class 0. Oracle: the same scene without the NaN pixels, segmented the same way; non-finite pixels (in
+    any band the model reads) are nodata and every other pixel is classified as in the clean run."""
+    from rasterio.windows import Window
+
+    from tests.helpers import write_raster
+
+    with rasterio.open(NC_IMAGE) as src:
+        window = Window(0, 0, 128, 128)
+        clean = src.read(window=window).astype(np.float32)
+        kw = dict(crs=src.crs, transform=src.window_transform(window), descriptions=list(src.descriptions))
+        model_bands = [src.descriptions.index(b) for b in ("green", "red", "nir")]
+
+    def run(arr, name):
+        write_raster(tmp_path / f"{name}.tif", arr, **kw)
+        r = CliRunner().invoke(main, ["-q", "segment", str(tmp_path / f"{name}.tif"), "--output", str(tmp_path / name),
+                                      "--local", "--tile-size", "128", "--halo", "16"])
+        assert r.exit_code == 0, r.output
+        with rasterio.open(tmp_path / name / f"{name}_classes.tif") as cls:
+            return json.loads((tmp_path / name / "stats.json").read_text()), cls.read(1)
+
+    _, want = run(clean, "clean")
+    assert len(set(np.unique(want)) - {255}) >= 2 and not (want == 255).any()
+    one = clean.copy()
+    one[model_bands[1], 10, 10] = np.nan
+    _, got = run(one, "one")
+    expect = want.copy()
+    expect[10, 10] = 255
+    np.testing.assert_array_equal(got, expect)
+    many = clean.copy()  # 40 scattered non-finite values in the model's bands, and a band it does not read all NaN
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 128, 40), rng.integers(0, 128, 40)
+    many[rng.choice(model_bands, 40), rows, cols] = rng.choice([np.nan, np.inf, -np.inf], 40)
+    many[next(i for i in range(many.shape[0]) if i not in model_bands)] = np.nan
+    stats, got = run(many, "many")
+    bad = ~np.isfinite(many[model_bands]).all(axis=0)
+    np.testing.assert_array_equal(got == 255, bad)
+    assert (got[~bad] == want[~bad]).mean() > 0.98  # the neighbours of a masked pixel see other context (99.0 %)
+    assert stats["inputs"]["many"]["valid_pixels"] == 128 * 128 - bad.sum()

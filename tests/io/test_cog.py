@@ -1,4 +1,7 @@
-"""Raster writing: a window-by-window raster becomes a valid COG with the same pixels; writes are atomic."""
+"""Raster writing: a window-by-window raster becomes a valid COG with the same pixels; writes are atomic.
+
+Oracles: the pixels written; each 2 x 2 block's majority class (numpy) for the overviews of a class map.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from rio_cogeo.cogeo import cog_validate
 from geoseg.grid import GeoGrid
 from geoseg.io.cog import StitchedRaster, atomic_path, open_scratch, write_cog
 from geoseg.tiling import PixelBox
+from tests.helpers import majority_blocks
 
 GRID = GeoGrid(1100, 700, from_origin(500000, 4200000, 30, 30), rasterio.crs.CRS.from_epsg(32612))
 
@@ -60,3 +64,23 @@ def test_write_cog_of_a_scratch_raster_keeps_uint32_ids(tmp_path):
     with rasterio.open(tmp_path / "ids.tif") as src:
         assert src.dtypes[0] == "uint32"
         np.testing.assert_array_equal(src.read(1), ids)
+
+
+@pytest.mark.parametrize("resampling", [None, "NEAREST"])
+def test_class_map_overviews_hold_the_mode_of_each_2x2_block(tmp_path, resampling):
+    """A 1536 x 1024 map (overviews at 1/2 and 1/4) where each 2 x 2 block has one class three times and another
+    once: by default the first overview holds each block's majority (a numpy oracle), which neither nearest
+    (the top-left pixel) nor averaging would give."""
+    classes, mode = majority_blocks(1, 1024, 1536)
+    grid = GeoGrid(1536, 1024, GRID.transform, GRID.crs)
+    out = StitchedRaster(tmp_path / "m.tif", grid, 255, blocksize=512)
+    out.write(grid.box, classes)
+    path = out.to_cog(overview_resampling=resampling) if resampling else out.to_cog()
+    with rasterio.open(path) as src:
+        assert src.overviews(1) == [2, 4]
+    with rasterio.open(path, overview_level=0) as ov:
+        level0 = ov.read(1)
+    if resampling is None:
+        np.testing.assert_array_equal(level0, mode)
+    else:  # the oracle tells the rules apart
+        assert (level0 != mode).mean() > 0.9

@@ -1,7 +1,8 @@
 """Publication (geoseg.io.publish): stitched rasters and staging directories.
 
 Oracles: a coordinate code written tile core by tile core reads back exactly, whatever the tile
-size; staging directories of owners known to be dead (and only those) are removed.
+size; staging directories of owners known to be dead (and only those) are removed; the folder's
+files after an overwrite whose renames fail half-way (a real folder in the way).
 """
 
 import json
@@ -57,3 +58,87 @@ def test_dead_staging_is_removed_only_when_its_owner_is_provably_gone(tmp_path):
     _remove_dead_staging(tmp_path)
     assert sorted(p.name.removeprefix(STAGING_PREFIX) for p in tmp_path.iterdir()) == [
         "alive", "junk", "other-host", "other-ns"]
+
+
+def test_a_local_overwrite_that_fails_half_way_leaves_no_stale_manifest(tmp_path):
+    """Replacing a local result: once a file has been replaced the old manifest no longer describes the
+    folder, so it is gone before the first rename; the renames that failed leave their staged files."""
+    import pytest
+
+    from geoseg.errors import OutputError
+    from geoseg.io.publish import MANIFEST, Staging
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, text in (("a.tif", "old a"), ("b.tif", "old b"), (MANIFEST, '{"run": "old"}')):
+        (out / name).write_text(text)
+    names = ["a.tif", "b.tif", MANIFEST]
+    with pytest.raises(OutputError, match="already exist"):
+        Staging(out, False, names)
+    staging = Staging(out, True, names)
+    for name in names:
+        staging.path(name).write_text(f"new {name}")
+    (out / "b.tif").unlink()
+    (out / "b.tif").mkdir()  # a folder in the way: the second rename fails (a real OSError, not a mock)
+    (out / "b.tif" / "x").write_text("")
+    with pytest.raises(OSError):
+        staging.publish(names)
+    assert (out / "a.tif").read_text() == "new a.tif"  # the first file was replaced ...
+    assert not (out / MANIFEST).exists()  # ... so the old manifest must not be left describing it
+    assert sorted(p.name for p in staging.dir.iterdir() if not p.name.startswith(".")) == ["b.tif", MANIFEST]
+    staging.discard()
+    (out / "b.tif" / "x").unlink()
+    (out / "b.tif").rmdir()
+    retry = Staging(out, True, names)  # the rerun completes the result, manifest last
+    for name in names:
+        retry.path(name).write_text(f"new {name}")
+    retry.publish(names)
+    assert {p.name: p.read_text() for p in out.iterdir() if not p.name.startswith(".")} == {
+        n: f"new {n}" for n in names}
+
+
+def test_existing_outputs_are_named_in_the_error_at_most_four(tmp_path):
+    import pytest
+
+    from geoseg.errors import OutputError
+    from geoseg.io.publish import Staging
+
+    names = [f"{c}.tif" for c in "abcde"]
+    for n in names:
+        (tmp_path / n).write_text("old")
+    with pytest.raises(OutputError) as exc:
+        Staging(tmp_path, False, names)
+    assert str(exc.value) == (f"{tmp_path}: outputs already exist (a.tif, b.tif, c.tif, d.tif...); pass --overwrite "
+                              "(or `overwrite: true`) to replace them, or choose another --output")
+    with pytest.raises(OutputError, match=r"\(b.tif, c.tif, d.tif, e.tif\); pass --overwrite"):
+        Staging(tmp_path, False, names[1:])  # four: no ellipsis
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # and no staging folder was made
+
+
+def test_a_staging_folder_names_its_owner_and_is_discarded_once_or_twice(tmp_path):
+    from geoseg.io.publish import OWNER_FILE, STAGING_PREFIX, Staging, _owner
+
+    s = Staging(tmp_path / "out", False, ["a.tif"])
+    assert s.dir.parent == tmp_path / "out" and s.dir.name == f"{STAGING_PREFIX}{s.id}"
+    assert json.loads((s.dir / OWNER_FILE).read_text()) == _owner()
+    s.path("a.tif").write_text("x")
+    s.discard()
+    s.discard()  # already gone: still fine (a failed run's cleanup may run twice)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_write_json_converts_numpy_and_paths_and_rejects_the_rest(tmp_path):
+    from pathlib import Path
+
+    import pytest
+
+    from geoseg.io.publish import write_json
+
+    data = {"i": np.int64(3), "f": np.float32(0.5), "a": np.arange(3), "p": Path("/x/y"), "n": None}
+    path = write_json(tmp_path / "d.json", data)
+    text = path.read_text()
+    assert text.endswith("}\n") and json.loads(text) == {"i": 3, "f": 0.5, "a": [0, 1, 2], "p": "/x/y", "n": None}
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"
+    with pytest.raises(TypeError, match="not JSON serialisable: object"):
+        write_json(tmp_path / "e.json", {"o": object()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json"]  # the failed write left nothing

@@ -15,6 +15,7 @@ from geoseg.io.raster import (
     RasterInfo,
     gdal_path,
     open_raster,
+    read_masked,
     read_window,
     resolve_bands,
 )
@@ -62,13 +63,20 @@ def test_window_reads_flag_nodata_in_any_band(make_raster, dtype, nodata):
     assert valid.sum() == 40 * 50 - 1 - 10 * 10
 
 
-def test_float_nan_is_invalid_without_declared_nodata(make_raster):
-    arr = np.ones((1, 8, 8), np.float32)
+@pytest.mark.parametrize("nodata", [None, -1.0])
+def test_float_nan_and_inf_are_invalid_in_any_band_whatever_the_nodata(make_raster, nodata):
+    arr = np.ones((3, 8, 8), np.float32)
     arr[0, 2, 3] = np.nan
-    path = make_raster(arr)
+    arr[2, 5, 1] = np.nan
+    arr[1, 6, 6] = np.inf
+    arr[1, 0, 7] = nodata if nodata is not None else 1.0
+    path = make_raster(arr, nodata=nodata)
     with rasterio.open(path) as src:
-        _, valid = read_window(src, [1], PixelBox(0, 0, 8, 8))
-    assert valid.sum() == 63 and not valid[2, 3]
+        _, valid = read_window(src, [1, 2, 3], PixelBox(0, 0, 8, 8))
+        masked = read_masked(src, [1, 2, 3])
+    bad = {(2, 3), (5, 1), (6, 6)} | ({(0, 7)} if nodata is not None else set())
+    assert {tuple(p) for p in np.argwhere(~valid)} == bad
+    assert np.ma.getmaskarray(masked).sum() == len(bad)  # per band: only the band that holds the value
 
 
 def test_pixel_area_projected_and_geographic():

@@ -29,8 +29,9 @@ def test_bundled_default_model_is_real_small_and_documented(default_checkpoint):
     assert card.bands == ["green", "red", "nir"]
     assert card.class_names == ["other", "forest", "water", "urban"]
     assert (default_checkpoint.path / WEIGHTS_NAME).stat().st_size < 30e6
-    # trained here and measured on held-out blocks: metrics and provenance are in the card
-    assert card.metrics["pooled"]["miou"] > 0.3
+    # trained here and measured on held-out blocks: metrics and provenance are in the card (the score itself is
+    # measured, not read from the card, by tests/cli/test_evaluate.py)
+    assert set(card.metrics["pooled"]) >= {"miou", "overall_accuracy", "per_class", "confusion_matrix"}
     assert set(card.metrics["pooled"]["per_class"]) == set(card.class_names)
     assert card.training["scenes"] and card.training["config"]["seed"] is not None
     raw = json.loads((default_checkpoint.path / CARD_NAME).read_text())

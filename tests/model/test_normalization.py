@@ -1,6 +1,7 @@
 """Per-scene normalisation (geoseg.model.normalization): percentile statistics over valid pixels only.
 
-Oracle: a raster whose valid values are a known ramp (100..199) with a nodata strip.
+Oracles: a raster whose valid values are a known ramp (100..199) with a nodata strip; numpy's
+percentiles of the finite pixels of a float raster with NaN and inf in some bands.
 """
 
 import numpy as np
@@ -30,3 +31,36 @@ def test_scene_stats_on_all_nodata_is_a_clear_error(make_raster):
     path = make_raster(np.zeros((1, 10, 10), np.uint8), nodata=0)
     with rasterio.open(path) as src, pytest.raises(InputError, match="no valid"):
         scene_stats(src, [1], Normalization())
+
+
+@pytest.mark.parametrize("nodata", [None, -9999.0])
+def test_scene_stats_skip_nan_and_inf_in_any_band(make_raster, nodata):
+    """One NaN pixel (no declared nodata, or a nodata other than NaN) must not make the statistics NaN;
+    a pixel non-finite in any band is left out of every band's percentiles, like a nodata pixel."""
+    rng = np.random.default_rng(3)
+    arr = rng.uniform(0.0, 0.4, size=(3, 60, 70)).astype(np.float32)
+    arr[1, 7, 9] = np.nan
+    arr[0, 20:23, :] = np.nan
+    arr[2, 40, 5] = np.inf
+    arr[0, 50, 50] = -np.inf
+    if nodata is not None:
+        arr[:, 55:, 60:] = nodata
+    path = make_raster(arr, nodata=nodata)
+    norm = Normalization(low=2, high=98)
+    with rasterio.open(path) as src:
+        stats = scene_stats(src, [1, 2, 3], norm)
+        data, valid = read_window(src, [1, 2, 3], PixelBox(0, 0, 70, 60))
+    ok = np.isfinite(arr).all(axis=0) & ~(arr == nodata).any(axis=0)
+    lo, hi = np.percentile(arr[:, ok].astype(np.float64), [2, 98], axis=1)
+    np.testing.assert_allclose(stats.offset, lo)
+    np.testing.assert_allclose(stats.scale, hi - lo)
+    np.testing.assert_array_equal(valid, ok)
+    x = apply(data, stats, norm)  # what the network sees: finite everywhere, valid pixels as scaled
+    assert np.isfinite(x).all()
+    np.testing.assert_allclose(x[:, ok], np.clip((arr[:, ok] - lo[:, None]) / (hi - lo)[:, None], -0.5, 1.5), rtol=1e-5, atol=1e-6)
+
+
+def test_scene_stats_of_an_all_nan_raster_is_a_clear_error(make_raster):
+    path = make_raster(np.full((2, 10, 10), np.nan, np.float32))
+    with rasterio.open(path) as src, pytest.raises(InputError, match="no valid"):
+        scene_stats(src, [1, 2], Normalization())

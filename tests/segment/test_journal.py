@@ -1,7 +1,8 @@
 """The tile journal (geoseg.segment.journal): what its key depends on, and damaged chunks on restore.
 
 Oracles: the key of a real plan of the NC scene under edited, copied and smaller AOIs; the tiles
-recorded before a crash against the tiles restored after one.
+recorded before a crash against the tiles restored after one; every field of the tiles recorded
+against those restored, and the chunk count at the documented thresholds.
 """
 
 from pathlib import Path
@@ -57,8 +58,79 @@ def test_an_unreadable_journal_chunk_is_skipped_and_its_tiles_recomputed(tmp_pat
     j.record(0, [TileResult(t, np.zeros((t.core.height, t.core.width), np.uint8), None, np.ones(4, np.int64),
                             np.ones(4)) for t in tiles[:3]])
     j.flush()
-    (Path(j.root) / "chunk-99999999999999999999-deadbeef.npz").write_bytes(b"PK\x03\x04 truncated by a crash")
+    for name in ("chunk-00000000000000000000-deadbeef.npz", "chunk-99999999999999999999-deadbeef.npz"):
+        (Path(j.root) / name).write_bytes(b"PK\x03\x04 truncated by a crash")  # before and after the good one
     with caplog.at_level("WARNING", logger="geoseg.segment.journal"):
         back = [r.tile.index for _, rs in j.restore() for r in rs]
     assert back == [t.index for t in tiles[:3]]
-    assert "skipping unreadable chunk" in caplog.text
+    assert caplog.text.count("journal: skipping unreadable chunk") == 2
+    assert str(Path(j.root) / "chunk-00000000000000000000-deadbeef.npz") in caplog.text
+
+
+def _results(tiles, seed=0):
+    """Tile results with random cores; every third tile skipped, every other one without confidence."""
+    from geoseg.model.predict import TileResult
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, t in enumerate(tiles):
+        counts, area = rng.integers(0, 99, 4), rng.random(4) * 1e4
+        if k % 3 == 2:
+            out.append(TileResult(t, None, None, counts, area, skipped=True))
+        else:
+            shape = (t.core.height, t.core.width)
+            conf = rng.integers(0, 101, shape).astype(np.uint8) if k % 2 == 0 else None
+            out.append(TileResult(t, rng.integers(0, 4, shape).astype(np.uint8), conf, counts, area))
+    return out
+
+
+def test_journal_round_trip_every_field_of_every_tile_of_every_scene(tmp_path):
+    """What is recorded (two scenes, skipped tiles, tiles with and without confidence) is what is restored."""
+    from geoseg.segment.journal import JOURNAL_DIR, TileJournal, run_key
+    from geoseg.tiling import TileGrid
+
+    grids = [TileGrid(300, 200, 128, 16), TileGrid(90, 150, 64, 8)]
+    key = run_key({"a": 1})
+    assert len(key) == 16 and int(key, 16) >= 0 and key != run_key({"a": 2})
+    j = TileJournal(str(tmp_path), key, grids, every_tiles=4, every_s=1e9)
+    sent = {0: _results(list(grids[0]), 0), 1: _results(list(grids[1]), 1)}
+    j.record(0, sent[0][:3])
+    assert j.chunks_written == 0  # 3 < 4 tiles buffered
+    j.record(1, sent[1][:1])
+    assert j.chunks_written == 1  # exactly every_tiles: written
+    j.record(1, sent[1][1:])
+    j.record(0, sent[0][3:])
+    j.flush()
+    j.flush()  # nothing buffered: no empty chunk
+    chunks = sorted(p.name for p in (tmp_path / JOURNAL_DIR / key).iterdir())
+    assert len(chunks) == j.chunks_written == 3 and 0 < j.seconds < 60
+    (tmp_path / JOURNAL_DIR / key / "notes.npz").write_bytes(b"not a chunk")  # ignored: not chunk-*
+    (tmp_path / JOURNAL_DIR / key / "chunk-partial.tmp").write_bytes(b"not a chunk")  # ignored: not *.npz
+    back: dict[int, list] = {}
+    for scene, results in TileJournal(str(tmp_path), key, grids).restore():
+        back.setdefault(scene, []).extend(results)
+    for scene, results in sent.items():
+        assert [r.tile for r in back[scene]] == [r.tile for r in results]
+        for got, want in zip(back[scene], results):
+            assert got.skipped == want.skipped
+            np.testing.assert_array_equal(got.counts, want.counts)
+            np.testing.assert_array_equal(got.area_m2, want.area_m2)
+            for a, b in ((got.classes, want.classes), (got.confidence, want.confidence)):
+                assert (a is None) == (b is None)
+                if b is not None:
+                    np.testing.assert_array_equal(a, b)
+    j.clear()
+    assert not (tmp_path / JOURNAL_DIR).exists()
+
+
+def test_a_chunk_is_due_after_every_s_seconds_whatever_the_tile_count(tmp_path):
+    from geoseg.segment.journal import TileJournal
+    from geoseg.tiling import TileGrid
+
+    grid = TileGrid(300, 200, 128, 16)
+    j = TileJournal(str(tmp_path), "k", [grid], every_tiles=1000, every_s=0.0)
+    j.record(0, _results(list(grid)[:1]))
+    assert j.chunks_written == 1
+    j = TileJournal(str(tmp_path / "b"), "k", [grid], every_tiles=1000, every_s=3600.0)
+    j.record(0, _results(list(grid)[:2]))
+    assert j.chunks_written == 0

@@ -80,3 +80,22 @@ def test_journal_key_tracks_what_tiles_depend_on(make_raster, ckpt):
     for what, k in keys.items():
         assert k != _key(ckpt, base), f"journal key ignores {what}"
     assert len(set(keys.values())) == len(keys)
+
+
+def test_plan_resolves_bands_stats_and_the_stac_acquisition_date(make_raster, ckpt):
+    """The job carries the resolved band indexes and the scene statistics (numpy percentiles of those
+    bands); a raster without a date tag takes the date of its STAC item."""
+    scene = _scene(make_raster)
+    plan = plan_scene(SceneInput(scene.path, "s", acquired="2015-08-18T17:55:12Z"),
+                      SegmentConfig(bands=["nir", "red", "green"]), ckpt, Tiling(128, 16))
+    assert plan.job.band_indexes == [3, 2, 1] and plan.job.path == scene.path and plan.stem == "s"
+    assert plan.info.acquired == "2015-08-18"
+    import rasterio
+
+    with rasterio.open(scene.path) as src:
+        data = src.read([3, 2, 1]).reshape(3, -1).astype(float)
+    norm = ckpt.card.normalization
+    lo, hi = np.percentile(data, [norm.low, norm.high], axis=1)
+    np.testing.assert_allclose(plan.job.stats.offset, lo)
+    np.testing.assert_allclose(plan.job.stats.scale, hi - lo)
+    assert plan.job.grid == plan.info.grid and plan.grid.tile_size == 128 and len(plan.tiles) == len(plan.grid)

@@ -1,13 +1,14 @@
 """Stitching (geoseg.segment.stitch): tiled prediction equals one pass over the whole scene; tile results
 arriving in any order give the same rasters and class areas.
 
-Oracles: a single forward pass of the model over the whole scene; hand-made tile results whose
+Oracles: a single forward pass of the model over the whole scene (its class and max-softmax confidence); hand-made tile results whose
 stitched map and counts are known.
 """
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio.features import rasterize
 
 from geoseg.config import SegmentConfig
 from geoseg.segment.pipeline import segment
@@ -15,9 +16,10 @@ from tests.helpers import NC_IMAGE, ZION_IMAGE, crop_raster, normalized_scene
 
 
 def _single_pass(path, predictor, checkpoint):
+    """Class and confidence (max softmax probability, percent) of one forward pass over the whole scene."""
     x, valid = normalized_scene(path, checkpoint.card)
-    classes, _ = predictor.classify(x[None])
-    return np.where(valid, classes[0], 255)
+    probs = predictor.probabilities(x[None])[0]
+    return np.where(valid, probs.argmax(0), 255), np.where(valid, np.round(probs.max(0) * 100), 255)
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +39,21 @@ def test_tiled_prediction_matches_single_pass(tmp_path, predictor, default_check
     reference would change its own edge predictions; tiles never pad).
     """
     image = nc_crop if scene == "nc" else ZION_IMAGE
-    reference = _single_pass(image, predictor, default_checkpoint)
+    reference, ref_conf = _single_pass(image, predictor, default_checkpoint)
     cfg = SegmentConfig(inputs=[str(image)], output=str(tmp_path / "out"), tile_size=tile_size, halo=halo,
-                        runtime={"local": True}, outputs={"polygons": False, "confidence": False}, device="cpu")
+                        runtime={"local": True}, outputs={"polygons": False}, device="cpu")
     segment(cfg, progress=False)
     with rasterio.open(tmp_path / "out" / f"{image.stem}_classes.tif") as src:
         tiled = src.read(1)
+    with rasterio.open(tmp_path / "out" / f"{image.stem}_confidence.tif") as src:
+        conf = src.read(1).astype(np.int32)
     valid = reference != 255
     agreement = (tiled[valid] == reference[valid]).mean()
-    assert (tiled == 255).sum() == (~valid).sum()
+    assert (tiled == 255).sum() == (~valid).sum() == (conf == 255).sum()
     assert agreement >= 0.995, f"tiled/single-pass agreement {agreement:.4f} at tile {tile_size}, halo {halo}"
+    # the confidence raster: the same pixels' max softmax probability, within a point or two (halo context)
+    close = (np.abs(conf[valid] - ref_conf[valid]) <= 2).mean()
+    assert close >= 0.995, f"tiled/single-pass confidence within 2 points at {close:.4f} of pixels"
 
 
 def _tile_results(truth: np.ndarray, conf: np.ndarray, tile_size: int, halo: int) -> list:
@@ -90,7 +97,9 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
     order = np.random.default_rng(seed).permutation(len(results))
     staging = tmp_path / "staging"
     staging.mkdir()
-    writer = SceneWriter(info, "scene", staging, small_card(), blocksize=64)
+    card = small_card()
+    writer = SceneWriter(info, "scene", staging, card, blocksize=64)
+    assert writer.seconds == {"stitch": 0.0, "cog": 0.0, "vectorize": 0.0} and writer.done == writer.skipped == 0
     for batch in np.array_split(order, 5):
         writer.add([results[i] for i in batch])
     writer.fail((results[0].tile,), "simulated", attempts=3)
@@ -101,6 +110,15 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
         np.testing.assert_array_equal(cls.read(1), truth)
         np.testing.assert_array_equal(cf.read(1), conf)
         assert cls.transform == UTM12_30M and cls.tags()["class_names"] == "other,forest,water,urban"
+        assert cls.tags()["model"] == "model@test" and cls.tags()["source"] == "scene.tif"
+        assert cls.tags()["class_ids"] == "0,1,2,3" and cls.tags()["software"].startswith("geoseg ")
+        assert cls.descriptions == ("class",)
+        assert cf.tags()["units"].startswith("percent") and cf.descriptions == ("confidence",)
+        cmap = cls.colormap(1)  # the card's colours, nodata transparent
+        assert {k: cmap[k] for k in range(4)} == {c.id: c.rgba() for c in card.classes}
+        assert cmap[255] == (0, 0, 0, 0)
+        for src in (cls, cf):  # the blocksize and compression asked for
+            assert src.block_shapes == [(64, 64)] and src.compression.name == "deflate"
     counts = np.bincount(truth[truth != 255], minlength=4)
     assert writer.counts.tolist() == counts.tolist()
     np.testing.assert_allclose(writer.area_m2, counts * 900.0)
@@ -111,3 +129,52 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
     gdf = gpd.read_file(staging / "scene_polygons.gpkg")
     assert writer.polygon_count == len(gdf)
     np.testing.assert_allclose(gdf.groupby("class_id").area_m2.sum().reindex(range(4), fill_value=0), counts * 900.0)
+    # each polygon's mean confidence: the mean of the confidence raster over its pixels
+    burned = rasterize(zip(gdf.geometry, gdf.index + 1), out_shape=truth.shape, transform=UTM12_30M, dtype="int32")
+    want = [conf[burned == i + 1].mean() for i in range(len(gdf))]
+    np.testing.assert_allclose(gdf["mean_confidence"], want, atol=0.01)
+
+
+def test_scene_writer_without_confidence_and_with_a_minimum_mapping_unit(tmp_path):
+    """No confidence raster: polygons without mean confidence; the vectorize options reach the vectorizer
+    (no polygon below the MMU, the same total area)."""
+    import geopandas as gpd
+
+    from geoseg.grid import GeoGrid
+    from geoseg.io.raster import RasterInfo
+    from geoseg.segment.stitch import SceneWriter
+    from tests.helpers import UTM12_30M, blobs, small_card
+
+    truth = blobs(5, (90, 110))
+    info = RasterInfo("s.tif", GeoGrid(110, 90, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
+                      ("green", "red", "nir"), 0)
+    writer = SceneWriter(info, "s", tmp_path, small_card(), confidence=False, vectorize={"mmu_m2": 8 * 900.0})
+    writer.add(_tile_results(truth, np.zeros_like(truth), 64, 8))
+    assert sorted(writer.finish("m")) == ["s_classes.tif", "s_polygons.gpkg"]
+    gdf = gpd.read_file(tmp_path / "s_polygons.gpkg")
+    assert gdf["mean_confidence"].isna().all() and not (tmp_path / "s_confidence.tif").exists()
+    assert gdf["area_m2"].min() >= 8 * 900.0 - 1e-6 and gdf["area_m2"].sum() == pytest.approx(truth.size * 900.0)
+
+
+def test_the_class_cog_has_mode_overviews(tmp_path):
+    """A 1024 x 1536 scene stitched from tile results: the class map's first overview is the majority class of
+    each 2 x 2 block (numpy oracle: ``majority_blocks``), the confidence's is each block's mean."""
+    from geoseg.grid import GeoGrid
+    from geoseg.io.raster import RasterInfo
+    from geoseg.segment.stitch import SceneWriter
+    from tests.helpers import UTM12_30M, majority_blocks, small_card
+
+    h, w = 1024, 1536
+    truth, mode = majority_blocks(2, h, w)
+    conf = np.where(np.indices((h, w)).sum(axis=0) % 2 == 0, 40, 80).astype(np.uint8)  # each 2x2 block: mean 60
+    info = RasterInfo("scene.tif", GeoGrid(w, h, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
+                      ("green", "red", "nir"), 0)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    writer = SceneWriter(info, "scene", staging, small_card(), polygons=False)
+    writer.add(_tile_results(truth, conf, 512, 0))
+    writer.finish("model@test")
+    with rasterio.open(staging / "scene_classes.tif", overview_level=0) as ov:
+        np.testing.assert_array_equal(ov.read(1), mode)
+    with rasterio.open(staging / "scene_confidence.tif", overview_level=0) as ov:
+        assert (ov.read(1) == 60).all()
