@@ -99,7 +99,7 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
     staging.mkdir()
     card = small_card()
     writer = SceneWriter(info, "scene", staging, card, blocksize=64)
-    assert writer.seconds == {"stitch": 0.0, "cog": 0.0, "vectorize": 0.0} and writer.done == writer.skipped == 0
+    assert writer.seconds == {"stitch": 0.0, "cog": 0.0, "vectorize": 0.0, "quicklook": 0.0} and writer.done == writer.skipped == 0
     for batch in np.array_split(order, 5):
         writer.add([results[i] for i in batch])
     writer.fail((results[0].tile,), "simulated", attempts=3)
@@ -110,7 +110,7 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
         np.testing.assert_array_equal(cls.read(1), truth)
         np.testing.assert_array_equal(cf.read(1), conf)
         assert cls.transform == UTM12_30M and cls.tags()["class_names"] == "other,forest,water,urban"
-        assert cls.tags()["model"] == "model@test" and cls.tags()["source"] == "scene.tif"
+        assert cls.tags()["model"] == "model@test" and cls.tags()["source"] == str(scene)
         assert cls.tags()["class_ids"] == "0,1,2,3" and cls.tags()["software"].startswith("geoseg ")
         assert cls.descriptions == ("class",)
         assert cf.tags()["units"].startswith("percent") and cf.descriptions == ("confidence",)
@@ -142,15 +142,16 @@ def test_scene_writer_without_confidence_and_with_a_minimum_mapping_unit(tmp_pat
 
     from geoseg.grid import GeoGrid
     from geoseg.io.raster import RasterInfo
-    from geoseg.segment.stitch import SceneWriter
-    from tests.helpers import UTM12_30M, blobs, small_card
+    from geoseg.segment.stitch import SceneWriter, scene_files
+    from tests.helpers import UTM12_30M, blobs, small_card, write_raster
 
     truth = blobs(5, (90, 110))
-    info = RasterInfo("s.tif", GeoGrid(110, 90, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
+    scene = write_raster(tmp_path / "s.tif", np.stack([truth] * 3).astype(np.uint16))  # the quicklook's input
+    info = RasterInfo(str(scene), GeoGrid(110, 90, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
                       ("green", "red", "nir"), 0)
     writer = SceneWriter(info, "s", tmp_path, small_card(), confidence=False, vectorize={"mmu_m2": 8 * 900.0})
     writer.add(_tile_results(truth, np.zeros_like(truth), 64, 8))
-    assert sorted(writer.finish("m")) == ["s_classes.tif", "s_polygons.gpkg"]
+    assert sorted(writer.finish("m")) == sorted(scene_files("s", confidence=False).values())
     gdf = gpd.read_file(tmp_path / "s_polygons.gpkg")
     assert gdf["mean_confidence"].isna().all() and not (tmp_path / "s_confidence.tif").exists()
     assert gdf["area_m2"].min() >= 8 * 900.0 - 1e-6 and gdf["area_m2"].sum() == pytest.approx(truth.size * 900.0)
@@ -162,12 +163,13 @@ def test_the_class_cog_has_mode_overviews(tmp_path):
     from geoseg.grid import GeoGrid
     from geoseg.io.raster import RasterInfo
     from geoseg.segment.stitch import SceneWriter
-    from tests.helpers import UTM12_30M, majority_blocks, small_card
+    from tests.helpers import UTM12_30M, majority_blocks, small_card, write_raster
 
     h, w = 1024, 1536
     truth, mode = majority_blocks(2, h, w)
     conf = np.where(np.indices((h, w)).sum(axis=0) % 2 == 0, 40, 80).astype(np.uint8)  # each 2x2 block: mean 60
-    info = RasterInfo("scene.tif", GeoGrid(w, h, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
+    scene = write_raster(tmp_path / "scene.tif", np.stack([truth] * 3).astype(np.uint16))  # the quicklook's input
+    info = RasterInfo(str(scene), GeoGrid(w, h, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)), "uint16",
                       ("green", "red", "nir"), 0)
     staging = tmp_path / "staging"
     staging.mkdir()
