@@ -517,3 +517,18 @@ def read_png(path) -> np.ndarray:
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGBA"))
+
+
+def spiral(n: int) -> np.ndarray:
+    """An ``n x n`` uint8 map with a one-pixel-wide spiral of class 1 on class 0 (one 4-connected region)."""
+    a = np.zeros((n, n), np.uint8)
+    r0, c0, r1, c1 = 0, 0, n - 1, n - 1
+    while r0 <= r1 and c0 <= c1:
+        a[r0, c0:c1 + 1] = 1
+        a[r0:r1 + 1, c1] = 1
+        if r1 - r0 >= 2:
+            a[r1, c0 + 2:c1 + 1] = 1
+        if c1 - c0 >= 2:
+            a[r0 + 2:r1 + 1, c0 + 2] = 1
+        r0, c0, r1, c1 = r0 + 2, c0 + 2, r1 - 2, c1 - 2
+    return a

@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 
 from geoseg.tiling import PixelBox
 from geoseg.vector.blocks import Joiner, UnionFind, block_rows, label_block
+from tests.helpers import spiral
 
 class_maps = st.integers(1, 4).flatmap(lambda k: arrays(
     np.uint8, st.tuples(st.integers(1, 24), st.integers(1, 24)),
@@ -127,17 +128,7 @@ def test_joined_fragments_are_the_whole_raster_regions(classes, block_size):
 
 def test_a_spiral_across_many_blocks_is_one_region():
     """A one-pixel-wide spiral crosses every seam of a 3-pixel block grid many times: one region."""
-    n = 21
-    a = np.zeros((n, n), np.uint8)
-    r0, c0, r1, c1 = 0, 0, n - 1, n - 1
-    while r0 <= r1 and c0 <= c1:
-        a[r0, c0:c1 + 1] = 1
-        a[r0:r1 + 1, c1] = 1
-        if r1 - r0 >= 2:
-            a[r1, c0 + 2:c1 + 1] = 1
-        if c1 - c0 >= 2:
-            a[r0 + 2:r1 + 1, c0 + 2] = 1
-        r0, c0, r1, c1 = r0 + 2, c0 + 2, r1 - 2, c1 - 2
+    a = spiral(21)
     assert ndimage.label(a == 1)[1] == 1  # the oracle agrees it is one region
     region, _ = join_in_blocks(a, 3)
     assert len(np.unique(region[a == 1])) == 1 and region[0, 0] == 0

@@ -23,7 +23,7 @@ from geoseg.errors import ConfigError, GeosegError, InputError
 from geoseg.grid import cell_area_m2
 from geoseg.vector.polygons import COLUMNS, polygon_frame, vectorize_blocks, vectorize_to_file
 from tests.helpers import UTM12_30M as UTM
-from tests.helpers import blobs, write_classes, write_raster
+from tests.helpers import blobs, spiral, write_classes, write_raster
 
 GEO = from_origin(-111.5, 37.5, 0.00027, 0.00027)
 
@@ -79,20 +79,6 @@ def test_random_maps_match_whole_raster(tmp_path, classes, block_size):
     assert_matches_whole(path, classes, UTM, block_size)
 
 
-def _spiral(n):
-    a = np.zeros((n, n), np.uint8)
-    r0, c0, r1, c1 = 0, 0, n - 1, n - 1
-    while r0 <= r1 and c0 <= c1:
-        a[r0, c0:c1 + 1] = 1
-        a[r0:r1 + 1, c1] = 1
-        if r1 - r0 >= 2:
-            a[r1, c0 + 2:c1 + 1] = 1
-        if c1 - c0 >= 2:
-            a[r0 + 2:r1 + 1, c0 + 2] = 1
-        r0, c0, r1, c1 = r0 + 2, c0 + 2, r1 - 2, c1 - 2
-    return a
-
-
 def _lattice(n, b):
     """Class 1 on both sides of every block seam of block size ``b``: one region across all blocks."""
     a = np.full((n, n), 2, np.uint8)
@@ -121,7 +107,7 @@ def _nodata_holes(n):
 
 CASES = {
     "checkerboard": (np.indices((17, 19)).sum(0) % 2).astype(np.uint8),
-    "spiral": _spiral(23),
+    "spiral": spiral(23),
     "lattice": _lattice(20, 5),
     "nested": _nested(22),
     "nodata_holes": _nodata_holes(18),
