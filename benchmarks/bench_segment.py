@@ -6,7 +6,8 @@ reports in one run:
 
 * end-to-end Mpx/s (whole command, Ray start included) and tile-stage Mpx/s;
 * the same tiles through an in-process model loop (no Ray, no I/O: tiles pre-read and
-  normalised in memory, all cores to torch), Mpx/s;
+  normalised in memory, all cores to the engine `segment` uses, ONNX Runtime on CPU; and PyTorch fp32
+  channels_last for reference), Mpx/s;
 * their ratio, and peak RSS summed over every process of the run (driver, raylet, actors).
 
     python benchmarks/bench_segment.py --sizes 2 4 --out benchmarks/results.json
@@ -80,19 +81,18 @@ def run_with_peak_rss(cmd: list[str], env: dict) -> tuple[float, int, subprocess
     return wall, peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def model_loop(vrt: Path, tile_size: int, halo: int, batch: int, threads: int) -> dict:
-    """The same tiles through the model in this process: reads and normalisation excluded from the timing."""
-    import torch
-
+def model_loop(vrt: Path, tile_size: int, halo: int, batch: int, threads: int, engine: str = "torch") -> dict:
+    """The same tiles through the model in this process: reads and normalisation excluded from the timing.
+    ``engine``: ``torch`` (fp32, channels_last) or ``auto`` (what `segment` picks: ONNX Runtime on CPU)."""
     from geoseg.io.raster import RasterInfo, read_window, resolve_bands
-    from geoseg.model.checkpoint import load_checkpoint
+    from geoseg.model.checkpoint import checkpoint_payload, load_checkpoint
+    from geoseg.model.engines import prepare_payload
     from geoseg.model.normalization import apply, scene_stats
     from geoseg.model.predict import Predictor
     from geoseg.tiling import TileGrid
 
-    torch.set_num_threads(threads)
     ck = load_checkpoint(None)
-    pr = Predictor.from_checkpoint(ck, "cpu")
+    pr = Predictor.from_payload(prepare_payload(checkpoint_payload(ck), engine, "cpu"), "cpu", threads)
     with rasterio.open(vrt) as src:
         info = RasterInfo.from_dataset(str(vrt), src)
         idx = resolve_bands(info, ck.card.bands)
@@ -179,7 +179,8 @@ def main() -> None:
         with rasterio.open(vrt) as src:
             px = src.width * src.height
             size = f"{src.width}x{src.height}"
-        loop = model_loop(vrt, args.tile_size, args.halo, args.batch_size, threads=os.cpu_count() or 1)
+        loop = model_loop(vrt, args.tile_size, args.halo, args.batch_size, threads=os.cpu_count() or 1, engine="auto")
+        torch_loop = model_loop(vrt, args.tile_size, args.halo, args.batch_size, threads=os.cpu_count() or 1)
         cmd = [sys.executable, "-m", "geoseg.cli", "-q", "segment", str(vrt), "--output", str(args.work / f"out_{k}"),
                "--overwrite", "--tile-size", str(args.tile_size), "--halo", str(args.halo),
                "--batch-size", str(args.batch_size)]
@@ -196,7 +197,9 @@ def main() -> None:
             "mosaic": f"{k}x{k}", "pixels": size, "mpx": round(px / 1e6, 2), "tiles": m["tiles"]["processed"],
             "e2e_s": round(wall, 1), "e2e_mpx_s": round(px / wall / 1e6, 3),
             "tile_stage_mpx_s": round(px / tiles_s / 1e6, 3),
-            "model_loop_mpx_s": round(loop["mpx_s"], 3),
+            "model_loop_mpx_s": round(loop["mpx_s"], 3), "model_loop_engine": "onnxruntime",
+            "torch_loop_mpx_s": round(torch_loop["mpx_s"], 3),
+            "ratio_e2e_over_torch_loop": round(px / wall / 1e6 / torch_loop["mpx_s"], 3),
             "ratio_e2e_over_loop": round(px / wall / 1e6 / loop["mpx_s"], 3),
             "ratio_tile_stage_over_loop": round(px / tiles_s / 1e6 / loop["mpx_s"], 3),
             "peak_rss_mib": round(peak / 2**20), "timings_s": m["timings_s"], "runtime": m["runtime"],

@@ -97,7 +97,8 @@ class RuntimeConfig(Strict):
     actor_start_timeout_s: float = Field(600, gt=0, description="fail when no model actor can start for this long (e.g. an autoscaler never adds the GPU nodes)")
     checkpoint_tiles: int = Field(64, ge=1, description="journal finished tiles in chunks of this many")
     checkpoint_seconds: float = Field(60, gt=0, description="...or at least this often")
-    local: bool = Field(False, description="run in this process without Ray (`--local`; debugging)")
+    local: bool | None = Field(None, description="`true`: run in this process without Ray (`--local`); `false`: always on Ray; `null`: in this process when no cluster address is set (`address`, `RAY_ADDRESS`) and the job has at most `local_max_mpx` pixels to predict, else on Ray")
+    local_max_mpx: float = Field(64.0, ge=0, description="with `local: null`, the largest job (megapixels left to predict) that runs in this process instead of starting a local Ray")
 
 
 class OutputConfig(Strict):
@@ -132,6 +133,7 @@ class SegmentConfig(Strict):
     batch_size: int = Field(4, ge=1, description="tiles per forward pass")
     aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons in any CRS: only tiles touching it run, output is 255 outside")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto` (GPU actors when the cluster has GPUs), `cpu`, `cuda`")
+    engine: Literal["auto", "torch", "onnxruntime"] = Field("auto", description="inference engine: `auto` = ONNX Runtime on CPU when its export agrees with PyTorch on >= 99.5 % of pixels, PyTorch on GPU; `torch`; `onnxruntime` (CPU only)")
     overwrite: bool = Field(False, description="replace existing outputs")
     resume: bool = Field(True, description="journal finished tiles under the output and reuse them when an interrupted run is rerun")
     sink: SinkUrl = Field(None, description=SINK_HELP + ": polygons and class areas (`--sink`)")

@@ -7,6 +7,7 @@ Plain helpers (paths, raster writers, parsers) are in :mod:`tests.helpers`.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ pytest.register_assert_rewrite("tests.helpers")  # its asserts report like a tes
 from tests.helpers import free_port, write_raster  # noqa: E402
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# ONNX exports (geoseg.model.engines) are cached per session, not in the user's ~/.cache
+os.environ.setdefault("GEOSEG_CACHE_DIR", tempfile.mkdtemp(prefix="geoseg-test-cache-"))
 
 
 @pytest.fixture

@@ -532,3 +532,30 @@ def spiral(n: int) -> np.ndarray:
             a[r0 + 2:r1 + 1, c0 + 2] = 1
         r0, c0, r1, c1 = r0 + 2, c0 + 2, r1 - 2, c1 - 2
     return a
+
+
+def assert_card_scores_recomputed(path) -> None:
+    """The card's pooled held-out mIoU and accuracy, recomputed: the saved model run over the validation block
+    of :func:`train_config`'s scene (columns 410-511 of the Zion crop) and scored against the reference labels
+    with a numpy confusion matrix."""
+    import json
+
+    import pytest
+
+    from geoseg.model.checkpoint import load_checkpoint
+    from geoseg.model.predict import Predictor
+
+    card = json.loads((Path(path) / "model.json").read_text())
+    ckpt = load_checkpoint(path)
+    x, valid = normalized_scene(ZION_IMAGE, ckpt.card)
+    block = (slice(0, 512), slice(410, 512))
+    pred = Predictor.from_checkpoint(ckpt, "cpu").classify(x[None][(slice(None), slice(None), *block)])[0][0]
+    labels = read_band(ZION_LABELS)[block]
+    ok = (labels != 255) & valid[block]
+    cm = np.bincount(labels[ok].astype(int) * 4 + pred[ok], minlength=16).reshape(4, 4)
+    present = (cm.sum(0) + cm.sum(1)) > 0
+    iou = np.diag(cm)[present] / (cm.sum(0) + cm.sum(1) - np.diag(cm))[present]
+    pooled = card["metrics"]["pooled"]
+    assert pooled["pixels"] == ok.sum()
+    assert pooled["miou"] == pytest.approx(iou.mean(), abs=0.005)
+    assert pooled["overall_accuracy"] == pytest.approx(np.trace(cm) / cm.sum(), abs=0.005)

@@ -77,7 +77,7 @@ def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult
     store = HistoryStore(cfg.output_root)
     sink = open_sink(cfg.sink)  # before any model work: the database is reachable and its tables are ready
     run = RunInfo("monitor", output_key(cfg.output_root), cfg.segment.model, cfg.model_dump(mode="json"))
-    ray = RaySession(cfg.segment.runtime.address, local=cfg.segment.runtime.local)
+    ray = RaySession(cfg.segment.runtime.address, local=bool(cfg.segment.runtime.local))
     results = []
     try:
         for region in cfg.regions:

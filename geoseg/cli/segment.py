@@ -19,13 +19,15 @@ from geoseg.cli import options
 @click.option("--bands", help="Comma-separated band names or 1-based indexes, in model order, e.g. green,red,nir.")
 @click.option("--aoi", help="GeoJSON/GeoPackage polygon(s), any CRS: only tiles touching it are run; output masked outside.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="auto: GPU actors when the cluster has GPUs.")
+@click.option("--engine", type=click.Choice(["auto", "torch", "onnxruntime"]),
+              help="Inference engine. auto: ONNX Runtime on CPU (checked against PyTorch), PyTorch on GPU.")
 @click.option("--workers", type=int, help="Number of model actors. Default: one per GPU, else one per CPU.")
 @click.option("--batch-size", type=int, help="Tiles per forward pass (default 4).")
 @options.sink
 @options.local
 @options.overwrite
 @click.pass_context
-def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi, device, workers, batch_size, sink,
+def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi, device, engine, workers, batch_size, sink,
             local, overwrite):
     """Segment INPUT rasters (GeoTIFF/COG/VRT, local or s3://) into class and confidence COGs, polygons and stats.
 
@@ -51,6 +53,7 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
         "bands": options.split_list(bands),
         "aoi": aoi,
         "device": device,
+        "engine": engine,
         "batch_size": batch_size,
         "overwrite": overwrite,
         "sink": sink,

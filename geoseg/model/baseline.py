@@ -8,6 +8,11 @@ Indexes are computed on the per-scene normalised bands (shifted by +1 to stay po
 so the thresholds transfer across sensors and radiometries like the network's inputs do.
 Rule, in order: water if NDWI > t_water; forest if NDVI > t_forest; urban if NDVI < t_urban
 and brightness < t_bright; else other.
+
+The *fixed* rule (``arch: spectral_rule``, :class:`SpectralRuleNet`) is the three-line rule a user
+writes without any training: per-scene 2–98 % percentile-scaled green, red, nir clipped to 0–1
+(brightness = their mean): water if NDWI >= 0.98; else forest if NDVI >= 0.06; else urban if
+NDVI < -0.16 and brightness >= 0.16; else other. It is the bar that issue #11 sets for new places.
 """
 
 from __future__ import annotations
@@ -28,12 +33,7 @@ class SpectralIndexNet(nn.Module):
 
     def __init__(self, band_order: list[str], class_names: list[str]):
         super().__init__()
-        missing = [b for b in REQUIRED_BANDS if b not in band_order]
-        if missing or sorted(class_names) != sorted(REQUIRED_CLASSES):
-            raise ModelError(
-                f"spectral_index needs bands {list(REQUIRED_BANDS)} and classes {list(REQUIRED_CLASSES)}; "
-                f"the card has bands {band_order} and classes {class_names}"
-            )
+        _check_scheme(band_order, class_names, "spectral_index")
         self.idx = [band_order.index(b) for b in REQUIRED_BANDS]
         self.cls = [class_names.index(c) for c in REQUIRED_CLASSES]
         for name in THRESHOLDS:
@@ -51,6 +51,49 @@ class SpectralIndexNet(nn.Module):
         out = torch.zeros(x.shape[0], 4, *x.shape[2:], device=x.device)
         for k, m in zip(self.cls, masks):
             out[:, k] = m.float() * 8.0  # confident one-hot scores
+        return out
+
+
+FIXED_RULE = {"water_ndwi_min": 0.98, "forest_ndvi_min": 0.06, "urban_ndvi_max": -0.16, "urban_bright_min": 0.16}
+"""Thresholds of the fixed rule (inclusive minimums, exclusive maximum), on 0–1 percentile-scaled bands."""
+
+
+def _check_scheme(band_order: list[str], class_names: list[str], arch: str) -> None:
+    missing = [b for b in REQUIRED_BANDS if b not in band_order]
+    if missing or sorted(class_names) != sorted(REQUIRED_CLASSES):
+        raise ModelError(
+            f"{arch} needs bands {list(REQUIRED_BANDS)} and classes {list(REQUIRED_CLASSES)}; "
+            f"the card has bands {band_order} and classes {class_names}"
+        )
+
+
+class SpectralRuleNet(nn.Module):
+    """The fixed rule: ``(batch, bands, rows, cols)`` normalised bands -> one-hot class scores.
+
+    Its thresholds (:data:`FIXED_RULE`) are buffers, so the checkpoint records them, but nothing is fitted.
+    """
+
+    def __init__(self, band_order: list[str], class_names: list[str]):
+        super().__init__()
+        _check_scheme(band_order, class_names, "spectral_rule")
+        self.idx = [band_order.index(b) for b in REQUIRED_BANDS]
+        self.cls = [class_names.index(c) for c in REQUIRED_CLASSES]
+        for name, value in FIXED_RULE.items():
+            self.register_buffer(name, torch.tensor(value))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g, r, n = (x[:, i].float().clamp(0.0, 1.0) for i in self.idx)
+        ndvi = (n - r) / (n + r + 1e-6)
+        ndwi = (g - n) / (g + n + 1e-6)
+        bright = (g + r + n) / 3
+        th = {k: getattr(self, k) for k in FIXED_RULE}
+        water = ndwi >= th["water_ndwi_min"]
+        forest = ~water & (ndvi >= th["forest_ndvi_min"])
+        urban = ~water & ~forest & (ndvi < th["urban_ndvi_max"]) & (bright >= th["urban_bright_min"])
+        other = ~(water | forest | urban)
+        out = torch.zeros(x.shape[0], 4, *x.shape[2:], device=x.device)
+        for k, m in zip(self.cls, (other, forest, water, urban)):
+            out[:, k] = m.float() * 8.0
         return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ CARD_NAME = "model.json"
 WEIGHTS_NAME = "weights.safetensors"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "landcover-unet-mnv2"
 
-ARCHITECTURES = {"unet": "Unet", "deeplabv3plus": "DeepLabV3Plus", "fpn": "FPN", "spectral_index": None}
+ARCHITECTURES = {"unet": "Unet", "deeplabv3plus": "DeepLabV3Plus", "fpn": "FPN", "spectral_index": None,
+                 "spectral_rule": None}
 """Architecture names accepted in a card (case-insensitive) -> segmentation-models-pytorch class
-(``spectral_index`` is the classical baseline of :mod:`geoseg.model.baseline`)."""
+(``spectral_index`` and ``spectral_rule`` are the fitted and the fixed classical baselines of
+:mod:`geoseg.model.baseline`)."""
 
 
 class ModelCard(BaseModel):
@@ -43,6 +46,9 @@ class ModelCard(BaseModel):
     normalization: Normalization = Field(default_factory=Normalization)
     tile_size: int = Field(512, ge=32, description="recommended model input side, pixels; multiple of 32")
     halo: int = Field(32, ge=0, description="recommended overlap discarded per tile side, pixels")
+    index_channels: list[str] = Field(default_factory=list,
+                                      description="spectral indexes (ndvi, ndwi) appended to the bands inside the network")
+    gsd_m: float | None = Field(None, gt=0, description="pixel size the model was trained for, metres (median of its scenes)")
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     licence: str | None = None
@@ -73,21 +79,30 @@ def build_network(card: ModelCard):
         from geoseg.model.baseline import SpectralIndexNet
 
         return SpectralIndexNet(card.bands, card.class_names)
+    if card.arch == "spectral_rule":
+        from geoseg.model.baseline import SpectralRuleNet
+
+        return SpectralRuleNet(card.bands, card.class_names)
     import segmentation_models_pytorch as smp
+
+    from geoseg.model.features import WithIndexChannels, index_band_pairs
+
+    pairs = index_band_pairs(card.bands, card.index_channels)
 
     kwargs = dict(card.arch_kwargs)
     for key in ("decoder_channels",):
         if key in kwargs and isinstance(kwargs[key], list):
             kwargs[key] = tuple(kwargs[key])
     try:
-        return smp.create_model(
+        net = smp.create_model(
             ARCHITECTURES[card.arch],
             encoder_name=card.encoder,
             encoder_weights=None,
-            in_channels=len(card.bands),
+            in_channels=len(card.bands) + len(pairs),
             classes=len(card.classes),
             **kwargs,
         )
+        return WithIndexChannels(net, pairs) if pairs else net
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(
             f"cannot build {card.arch}/{card.encoder} with arch_kwargs={card.arch_kwargs}: {exc}"
@@ -174,10 +189,27 @@ def _format_validation(exc: ValidationError) -> str:
     )
 
 
-def checkpoint_payload(ckpt: Checkpoint) -> tuple[str, bytes]:
-    """``(card JSON, safetensors bytes)``: a checkpoint as plain data, to ship to remote workers
-    (no shared filesystem needed, nothing unpickled)."""
-    return ckpt.card.model_dump_json(), (ckpt.path / WEIGHTS_NAME).read_bytes()
+@dataclass(frozen=True)
+class ModelPayload:
+    """A model as plain data for workers: card JSON, safetensors bytes and, for ONNX Runtime, the
+    exported graph (nothing is unpickled; a worker running ONNX Runtime needs no torch)."""
+
+    card_json: str
+    weights: bytes
+    onnx: bytes | None = None
+
+    @property
+    def engine(self) -> str:
+        return "onnxruntime" if self.onnx is not None else "torch"
+
+    def with_onnx(self, onnx: bytes | None) -> ModelPayload:
+        return ModelPayload(self.card_json, self.weights, onnx)
+
+
+
+def checkpoint_payload(ckpt: Checkpoint) -> ModelPayload:
+    """A checkpoint as plain data, to ship to remote workers (no shared filesystem needed)."""
+    return ModelPayload(ckpt.card.model_dump_json(), (ckpt.path / WEIGHTS_NAME).read_bytes())
 
 
 def network_from_payload(card_json: str, weights: bytes, device: str = "cpu"):

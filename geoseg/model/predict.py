@@ -17,7 +17,8 @@ import numpy as np
 from geoseg import CLASS_NODATA
 from geoseg.grid import GeoGrid
 from geoseg.io.raster import aoi_mask, open_raster, read_window
-from geoseg.model.checkpoint import Checkpoint, ModelCard
+from geoseg.model.checkpoint import Checkpoint, ModelCard, ModelPayload
+from geoseg.model.engines import OrtEngine, gpu_present
 from geoseg.model.normalization import BandStats, apply
 from geoseg.tiling import Tile
 
@@ -44,21 +45,27 @@ def resolve_device(device: str) -> str:
 
 
 class Predictor:
-    """A network on one device. CPU: fp32 + channels_last. CUDA: fp16/bf16 autocast (AMP).
+    """A network on one device, run by an engine (:mod:`geoseg.model.engines`): ONNX Runtime on CPU
+    when the payload carries the exported graph, else PyTorch (CPU: fp32 + channels_last; CUDA:
+    fp16 autocast).
 
-    ``threads`` caps torch's intra-op threads on CPU (one per actor beats one process
+    ``threads`` caps the engine's intra-op threads on CPU (one per actor beats one process
     with many threads on small machines).
     """
 
-    def __init__(self, card: ModelCard, net, device: str, threads: int | None = None):
-        import torch
-
-        if threads:
-            torch.set_num_threads(threads)
+    def __init__(self, card: ModelCard, net, device: str, threads: int | None = None, engine: OrtEngine | None = None):
         self.device = device
         self.card = card
-        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
-        self._torch = torch
+        self._ort = engine
+        self.engine = engine.name if engine is not None else "torch"
+        self.net = None
+        if engine is None:
+            import torch
+
+            if threads:
+                torch.set_num_threads(threads)
+            self.net = net.to(device).eval().to(memory_format=torch.channels_last)
+            self._torch = torch
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, device: str = "auto", threads: int | None = None) -> Predictor:
@@ -66,12 +73,26 @@ class Predictor:
         return cls(checkpoint.card, checkpoint.network(dev), dev, threads)
 
     @classmethod
-    def from_payload(cls, card_json: str, weights: bytes, device: str = "auto", threads: int | None = None) -> Predictor:
+    def from_payload(cls, payload: ModelPayload, device: str = "auto", threads: int | None = None) -> Predictor:
+        """ONNX Runtime when the payload has the graph and the device is (or resolves to) the CPU, else PyTorch."""
+        if payload.onnx is not None and (device == "cpu" or (device == "auto" and not gpu_present())):
+            card = ModelCard.model_validate_json(payload.card_json)
+            return cls(card, None, "cpu", threads, OrtEngine(payload.onnx, threads))
         from geoseg.model.checkpoint import network_from_payload
 
         dev = resolve_device(device)
-        card, net = network_from_payload(card_json, weights, dev)
+        card, net = network_from_payload(payload.card_json, payload.weights, dev)
         return cls(card, net, dev, threads)
+
+    def _ort_logits(self, batch: np.ndarray) -> np.ndarray:
+        """ONNX Runtime logits ``(batch, classes, rows, cols)``, padded to multiples of 32 as in :meth:`_probs`."""
+        assert self._ort is not None
+        _, _, h, w = batch.shape
+        ph, pw = (-h) % 32, (-w) % 32
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if ph < h and pw < w else "edge")
+        return self._ort.logits(x)[:, :, :h, :w]
 
     def _probs(self, batch: np.ndarray):
         """Softmax probabilities as a tensor on the device, ``(batch, classes, rows, cols)``.
@@ -80,6 +101,7 @@ class Predictor:
         the padding is cropped from the output.
         """
         torch = self._torch
+        assert self.net is not None
         _, _, h, w = batch.shape
         ph, pw = (-h) % 32, (-w) % 32
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
@@ -97,6 +119,10 @@ class Predictor:
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Softmax class probabilities, ``(batch, classes, rows, cols)`` float32 on the host."""
+        if self._ort is not None:
+            logits = self._ort_logits(batch)
+            e = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
         return self._probs(batch).cpu().numpy()
 
     def classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +130,11 @@ class Predictor:
 
         Reduced on the device, so only uint8 maps cross back to the host.
         """
+        if self._ort is not None:
+            logits = self._ort_logits(batch)
+            top = logits.max(axis=1, keepdims=True)
+            conf = 1.0 / np.exp(logits - top).sum(axis=1)  # the largest softmax probability
+            return logits.argmax(axis=1).astype(np.uint8), np.round(conf * 100).astype(np.uint8)
         with self._torch.inference_mode():
             conf, classes = self._probs(batch).max(dim=1)
             conf = (conf * 100).round_().to(self._torch.uint8)

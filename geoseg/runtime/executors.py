@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from geoseg.config import RuntimeConfig
 from geoseg.errors import ConfigError
+from geoseg.model.checkpoint import ModelPayload
 from geoseg.model.predict import Predictor, SceneJob, TileProcessor, TileResult
 from geoseg.runtime.cluster import connect, local_node_cpus, shutdown, worker_env
 from geoseg.runtime.maps import ray_ordered_map
@@ -70,9 +71,10 @@ class Executor(Protocol):
 class LocalExecutor:
     """Runs tasks one after another in this process (no Ray). For tests and debugging."""
 
-    def __init__(self, payload: tuple[str, bytes], device: str, threads: int | None, batch_size: int):
-        self.processor = TileProcessor(Predictor.from_payload(*payload, device=device, threads=threads), batch_size)
-        self.description = f"in-process ({self.processor.predictor.device})"
+    def __init__(self, payload: ModelPayload, device: str, threads: int | None, batch_size: int):
+        self.processor = TileProcessor(Predictor.from_payload(payload, device=device, threads=threads), batch_size)
+        p = self.processor.predictor
+        self.description = f"in-process ({p.device}, {p.engine})"
 
     def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 0) -> Iterator[TaskOutcome]:
         for task in tasks:
@@ -104,7 +106,7 @@ class LocalExecutor:
 class RayExecutor:
     """A fixed pool of Ray actors, each holding the model, fed through a bounded window of calls."""
 
-    def __init__(self, payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int):
+    def __init__(self, payload: ModelPayload, device: str, runtime: RuntimeConfig, batch_size: int):
         import ray
 
         self._ray = ray
@@ -115,7 +117,7 @@ class RayExecutor:
             self.close()
             raise
 
-    def _start_pool(self, payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int) -> None:
+    def _start_pool(self, payload: ModelPayload, device: str, runtime: RuntimeConfig, batch_size: int) -> None:
         ray = self._ray
         self.actors: list[Any] = []
         self._starting: dict[Any, Any] = {}
@@ -147,7 +149,8 @@ class RayExecutor:
         )
         self.per_worker = runtime.max_tasks_in_flight_per_worker
         self.start_timeout = runtime.actor_start_timeout_s
-        self.description = f"Ray, {n} {dev.upper()} actor(s)"
+        self._pool_label = f"Ray, {n} {dev.upper()} actor(s)"
+        self.description = self._pool_label  # the engine is added once an actor reports it
         self.replaced = 0
         # consecutive failed starts (reset when one comes up); past 2 x n the actor itself cannot
         # start (bad image, no memory for the model...), not bad luck with a node: stop trying
@@ -262,7 +265,7 @@ class RayExecutor:
         """
         actor = self._starting.pop(ready_ref)
         try:
-            self._ray.get(ready_ref)
+            engine = self._ray.get(ready_ref)
         except self._ray.exceptions.RayError as exc:
             self._ray.kill(actor)
             self._start_failures += 1
@@ -276,6 +279,7 @@ class RayExecutor:
             return False
         self._start_failures = 0
         self.actors.append(actor)
+        self.description = f"{self._pool_label}, {engine}"
         return True
 
     def _start_replacement(self) -> None:
@@ -314,11 +318,12 @@ class _TileActor:
         import ray
 
         os.environ.setdefault("GDAL_CACHEMAX", "64")
-        payload: tuple[str, bytes] = ray.get(payload_ref[0])  # (model card JSON, safetensors bytes)
-        self.processor = TileProcessor(Predictor.from_payload(*payload, device=device, threads=threads), batch_size)
+        payload: ModelPayload = ray.get(payload_ref[0])
+        self.processor = TileProcessor(Predictor.from_payload(payload, device=device, threads=threads), batch_size)
 
     def ready(self) -> str:
-        return self.processor.predictor.device
+        """The engine this actor runs (``onnxruntime`` or ``torch``)."""
+        return self.processor.predictor.engine
 
     def process(self, job: SceneJob, tiles: tuple[Tile, ...]) -> list[TileResult]:
         return self.processor.process(job, list(tiles))
@@ -335,10 +340,34 @@ def _last_line(exc: Exception) -> str:
     return lines[-1]
 
 
-def make_executor(payload: tuple[str, bytes], device: str, runtime: RuntimeConfig, batch_size: int) -> Executor:
-    """``LocalExecutor`` when ``runtime.local`` is set, else a ``RayExecutor``."""
-    if runtime.local:
-        return LocalExecutor(payload, device, runtime.threads_per_worker, batch_size)
+def run_in_process(runtime: RuntimeConfig, mpx: float) -> tuple[bool, str]:
+    """Whether a job with ``mpx`` megapixels to predict runs in this process, and why (for the summary).
+
+    ``runtime.local`` decides when set. Otherwise a job goes to Ray when a cluster is named
+    (``runtime.address``, ``$RAY_ADDRESS``) or this process is already connected, and runs in
+    this process when it is too small to pay for starting Ray (``runtime.local_max_mpx``).
+    """
+    import sys
+
+    if runtime.local is not None:
+        return runtime.local, "runtime.local" if runtime.local else ""
+    if runtime.address or os.environ.get("RAY_ADDRESS"):
+        return False, ""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return False, ""
+    if mpx <= runtime.local_max_mpx:
+        return True, f"{mpx:.2f} Mpx <= runtime.local_max_mpx {runtime.local_max_mpx:g}: no Ray started"
+    return False, ""
+
+
+def make_executor(payload: ModelPayload, device: str, runtime: RuntimeConfig, batch_size: int,
+                  mpx: float = float("inf")) -> Executor:
+    """``LocalExecutor`` when :func:`run_in_process` says so for ``mpx`` megapixels, else a ``RayExecutor``."""
+    local, why = run_in_process(runtime, mpx)
+    if local:
+        ex = LocalExecutor(payload, device, None, batch_size)  # every core: one process, intra-op threads
+        if why:
+            ex.description += f"; {why}"
+        return ex
     return RayExecutor(payload, device, runtime, batch_size)
-
-

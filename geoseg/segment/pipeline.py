@@ -26,6 +26,7 @@ from geoseg.io.inputs import expand_inputs
 from geoseg.io.publish import Staging, json_default, write_json
 from geoseg.io.sink.postgis import RunInfo, Sink, open_sink, output_key
 from geoseg.model.checkpoint import checkpoint_payload, load_checkpoint
+from geoseg.model.engines import prepare_payload
 from geoseg.runtime.executors import Executor, Task, make_executor
 from geoseg.segment.journal import TileJournal, run_key
 from geoseg.segment.manifest import (
@@ -115,7 +116,10 @@ def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bo
     executor, map_fn = None, None
     if sum(len(p.tiles) for p in run.plans):
         t0 = time.perf_counter()
-        executor = make_executor(checkpoint_payload(run.ckpt), run.cfg.device, run.cfg.runtime, run.cfg.batch_size)
+        cfg = run.cfg
+        payload = prepare_payload(checkpoint_payload(run.ckpt), cfg.engine, cfg.device)
+        mpx = sum(t.core.width * t.core.height for p in run.plans for t in p.tiles) / 1e6
+        executor = make_executor(payload, cfg.device, cfg.runtime, cfg.batch_size, mpx)
         run.timings["startup"] = time.perf_counter() - t0
         run.runtime = executor.description
     try:

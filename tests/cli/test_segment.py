@@ -30,7 +30,7 @@ def test_segment_cli_with_yaml_on_ray(ray_cluster, tmp_path):
     assert result.exit_code == 0, result.output
     assert "tiles processed" in result.output and "forest" in result.output and str(out.resolve()) in result.output
     m = json.loads((out / "manifest.json").read_text())
-    assert m["runtime"] == "Ray, 2 CPU actor(s)" and m["status"] == "success"
+    assert m["runtime"] == "Ray, 2 CPU actor(s), onnxruntime" and m["status"] == "success"
     assert m["tiles"]["processed"] == 9 + 9 and m["tiles"]["failed"] == 0
     for img in (NC_IMAGE, ZION_IMAGE):
         with rasterio.open(out / f"{img.stem}_classes.tif") as cls, rasterio.open(img) as src:
@@ -46,6 +46,29 @@ def test_segment_cli_with_yaml_on_ray(ray_cluster, tmp_path):
     for img in (NC_IMAGE, ZION_IMAGE):
         with rasterio.open(out / f"{img.stem}_classes.tif") as a, rasterio.open(tmp_path / "local" / f"{img.stem}_classes.tif") as b:
             np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
+def test_a_small_job_without_a_cluster_runs_in_process_on_onnx_runtime_and_says_so(tmp_path):
+    """No Ray is started for a job below runtime.local_max_mpx: the summary and the manifest say where it ran,
+    and the class map equals the one from PyTorch (--engine torch) on >= 99.5 % of pixels."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    runs = {}
+    for engine in ("auto", "torch"):
+        out = tmp_path / engine
+        proc = subprocess.run([sys.executable, "-m", "geoseg.cli", "segment", str(NC_IMAGE), "--output", str(out),
+                               "--engine", engine], capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[engine] = (proc.stdout, json.loads((out / "manifest.json").read_text()))
+        with rasterio.open(out / f"{NC_IMAGE.stem}_classes.tif") as c:
+            runs[engine] += (c.read(1),)
+    stdout, manifest, ort_map = runs["auto"]
+    assert "on in-process (cpu, onnxruntime); 0.22 Mpx <= runtime.local_max_mpx 64: no Ray started" in stdout
+    assert manifest["runtime"].startswith("in-process (cpu, onnxruntime)")
+    assert manifest["config"]["engine"] == "auto"
+    assert runs["torch"][1]["runtime"].startswith("in-process (cpu, torch)")
+    assert (ort_map == runs["torch"][2]).mean() >= 0.995
 
 
 def test_cli_bad_config_key_exits_nonzero_with_the_key(tmp_path):

@@ -131,3 +131,54 @@ def test_bundled_baseline_and_default_model_cards_report_the_same_blocks():
     base = json.loads((SPECTRAL_MODEL / "model.json").read_text())
     unet = json.loads((UNET_MODEL / "model.json").read_text())
     assert base["metrics"]["validation_blocks"] == unet["metrics"]["validation_blocks"]
+
+
+def fixed_rule_by_hand(g: float, r: float, n: float) -> str:
+    """Issue #11's fixed rule, written out for one pixel of 0–1 percentile-scaled bands."""
+    g, r, n = (min(max(v, 0.0), 1.0) for v in (g, r, n))
+    ndvi = (n - r) / (n + r) if n + r else 0.0
+    ndwi = (g - n) / (g + n) if g + n else 0.0
+    if ndwi >= 0.98:
+        return "water"
+    if ndvi >= 0.06:
+        return "forest"
+    if ndvi < -0.16 and (g + r + n) / 3 >= 0.16:
+        return "urban"
+    return "other"
+
+
+@pytest.mark.parametrize("band_order, class_names", [
+    (["green", "red", "nir"], CLASS_NAMES),
+    (["nir", "blue", "green", "red"], ["water", "urban", "other", "forest"]),
+])
+def test_fixed_rule_network_matches_the_rule_written_out(band_order, class_names):
+    """SpectralRuleNet against a per-pixel oracle on random pixels, values out of 0–1 and pixels on
+    each side of every threshold; nothing to fit, and the card builds it (``arch: spectral_rule``)."""
+    from geoseg.model.baseline import SpectralRuleNet
+
+    rng = np.random.default_rng(3)
+    g, r, n = rng.uniform(-0.2, 1.2, (3, 4000))
+    near = {  # just either side of each threshold (exact ratios are float-rounding dependent)
+        "water": [(0.5, 0.3, 0.5 * 0.02 / 1.98 * 0.98), (0.5, 0.3, 0.5 * 0.02 / 1.98 * 1.05)],
+        "forest": [(0.3, 0.4, 0.4 * 1.06 / 0.94 * 1.01), (0.3, 0.4, 0.4 * 1.06 / 0.94 * 0.99)],
+        "urban": [(0.4, 0.4, 0.4 * 0.84 / 1.16 * 0.99), (0.06, 0.2, 0.2 * 0.84 / 1.16 * 0.99)],
+    }
+    extra = np.array([p for pair in near.values() for p in pair]).T
+    g, r, n = (np.concatenate([a, e]) for a, e in zip((g, r, n), extra))
+    expected = [fixed_rule_by_hand(*p) for p in zip(g, r, n)]
+    assert {"water", "forest", "urban", "other"} <= set(expected[:-6])  # the random pixels reach every class
+    assert expected[-6:] == ["water", "urban", "forest", "other", "urban", "other"]
+    net = SpectralRuleNet(band_order, class_names)
+    bands = {"green": g, "red": r, "nir": n, "blue": rng.random(len(g))}
+    got = classify(net, bands, band_order, class_names)
+    assert (got == np.array(expected)).mean() >= 0.999  # float32 vs float64 at the exact boundaries only
+    assert got[-6:].tolist() == expected[-6:]
+    built = build_network(small_card(arch="spectral_rule", encoder="none", arch_kwargs={}))
+    assert isinstance(built, SpectralRuleNet) and not list(built.parameters())
+
+
+def test_fixed_rule_needs_its_bands_and_classes():
+    from geoseg.model.baseline import SpectralRuleNet
+
+    with pytest.raises(ModelError, match="spectral_rule needs bands"):
+        SpectralRuleNet(["red", "nir"], CLASS_NAMES)

@@ -49,7 +49,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
         expected = torch.softmax(net(torch.from_numpy(x)), 1).numpy()
     got = Predictor.from_checkpoint(ckpt, "cpu").probabilities(x)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    card2, net2 = network_from_payload(*checkpoint_payload(ckpt))
+    card2, net2 = network_from_payload(checkpoint_payload(ckpt).card_json, checkpoint_payload(ckpt).weights)
     assert card2 == ckpt.card
     with torch.inference_mode():
         np.testing.assert_allclose(torch.softmax(net2(torch.from_numpy(x)), 1).numpy(), expected, atol=1e-5)

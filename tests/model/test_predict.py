@@ -61,7 +61,7 @@ def test_devices_resolve_and_predictors_load_from_a_checkpoint_or_a_payload(tmp_
     x = np.random.default_rng(0).normal(size=(1, 3, 64, 64)).astype(np.float32)
     default = Predictor.from_checkpoint(ckpt)
     assert default.device == resolve_device("auto")
-    a, b = Predictor.from_checkpoint(ckpt, "cpu"), Predictor.from_payload(*checkpoint_payload(ckpt), device="cpu")
+    a, b = Predictor.from_checkpoint(ckpt, "cpu"), Predictor.from_payload(checkpoint_payload(ckpt), device="cpu")
     assert a.device == b.device == "cpu" and b.card == card
     np.testing.assert_array_equal(a.probabilities(x), b.probabilities(x))
 

@@ -5,11 +5,13 @@ Oracles: the local executor's results for the same tasks, the sequential vectori
 calls pulled and in flight.
 """
 
+import sys
+
 import numpy as np
 import pytest
 
 from geoseg.config import RuntimeConfig
-from geoseg.model.checkpoint import checkpoint_payload
+from geoseg.model.checkpoint import ModelPayload, checkpoint_payload
 from geoseg.model.predict import SceneJob
 from geoseg.runtime.executors import LocalExecutor, RayExecutor, Task
 from geoseg.tiling import TileGrid
@@ -136,7 +138,7 @@ def test_when_every_actor_is_gone_and_replacements_cannot_start_the_rest_fails_i
     job, tasks = _job_and_tasks(default_checkpoint, per_task=1)
     ex = RayExecutor(checkpoint_payload(default_checkpoint), "cpu",
                      RuntimeConfig(num_workers=1, max_tasks_in_flight_per_worker=1), batch_size=1)
-    ex._payload_ref = ray_cluster.put(("{}", b"not a model"))  # from now on, every new actor dies in __init__
+    ex._payload_ref = ray_cluster.put(ModelPayload("{}", b"not a model"))  # from now on, every new actor dies in __init__
     outcomes = []
     try:
         for outcome in ex.run([job], tasks, retries=1):
@@ -150,3 +152,28 @@ def test_when_every_actor_is_gone_and_replacements_cannot_start_the_rest_fails_i
     assert failed and all("failed to start" in o.error for o in failed)
     assert {o.attempts for o in failed} <= {0, 1}  # tasks never sent to an actor count no attempt
     assert ex.replaced == 1 + 2  # the dead actor's replacement, then 2 x workers more: no endless restarts
+
+
+def test_small_jobs_without_a_cluster_address_run_in_process_and_say_why(monkeypatch):
+    from geoseg.runtime.executors import run_in_process
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray = sys.modules.get("ray")
+    if ray is not None:  # an earlier test's cluster may still be connected: that case has its own test below
+        monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    auto = RuntimeConfig(local_max_mpx=10)
+    local, why = run_in_process(auto, 9.5)
+    assert local and "9.50 Mpx <= runtime.local_max_mpx 10" in why
+    assert run_in_process(auto, 10.5) == (False, "")  # large enough to pay for Ray
+    assert run_in_process(RuntimeConfig(local=False), 0.1) == (False, "")  # forced
+    assert run_in_process(RuntimeConfig(local=True), 1e6)[0]
+    assert run_in_process(RuntimeConfig(address="ray://head:10001"), 0.1) == (False, "")  # a cluster is named
+    monkeypatch.setenv("RAY_ADDRESS", "head:6379")
+    assert run_in_process(auto, 0.1) == (False, "")
+
+
+def test_an_existing_ray_connection_keeps_small_jobs_on_ray(ray_cluster, monkeypatch):
+    from geoseg.runtime.executors import run_in_process
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert run_in_process(RuntimeConfig(), 0.1) == (False, "")

@@ -63,7 +63,8 @@ def test_an_unreadable_journal_chunk_is_skipped_and_its_tiles_recomputed(tmp_pat
     with caplog.at_level("WARNING", logger="geoseg.segment.journal"):
         back = [r.tile.index for _, rs in j.restore() for r in rs]
     assert back == [t.index for t in tiles[:3]]
-    assert caplog.text.count("journal: skipping unreadable chunk") == 2
+    skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(skipped) == 2 and all(m.startswith("journal: skipping unreadable chunk /") for m in skipped)
     assert str(Path(j.root) / "chunk-00000000000000000000-deadbeef.npz") in caplog.text
 
 
@@ -84,7 +85,7 @@ def _results(tiles, seed=0):
     return out
 
 
-def test_journal_round_trip_every_field_of_every_tile_of_every_scene(tmp_path):
+def test_journal_round_trip_every_field_of_every_tile_of_every_scene(tmp_path, caplog):
     """What is recorded (two scenes, skipped tiles, tiles with and without confidence) is what is restored."""
     from geoseg.segment.journal import JOURNAL_DIR, TileJournal, run_key
     from geoseg.tiling import TileGrid
@@ -104,11 +105,13 @@ def test_journal_round_trip_every_field_of_every_tile_of_every_scene(tmp_path):
     j.flush()  # nothing buffered: no empty chunk
     chunks = sorted(p.name for p in (tmp_path / JOURNAL_DIR / key).iterdir())
     assert len(chunks) == j.chunks_written == 3 and 0 < j.seconds < 60
-    (tmp_path / JOURNAL_DIR / key / "notes.npz").write_bytes(b"not a chunk")  # ignored: not chunk-*
-    (tmp_path / JOURNAL_DIR / key / "chunk-partial.tmp").write_bytes(b"not a chunk")  # ignored: not *.npz
+    for name in ("notes.npz", "chunk-partial.tmp", ".chunk-1.npz.0a1b2c3d.tmp.npz"):  # not chunks: ignored, silently
+        (tmp_path / JOURNAL_DIR / key / name).write_bytes(b"not a chunk")
     back: dict[int, list] = {}
-    for scene, results in TileJournal(str(tmp_path), key, grids).restore():
-        back.setdefault(scene, []).extend(results)
+    with caplog.at_level("WARNING", logger="geoseg.segment.journal"):
+        for scene, results in TileJournal(str(tmp_path), key, grids).restore():
+            back.setdefault(scene, []).extend(results)
+    assert not caplog.records
     for scene, results in sent.items():
         assert [r.tile for r in back[scene]] == [r.tile for r in results]
         for got, want in zip(back[scene], results):
@@ -119,7 +122,11 @@ def test_journal_round_trip_every_field_of_every_tile_of_every_scene(tmp_path):
                 assert (a is None) == (b is None)
                 if b is not None:
                     np.testing.assert_array_equal(a, b)
-    j.clear()
+    other = TileJournal(str(tmp_path), "another-run", grids, every_tiles=1)
+    other.record(0, sent[0][:1])
+    j.clear()  # another run's journal is still there: the .geoseg-journal folder stays
+    assert [p.name for p in (tmp_path / JOURNAL_DIR).iterdir()] == ["another-run"]
+    other.clear()
     assert not (tmp_path / JOURNAL_DIR).exists()
 
 

@@ -230,3 +230,37 @@ def test_the_write_stage_fans_out_only_on_the_drivers_node(cluster, tmp_path):
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["cluster_cpus"] >= 2 and got["local_cpus"] == 0
     assert set(got["ran_on"]) == {got["driver"]}
+
+
+def test_with_cpus_on_the_drivers_node_the_write_stage_is_pinned_there_while_plain_tasks_spread(tmp_path):
+    """The pinned path: the driver's node has a CPU, another node has two. Unpinned tasks spread to
+    the other node (the control, so the setup can tell); `ray_ordered_map`'s tasks never do."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=2)
+    c.wait_for_nodes()
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import json, time, ray\n"
+        "from geoseg.runtime.cluster import local_node_cpus\nfrom geoseg.runtime.maps import ray_ordered_map\n"
+        "ray.init(logging_level='WARNING')\n"
+        "def where(_):\n"
+        "    time.sleep(0.3)\n"
+        "    return ray.get_runtime_context().get_node_id()\n"
+        "plain = ray.remote(num_cpus=1)(where)\n"
+        "print(json.dumps({'local_cpus': local_node_cpus(), 'driver': ray.get_runtime_context().get_node_id(),\n"
+        "                  'pinned': list(ray_ordered_map(where, range(8), lookahead=4)),\n"
+        "                  'plain': ray.get([plain.remote(i) for i in range(8)])}))\n"
+    )
+    try:
+        env = {**os.environ, "RAY_ADDRESS": c.address, "RAY_AUTH_MODE": "disabled"}
+        proc = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True,
+                              env=env, timeout=300)
+    finally:
+        c.shutdown()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["local_cpus"] == 1
+    assert set(got["plain"]) - {got["driver"]}, "control: unpinned tasks should reach the other node"
+    assert set(got["pinned"]) == {got["driver"]}

@@ -16,33 +16,17 @@ from geoseg.errors import TrainingError
 from geoseg.io.labels import rasterize_labels, remap_labels
 from geoseg.train.data import load_scene
 from geoseg.train.run import train
-from tests.helpers import CLASSES, ZION_IMAGE, ZION_LABELS, train_config
+from tests.helpers import CLASSES, ZION_IMAGE, ZION_LABELS, assert_card_scores_recomputed, train_config
 
 
 def test_training_writes_a_complete_card(tmp_path):
     """The card's held-out metrics are recomputed here: the saved model run over the validation block of the
     scene and scored against the reference labels with a numpy confusion matrix."""
-    from geoseg.model.checkpoint import load_checkpoint
-    from geoseg.model.predict import Predictor
-    from tests.helpers import normalized_scene, read_band
-
     path = train(train_config(tmp_path))
     card = json.loads((path / "model.json").read_text())
     assert [h["step"] for h in card["training"]["history"]] == [15, 30]
     assert card["metrics"]["validation_blocks"]["zion_north_landsat8_2015_crop"] == [410, 0, 102, 512]
-    ckpt = load_checkpoint(path)
-    x, valid = normalized_scene(ZION_IMAGE, ckpt.card)
-    block = (slice(0, 512), slice(410, 512))
-    pred = Predictor.from_checkpoint(ckpt, "cpu").classify(x[None][(slice(None), slice(None), *block)])[0][0]
-    labels = read_band(ZION_LABELS)[block]
-    ok = (labels != 255) & valid[block]
-    cm = np.bincount(labels[ok].astype(int) * 4 + pred[ok], minlength=16).reshape(4, 4)
-    present = (cm.sum(0) + cm.sum(1)) > 0
-    iou = np.diag(cm)[present] / (cm.sum(0) + cm.sum(1) - np.diag(cm))[present]
-    pooled = card["metrics"]["pooled"]
-    assert pooled["pixels"] == ok.sum()
-    assert pooled["miou"] == pytest.approx(iou.mean(), abs=0.005)
-    assert pooled["overall_accuracy"] == pytest.approx(np.trace(cm) / cm.sum(), abs=0.005)
+    assert_card_scores_recomputed(path)
     assert card["training"]["config"]["seed"] == 0 and card["bands"] == ["green", "red", "nir"]
     assert (path / "weights.safetensors").exists()
 

@@ -1,7 +1,8 @@
 """Coverage simplification (geoseg.vector.simplify) through the block-wise vectorizer.
 
-Oracle: the unsimplified block-wise polygons (same ids, same holes, same union: no gaps, no
-overlaps, within the tolerance of the pixel edges).
+Oracles: the unsimplified block-wise polygons (same ids, same holes, same union: no gaps, no
+overlaps, within the tolerance of the pixel edges); the same map at another pixel size (the
+tolerance is in metres).
 """
 
 from __future__ import annotations
@@ -44,6 +45,28 @@ def test_simplification_keeps_a_valid_gap_free_coverage(tmp_path, block_size):
     # within the tolerance of the pixel boundaries
     assert shapely.hausdorff_distance(shapely.union_all(shapely.boundary(g)),
                                       shapely.union_all(shapely.boundary(before.geometry.values))) < 3 * 30
+    # no collinear vertices left along the pinned block-row lines
+    assert (shapely.get_num_coordinates(shapely.simplify(g, 0)) == shapely.get_num_coordinates(g)).all()
+
+
+def test_the_tolerance_is_in_metres_whatever_the_pixel_size(tmp_path):
+    """The same map with 30 m and 10 m pixels: 45 m and 15 m (1.5 px) give the same polygons in pixel space;
+    45 m on 10 m pixels (4.5 px) simplifies more."""
+    from rasterio.transform import from_origin
+
+    classes = blobs(4)
+
+    def simplified(pixel, metres):
+        t = from_origin(500000, 4200000, pixel, pixel)
+        gdf = polygon_frame(write_classes(tmp_path, classes, transform=t), block_size=16, simplify_m=metres)
+        px = shapely.transform(gdf.geometry.values, lambda xy: (xy - [500000, 4200000]) / [pixel, -pixel])
+        return gdf["polygon_id"].tolist(), shapely.normalize(shapely.set_precision(px, 1e-6))
+
+    ids30, g30 = simplified(30.0, 45.0)
+    ids10, g10 = simplified(10.0, 15.0)
+    assert ids30 == ids10 and shapely.equals_exact(g30, g10, tolerance=1e-6).all()
+    coarse = shapely.get_num_coordinates(simplified(10.0, 45.0)[1]).sum()
+    assert coarse < shapely.get_num_coordinates(g10).sum()
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
