@@ -4,8 +4,8 @@ Layers, each importing only from the layers below it (checked by import-linter, 
 ``[tool.importlinter]`` in ``pyproject.toml``; ``docs/architecture.md`` has the diagram)::
 
     cli                      one module per command
-    change                   change detection, monitoring, history
-    segment | train          the segment job (plan, stitch, journal, stats) | model training
+    change | train           change detection, monitoring, history | model training and validation
+    segment                  the segment job (plan, stitch, journal, stats), evaluation
     runtime                  Ray: cluster, model-actor executors, bounded ordered maps
     model | vector | report  checkpoints, prediction | block-wise polygons | STAC, quicklooks, report.html
     io                       storage (local/S3), raster reading, inputs, labels, COG writing, styles, publishing

@@ -134,6 +134,9 @@ class SegmentConfig(Strict):
     aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons in any CRS: only tiles touching it run, output is 255 outside")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto` (GPU actors when the cluster has GPUs), `cpu`, `cuda`")
     engine: Literal["auto", "torch", "onnxruntime"] = Field("auto", description="inference engine: `auto` = ONNX Runtime on CPU when its export agrees with PyTorch on >= 99.5 % of pixels, PyTorch on GPU; `torch`; `onnxruntime` (CPU only)")
+    native_resolution: bool = Field(False, description="predict at each input's own pixel size; default: where the "
+                                    "model card's `gsd_m` differs by more than 20 %, tiles are resampled to it for "
+                                    "the model and the predictions back to the input grid (`--native-resolution`)")
     overwrite: bool = Field(False, description="replace existing outputs")
     resume: bool = Field(True, description="journal finished tiles under the output and reuse them when an interrupted run is rerun")
     sink: SinkUrl = Field(None, description=SINK_HELP + ": polygons and class areas (`--sink`)")
@@ -189,6 +192,39 @@ class TrainSceneConfig(Strict):
     class_field: str = Field("class", description="attribute holding the label value, for polygon labels")
     class_map: dict[int, int] | None = Field(None, description="source label value -> model class id")
     validation: ValidationConfig | None = Field(None, description="this scene's held-out block (default: the top-level one)")
+    group: str | None = Field(None, description="place name: scenes of one group (dates of one place) are held out "
+                              "together in leave-one-scene-out (default: the image's file stem)")
+
+    @property
+    def place(self) -> str:
+        """The leave-one-scene-out group of this scene."""
+        return self.group or self.image.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+class AugmentConfig(Strict):
+    """Training-chip augmentation (normalised units; every draw is per chip, per band where it says so)."""
+
+    gain: float = Field(0.15, ge=0, lt=1, description="per-band gain drawn in 1 ± gain")
+    offset: float = Field(0.08, ge=0, lt=1, description="per-band offset drawn in ± offset")
+    gamma: float = Field(0.0, ge=0, lt=1, description="per-band gamma drawn in 1 ± gamma (on values clipped to 0–1); 0: off")
+    haze: float = Field(0.0, ge=0, le=1, description="probability of blending the chip towards a bright haze (0–40 %)")
+    scale: tuple[float, float] = Field((1.0, 1.0), description="pixel-size factor range [min, max]: a chip covers "
+                                       "size × factor input pixels resampled to size (>1: coarser pixels)")
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> AugmentConfig:
+        lo, hi = self.scale
+        if not 0.25 <= lo <= hi <= 4:
+            raise ValueError(f"augment.scale {list(self.scale)}: need 0.25 <= min <= max <= 4")
+        return self
+
+
+class LeaveOneOutConfig(Strict):
+    """Leave-one-scene-out validation (``geoseg train --leave-one-scene-out``)."""
+
+    enabled: bool = Field(False, description="train one model per held-out place and score it on that place")
+    steps: int | None = Field(None, ge=1, description="optimisation steps of each fold's model (null: `steps`)")
+    tile_size: int = Field(256, ge=32, description="tile side of the scoring segment runs, pixels")
 
 
 class TrainerConfig(Strict):
@@ -207,7 +243,8 @@ class TrainConfig(Strict):
     name: str = Field("landcover", description="model name (the card's `name`)")
     version: str = Field("1", description="model version (the card's `version`)")
     output: str = Field(description="checkpoint directory to write (local or s3://)")
-    arch: str = Field("unet", description="unet, deeplabv3plus, fpn (segmentation-models-pytorch) or spectral_index")
+    arch: str = Field("unet", description="unet, deeplabv3plus, fpn (segmentation-models-pytorch), spectral_index (fitted "
+                      "baseline) or spectral_rule (the fixed rule, nothing fitted)")
     encoder: str = Field("mobilenet_v2", description="smp encoder name")
     arch_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keywords of the smp class")
     bands: list[str] = Field(description="input bands by name, in model order")
@@ -228,6 +265,11 @@ class TrainConfig(Strict):
     tile_size: int = Field(512, description="recommended inference tile side written to the card, pixels")
     halo: int = Field(32, description="recommended inference halo written to the card, pixels")
     licence: str | None = Field(None, description="licence of the weights, written to the card")
+    index_channels: list[Literal["ndvi", "ndwi"]] = Field(
+        default_factory=list, description="spectral indexes appended to the bands inside the network (written to the card)")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="chip augmentation")
+    leave_one_scene_out: LeaveOneOutConfig = Field(default_factory=LeaveOneOutConfig,
+                                                   description="leave-one-scene-out validation")
 
 
 # --------------------------------------------------------------------------- change and monitor
@@ -393,6 +435,8 @@ DOC_TABLES.update({
     "TrainSceneConfig": (TrainSceneConfig, "scenes[]."),
     "ValidationConfig": (ValidationConfig, "validation."),
     "TrainerConfig": (TrainerConfig, "trainer."),
+    "AugmentConfig": (AugmentConfig, "augment."),
+    "LeaveOneOutConfig": (LeaveOneOutConfig, "leave_one_scene_out."),
     "ChangeConfig": (ChangeConfig, ""),
     "MonitorConfig": (MonitorConfig, ""),
     "RegionConfig": (RegionConfig, "regions[]."),

@@ -67,6 +67,12 @@ class GeoGrid:
         """Ground area (m²) of one pixel in each row of ``box``, shape ``(box.height,)``."""
         return cell_area_m2(self.crs, self.transform, np.arange(box.row, box.row_stop))
 
+    def pixel_size_m(self) -> float:
+        """Side (m) of a square of the ground area of a pixel in the middle row: the pixel size that models
+        and sensors are compared by (degrees on geographic grids become metres there)."""
+        mid = self.height // 2
+        return float(np.sqrt(cell_area_m2(self.crs, self.transform, np.array([mid]))[0]))
+
     def to_profile(self) -> dict[str, Any]:
         """``width, height, crs, transform`` keywords for ``rasterio.open(..., "w")``."""
         return {"width": self.width, "height": self.height, "crs": self.crs, "transform": self.transform}

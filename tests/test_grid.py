@@ -65,3 +65,15 @@ def test_projected_cell_area_uses_the_crs_unit():
     np.testing.assert_allclose(feet, (10 * 0.3048006096012192) ** 2)
     with pytest.raises(InputError, match="no CRS"):
         cell_area_m2(None, Affine.identity(), np.arange(1))
+
+
+def test_pixel_size_in_metres_on_projected_and_geographic_grids():
+    from pyproj import Geod
+
+    utm = GeoGrid(10, 10, Affine(28.5, 0, 500000, 0, -28.5, 4000000), CRS.from_epsg(32617))
+    assert utm.pixel_size_m() == pytest.approx(28.5)
+    geo = GeoGrid(4, 4, Affine(0.0002, 0, 10.0, 0, -0.0001, 60.0002), CRS.from_epsg(4326))
+    # oracle: the geodesic area of the middle row's pixel (row 2: 60.0000..59.9999 N)
+    lons, lats = [10.0, 10.0002, 10.0002, 10.0], [60.0, 60.0, 59.9999, 59.9999]
+    area = abs(Geod(ellps="WGS84").polygon_area_perimeter(lons, lats)[0])
+    assert geo.pixel_size_m() == pytest.approx(np.sqrt(area), rel=1e-3)

@@ -23,12 +23,14 @@ from geoseg.cli import options
               help="Inference engine. auto: ONNX Runtime on CPU (checked against PyTorch), PyTorch on GPU.")
 @click.option("--workers", type=int, help="Number of model actors. Default: one per GPU, else one per CPU.")
 @click.option("--batch-size", type=int, help="Tiles per forward pass (default 4).")
+@click.option("--native-resolution", is_flag=True, default=None,
+              help="Predict at the input's own pixel size, even where the model was trained for another (card `gsd_m`).")
 @options.sink
 @options.local
 @options.overwrite
 @click.pass_context
-def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi, device, engine, workers, batch_size, sink,
-            local, overwrite):
+def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi, device, engine, workers, batch_size,
+            native_resolution, sink, local, overwrite):
     """Segment INPUT rasters (GeoTIFF/COG/VRT, local or s3://) into class and confidence COGs, polygons and stats.
 
     \b
@@ -55,6 +57,7 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
         "device": device,
         "engine": engine,
         "batch_size": batch_size,
+        "native_resolution": native_resolution,
         "overwrite": overwrite,
         "sink": sink,
         "runtime.num_workers": workers,

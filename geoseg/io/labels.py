@@ -32,28 +32,46 @@ def load_class_map(path: str | Path | None) -> dict[int, int] | None:
     return data
 
 
-def rasterize_labels(path: str, field: str, crs, transform, shape: tuple[int, int]) -> np.ndarray:
-    """Burn labelled polygons into a ``(rows, cols)`` uint8 raster on the image grid (255 where none).
-
-    A pixel takes the value of the polygon covering its centre (GDAL's rule); where
-    polygons overlap, the later feature wins.
-    """
+def read_label_features(path: str, field: str, crs):
+    """Labelled features (polygons, lines or points) of a vector file in ``crs``: a GeoDataFrame with ``field``."""
     import geopandas as gpd
-    from rasterio.features import rasterize
-
 
     gdf = gpd.read_parquet(path) if path.lower().endswith(".parquet") else gpd.read_file(gdal_path(path))
     if field not in gdf.columns:
         raise TrainingError(f"{path}: no attribute {field!r}; it has {list(gdf.columns.drop('geometry'))}. "
-                            "Set `class_field` for this scene")
+                            "Set `class_field` for this scene (--class-field)")
     if gdf.crs is None:
-        raise TrainingError(f"{path}: labelled polygons have no CRS; save them with one")
+        raise TrainingError(f"{path}: labelled features have no CRS; save them with one")
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].to_crs(crs)
     values = gdf[field].to_numpy()
     if not np.issubdtype(values.dtype, np.integer) or values.min(initial=0) < 0 or values.max(initial=0) > 255:
         raise TrainingError(f"{path}: `{field}` must hold integer label values 0..255, got {values.dtype}")
-    return rasterize(zip(gdf.geometry, values.astype(int)), out_shape=shape, transform=transform,
+    return gdf
+
+
+def burn_labels(gdf, field: str, transform, shape: tuple[int, int]) -> np.ndarray:
+    """``gdf``'s features burnt into a ``(rows, cols)`` uint8 raster on a grid (255 where none).
+
+    A pixel takes the value of the polygon covering its centre (GDAL's rule); a point or line labels
+    the pixels it touches; where features overlap, the later one wins. Only features whose bounds
+    meet the grid are burnt (spatial index), so a window of a large grid is cheap.
+    """
+    from rasterio.features import rasterize
+    from rasterio.transform import array_bounds
+    from shapely.geometry import box
+
+    if len(gdf):
+        west, south, east, north = array_bounds(shape[0], shape[1], transform)
+        gdf = gdf.iloc[gdf.sindex.query(box(west, south, east, north))].sort_index()
+    if not len(gdf):
+        return np.full(shape, CLASS_NODATA, np.uint8)
+    return rasterize(zip(gdf.geometry, gdf[field].to_numpy().astype(int)), out_shape=shape, transform=transform,
                      fill=CLASS_NODATA, dtype="uint8")
+
+
+def rasterize_labels(path: str, field: str, crs, transform, shape: tuple[int, int]) -> np.ndarray:
+    """Burn labelled polygons, lines or points (sparse labels: everything else is 255, ignored) on the image grid."""
+    return burn_labels(read_label_features(path, field, crs), field, transform, shape)
 
 
 def remap_labels(labels: np.ndarray, class_map: dict[int, int] | None, n_classes: int, source: str) -> np.ndarray:

@@ -7,6 +7,7 @@ GDAL's ``/vsis3/``.
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from collections.abc import Sequence
@@ -20,7 +21,10 @@ from rasterio.errors import NodataShadowWarning, RasterioIOError
 
 from geoseg.errors import AOIError, BandError, InputError
 from geoseg.grid import GeoGrid
+from geoseg.io.bands import SENSOR_TAGS, ambiguity_hint, band_lookup
 from geoseg.tiling import PixelBox
+
+log = logging.getLogger(__name__)
 
 
 def gdal_path(path: str | Path) -> str:
@@ -52,11 +56,14 @@ class RasterInfo:
     band_names: tuple[str, ...]
     nodata: float | None
     acquired: str | None = None
+    sensor_tags: tuple[tuple[str, str], ...] = ()  # the metadata tags that name the platform or sensor
 
     @classmethod
     def from_dataset(cls, path: str, src: rasterio.io.DatasetReader) -> RasterInfo:
         names = tuple(d if d else f"band{i + 1}" for i, d in enumerate(src.descriptions))
-        return cls(path, GeoGrid.from_dataset(src), src.dtypes[0], names, src.nodata, acquisition_date(src.tags()))
+        tags = src.tags()
+        sensor = tuple((k, str(tags[k])) for k in SENSOR_TAGS if k in tags)
+        return cls(path, GeoGrid.from_dataset(src), src.dtypes[0], names, src.nodata, acquisition_date(tags), sensor)
 
 
 ACQUISITION_TAGS = ("acquired", "ACQUIRED", "acquisition_date", "ACQUISITION_DATE", "DATE_ACQUIRED",
@@ -78,7 +85,8 @@ def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
 
     Raises :class:`BandError` listing the bands the file has when one is missing.
     """
-    lookup = {n.lower(): i + 1 for i, n in enumerate(info.band_names)}
+    mapping = band_lookup(info.band_names, dict(info.sensor_tags))
+    lookup = mapping.lookup
     have = ", ".join(f"{i + 1}:{n}" for i, n in enumerate(info.band_names))
     out: list[int] = []
     for w in wanted:
@@ -93,7 +101,11 @@ def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
             raise BandError(
                 f"{info.path}: no band named {w!r}; the file has bands {have}. "
                 "Set `bands` in the config (or --bands) to names or 1-based indexes it has."
+                + ambiguity_hint(info.band_names, dict(info.sensor_tags))
             )
+    used = {str(w).lower() for w in wanted} & set(mapping.aliased)
+    if used:
+        log.info("%s: bands read by %s", info.path, mapping.describe())
     return out
 
 

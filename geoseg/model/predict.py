@@ -125,11 +125,14 @@ class Predictor:
             return e / e.sum(axis=1, keepdims=True)
         return self._probs(batch).cpu().numpy()
 
-    def classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def classify(self, batch: np.ndarray, zoom: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Class id (uint8) and confidence (uint8 percent, 0..100) per pixel, ``(batch, rows, cols)``.
 
-        Reduced on the device, so only uint8 maps cross back to the host.
+        Reduced on the device, so only uint8 maps cross back to the host. ``zoom`` != 1: the batch is
+        resampled by that factor for the model (antialiased when shrinking) and the probabilities back.
         """
+        if zoom != 1.0:
+            return self._classify_zoomed(batch, zoom)
         if self._ort is not None:
             logits = self._ort_logits(batch)
             top = logits.max(axis=1, keepdims=True)
@@ -139,6 +142,19 @@ class Predictor:
             conf, classes = self._probs(batch).max(dim=1)
             conf = (conf * 100).round_().to(self._torch.uint8)
             return classes.to(self._torch.uint8).cpu().numpy(), conf.cpu().numpy()
+
+
+    def _classify_zoomed(self, batch: np.ndarray, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+        from torch.nn.functional import interpolate
+
+        _, _, h, w = batch.shape
+        size = (max(1, round(h * zoom)), max(1, round(w * zoom)))
+        x = interpolate(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)), size=size, mode="bilinear",
+                        antialias=zoom < 1, align_corners=False)
+        probs = torch.from_numpy(np.ascontiguousarray(self.probabilities(x.numpy())))
+        conf, classes = interpolate(probs, size=(h, w), mode="bilinear", align_corners=False).max(dim=1)
+        return classes.to(torch.uint8).numpy(), (conf * 100).round_().to(torch.uint8).numpy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +232,7 @@ class TileProcessor:
             for start in range(0, len(idxs), self.batch_size):
                 chunk = idxs[start : start + self.batch_size]
                 batch = np.stack([apply(reads[i][0], job.stats, self.predictor.card.normalization) for i in chunk])
-                classes, conf = self.predictor.classify(batch)
+                classes, conf = self.predictor.classify(batch, job.zoom)
                 for k, i in enumerate(chunk):
                     results[i] = _core_result(tiles[i], classes[k], conf[k], reads[i][1], job, ncls)
         t_pred = time.perf_counter() - t1
@@ -249,3 +265,4 @@ class SceneJob:
     stats: BandStats
     grid: GeoGrid
     aoi: BaseGeometry | None = None  # the AOI in the grid's CRS
+    zoom: float = 1.0  # model pixels per input pixel (input pixel size / the card's gsd_m); 1: native

@@ -21,7 +21,7 @@ from geoseg import CLASS_NODATA
 from geoseg.config import BLOCK_SIZE as BLOCK
 from geoseg.config import SegmentConfig
 from geoseg.errors import InputError
-from geoseg.io.labels import load_class_map, remap_labels
+from geoseg.io.labels import VECTOR_SUFFIXES, burn_labels, load_class_map, read_label_features, remap_labels
 from geoseg.io.publish import write_json
 from geoseg.io.raster import open_raster
 from geoseg.model.metrics import confusion_matrix, scores
@@ -33,8 +33,11 @@ log = logging.getLogger(__name__)
 
 
 def compare_rasters(classes_path: Path, labels_path: str | Path, n_classes: int,
-                    class_map: dict[int, int] | None = None) -> np.ndarray:
-    """Confusion matrix (reference rows x predicted columns) of a class map against labels on any grid."""
+                    class_map: dict[int, int] | None = None, class_field: str = "class") -> np.ndarray:
+    """Confusion matrix (reference rows x predicted columns) of a class map against labels: a raster on any
+    grid, or labelled polygons, lines or points (``class_field``; sparse: unlabelled pixels are ignored)."""
+    if str(labels_path).lower().endswith(VECTOR_SUFFIXES):
+        return _compare_features(classes_path, str(labels_path), n_classes, class_map, class_field)
     cm = np.zeros((n_classes, n_classes), np.int64)
     with rasterio.open(classes_path) as pred, open_raster(labels_path) as lab:
         if lab.crs is None:
@@ -53,8 +56,22 @@ def compare_rasters(classes_path: Path, labels_path: str | Path, n_classes: int,
     return cm
 
 
+def _compare_features(classes_path: Path, labels_path: str, n_classes: int, class_map: dict[int, int] | None,
+                      class_field: str) -> np.ndarray:
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    with rasterio.open(classes_path) as pred:
+        gdf = read_label_features(labels_path, class_field, pred.crs)
+        for row in range(0, pred.height, BLOCK):
+            for col in range(0, pred.width, BLOCK):
+                win = Window(col, row, min(BLOCK, pred.width - col), min(BLOCK, pred.height - row))
+                r = burn_labels(gdf, class_field, pred.window_transform(win), (win.height, win.width))
+                r = remap_labels(r, class_map, n_classes, labels_path)
+                cm += confusion_matrix(r, pred.read(1, window=win), n_classes)
+    return cm
+
+
 def evaluate(image: str, labels: str, output: str, model: str | None = None, class_map_path: str | None = None,
-             cfg: SegmentConfig | None = None, progress: bool = True) -> dict:
+             cfg: SegmentConfig | None = None, progress: bool = True, class_field: str = "class") -> dict:
     """Segment ``image`` into ``output``, score it against ``labels``; writes ``output/metrics.json``."""
     from geoseg.model.checkpoint import load_checkpoint
     from geoseg.segment.pipeline import segment
@@ -65,10 +82,11 @@ def evaluate(image: str, labels: str, output: str, model: str | None = None, cla
     summary = segment(run_cfg, progress=progress)
     card = load_checkpoint(run_cfg.model).card
     classes_path = Path(output) / f"{Path(image).stem}_classes.tif"
-    cm = compare_rasters(classes_path, labels, len(card.classes), load_class_map(class_map_path))
+    cm = compare_rasters(classes_path, labels, len(card.classes), load_class_map(class_map_path), class_field)
     metrics = scores(cm, card.class_names)
     metrics.update({"image": image, "labels": labels, "model": summary.manifest["model"]["id"],
-                    "class_map": class_map_path})
+                    "class_map": class_map_path,
+                    "class_field": class_field if labels.lower().endswith(VECTOR_SUFFIXES) else None})
     write_json(Path(output) / "metrics.json", metrics)
     return metrics
 

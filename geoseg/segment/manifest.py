@@ -112,6 +112,8 @@ def build_manifest(run: RunRecord) -> dict[str, Any]:
             "bands": [p.info.band_names[b - 1] for b in p.job.band_indexes],
             "band_indexes": p.job.band_indexes,
             "normalization_stats": p.job.stats.to_dict(),
+            "pixel_size_m": round(g.pixel_size_m(), 3),
+            "model_zoom": p.job.zoom,
             "tiles": {"total": len(p.grid), "outside_aoi": p.outside_aoi, "processed": w.done,
                       "skipped_nodata": w.skipped, "failed": len(w.failed)},
             "polygons": w.polygon_count,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +16,12 @@ from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError
 from geoseg.io.inputs import SceneInput
 from geoseg.io.raster import RasterInfo, box_intersects, load_aoi, open_raster, resolve_bands
-from geoseg.model.checkpoint import Checkpoint
+from geoseg.model.checkpoint import Checkpoint, ModelCard
 from geoseg.model.normalization import scene_stats
 from geoseg.model.predict import SceneJob
 from geoseg.tiling import Tile, TileGrid
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +78,25 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
         if not kept:
             raise AOIError(f"AOI {cfg.aoi} does not overlap {path}; check the AOI and its CRS")
         tiles = kept
-    job = SceneJob(path, idx, stats, info.grid, aoi)
+    job = SceneJob(path, idx, stats, info.grid, aoi, model_zoom(info, card, cfg.native_resolution))
     return ScenePlan(path, scene.stem, info, grid, job, tiles, outside)
+
+
+RESAMPLE_TOLERANCE = 0.2
+"""Inputs whose pixel size is within this share of the model's ``gsd_m`` run at their native size."""
+
+
+def model_zoom(info: RasterInfo, card: ModelCard, native: bool) -> float:
+    """Model pixels per input pixel for ``info`` (1.0: native): input pixel size / ``card.gsd_m``."""
+    if native or card.gsd_m is None:
+        return 1.0
+    ratio = info.grid.pixel_size_m() / card.gsd_m
+    if abs(ratio - 1) <= RESAMPLE_TOLERANCE:
+        return 1.0
+    log.info("%s: %.1f m pixels, model trained for %.1f m: tiles resampled by %.3f for the model "
+             "(outputs stay on the input grid; --native-resolution to skip)", info.path,
+             info.grid.pixel_size_m(), card.gsd_m, ratio)
+    return round(ratio, 6)
 
 
 def journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tiling: Tiling, device: str) -> dict[str, Any]:
@@ -97,5 +117,5 @@ def journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tiling: Tiling, device
         "scenes": [{"path": p.path, "size": [p.info.grid.width, p.info.grid.height],
                     "transform": list(p.info.grid.transform)[:6],
                     "crs": p.info.grid.crs.to_string() if p.info.grid.crs else None, "bands": p.job.band_indexes,
-                    "stats": p.job.stats.to_dict(), "aoi": aoi(p), "tiles": [t.index for t in p.tiles]} for p in plans],
+                    "stats": p.job.stats.to_dict(), "aoi": aoi(p), "zoom": p.job.zoom, "tiles": [t.index for t in p.tiles]} for p in plans],
     }

@@ -3,7 +3,8 @@
 Chips are sampled from each scene outside a spatially held-out validation block (a
 strip at one side of the scene, separated by a gap), normalised with the same
 per-scene code as inference (:mod:`geoseg.model.normalization`) and augmented (flips,
-90° rotations, brightness/contrast jitter). Arrays are ``(bands, rows, cols)``.
+90° rotations, per-band gain/offset/gamma, haze and pixel-size changes; ``augment`` in the
+config). Scenes smaller than a chip are padded with nodata labels. Arrays are ``(bands, rows, cols)``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from geoseg import CLASS_NODATA
-from geoseg.config import TrainConfig, TrainSceneConfig, ValidationConfig
+from geoseg.config import AugmentConfig, TrainConfig, TrainSceneConfig, ValidationConfig
 from geoseg.errors import TrainingError
 from geoseg.io.labels import VECTOR_SUFFIXES, rasterize_labels, remap_labels
 from geoseg.io.raster import RasterInfo, open_raster, read_window, resolve_bands
@@ -35,6 +36,7 @@ class Scene:
     train_mask: np.ndarray  # (rows, cols) bool
     val_box: tuple[slice, slice]
     validation: ValidationConfig
+    gsd_m: float  # pixel size, metres (GeoGrid.pixel_size_m)
     centres: dict[int, np.ndarray] = field(default_factory=dict)  # train pixels per class
 
 
@@ -57,6 +59,7 @@ def load_scene(spec: TrainSceneConfig, cfg: TrainConfig) -> Scene:
                     lab.read(1), labels, src_transform=lab.transform, src_crs=lab.crs, dst_transform=src.transform,
                     dst_crs=src.crs, resampling=Resampling.nearest, src_nodata=lab.nodata, dst_nodata=CLASS_NODATA,
                 )
+        gsd = info.grid.pixel_size_m()
     labels = remap_labels(labels, spec.class_map, len(cfg.classes), spec.labels)
     labels[~valid] = CLASS_NODATA
     h, w = labels.shape
@@ -64,14 +67,30 @@ def load_scene(spec: TrainSceneConfig, cfg: TrainConfig) -> Scene:
     box = v.box(w, h)
     train_mask = np.ones((h, w), bool)
     train_mask[max(0, box.row - v.gap) : box.row_stop + v.gap, max(0, box.col - v.gap) : box.col_stop + v.gap] = False
-    return Scene(Path(spec.image).stem, image, labels, train_mask, box.to_slices(), v)
+    image, labels, train_mask = pad_to(image, labels, train_mask, cfg.chip_size)
+    return Scene(Path(spec.image).stem, image, labels, train_mask, box.to_slices(), v, gsd)
 
 
-def sample_chips(scenes: list[Scene], n: int, size: int, rng: np.random.Generator, class_weights: np.ndarray):
+def pad_to(image: np.ndarray, labels: np.ndarray, train_mask: np.ndarray, size: int):
+    """Pad a scene smaller than ``size`` on the bottom/right: image by reflection, labels with nodata."""
+    h, w = labels.shape
+    ph, pw = max(0, size - h), max(0, size - w)
+    if not ph and not pw:
+        return image, labels, train_mask
+    image = np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="reflect" if ph < h and pw < w else "edge")
+    labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=CLASS_NODATA)
+    return image, labels, np.pad(train_mask, ((0, ph), (0, pw)), constant_values=False)
+
+
+def sample_chips(scenes: list[Scene], n: int, size: int, rng: np.random.Generator, class_weights: np.ndarray,
+                 aug: AugmentConfig | None = None):
     """Draw ``n`` training chips; chip centres are sampled with rarer classes more likely."""
+    aug = aug or AugmentConfig()
     xs, ys = [], []
+    # scenes drawn by the square root of their training pixels: big scenes more often, small ones still seen
+    area = np.array([np.sqrt(max(1, int(sc.train_mask.sum()))) for sc in scenes])
     for _ in range(n):
-        s = scenes[rng.integers(len(scenes))]
+        s = scenes[rng.choice(len(scenes), p=area / area.sum())]
         h, w = s.labels.shape
         # pick a target class by weight, then a centre pixel of that class in the train area
         for _attempt in range(10):
@@ -82,25 +101,40 @@ def sample_chips(scenes: list[Scene], n: int, size: int, rng: np.random.Generato
                 break
         else:
             r, c = rng.integers(h), rng.integers(w)
-        r0 = int(np.clip(r - size // 2, 0, h - size))
-        c0 = int(np.clip(c - size // 2, 0, w - size))
-        img = s.image[:, r0 : r0 + size, c0 : c0 + size]
-        lab = s.labels[r0 : r0 + size, c0 : c0 + size].copy()
-        lab[~s.train_mask[r0 : r0 + size, c0 : c0 + size]] = CLASS_NODATA
-        img, lab = augment(img, lab, rng)
+        span = min(h, w, max(8, round(size * rng.uniform(*aug.scale))))  # input pixels under the chip
+        r0 = int(np.clip(r - span // 2, 0, h - span))
+        c0 = int(np.clip(c - span // 2, 0, w - span))
+        img = s.image[:, r0 : r0 + span, c0 : c0 + span]
+        lab = s.labels[r0 : r0 + span, c0 : c0 + span].copy()
+        lab[~s.train_mask[r0 : r0 + span, c0 : c0 + span]] = CLASS_NODATA
+        if span != size:  # nearest-neighbour resampling of image and labels alike
+            idx = np.minimum((np.arange(size) + 0.5) * span / size, span - 1).astype(int)
+            img, lab = img[:, idx][:, :, idx], lab[idx][:, idx]
+        img, lab = augment(img, lab, rng, aug)
         xs.append(img)
         ys.append(lab)
     return np.stack(xs), np.stack(ys)
 
 
-def augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random flips, 90° rotations and mild brightness/contrast jitter (normalised units)."""
+def augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator,
+            aug: AugmentConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips, 90° rotations, per-band gamma, gain and offset, and haze (normalised units):
+    other sensors, dates and atmospheres than the training scenes'."""
+    aug = aug or AugmentConfig()
     k = int(rng.integers(4))
     img, lab = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k)
     if rng.random() < 0.5:
         img, lab = img[:, :, ::-1], lab[:, ::-1]
-    gain = rng.uniform(0.85, 1.15, size=(img.shape[0], 1, 1)).astype(np.float32)
-    bias = rng.uniform(-0.08, 0.08, size=(img.shape[0], 1, 1)).astype(np.float32)
+    nb = img.shape[0]
+    img = img.astype(np.float32)
+    if aug.gamma:
+        g = rng.uniform(1 - aug.gamma, 1 + aug.gamma, size=(nb, 1, 1)).astype(np.float32)
+        img = np.clip(img, 0.0, 1.0) ** g
+    if aug.haze and rng.random() < aug.haze:
+        a = np.float32(rng.uniform(0.0, 0.4))
+        img = img * (1 - a) + a * rng.uniform(0.6, 1.0, size=(nb, 1, 1)).astype(np.float32)
+    gain = rng.uniform(1 - aug.gain, 1 + aug.gain, size=(nb, 1, 1)).astype(np.float32)
+    bias = rng.uniform(-aug.offset, aug.offset, size=(nb, 1, 1)).astype(np.float32)
     return np.ascontiguousarray(img * gain + bias, dtype=np.float32), np.ascontiguousarray(lab)
 
 
@@ -128,8 +162,6 @@ def prepare_data(cfg: TrainConfig) -> tuple[list[Scene], np.ndarray, np.ndarray,
     names = [c.name for c in cfg.classes]
     scenes = [load_scene(s, cfg) for s in cfg.scenes]
     for s in scenes:
-        if min(s.labels.shape) < cfg.chip_size:
-            raise TrainingError(f"{s.name}: scene {s.labels.shape} is smaller than chip_size {cfg.chip_size}")
         lab = np.where(s.train_mask, s.labels, CLASS_NODATA)
         s.centres = {k: np.argwhere(lab == k) for k in range(ncls)}
     freq = np.array([sum(len(s.centres[k]) for s in scenes) for k in range(ncls)], float)
@@ -142,6 +174,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[list[Scene], np.ndarray, np.ndarray,
     card = ModelCard(
         name=cfg.name, version=cfg.version, arch=cfg.arch, encoder=cfg.encoder, arch_kwargs=cfg.arch_kwargs,
         bands=list(cfg.bands), classes=cfg.classes, normalization=cfg.normalization,
-        tile_size=cfg.tile_size, halo=cfg.halo, licence=cfg.licence,
+        tile_size=cfg.tile_size, halo=cfg.halo, licence=cfg.licence, index_channels=list(cfg.index_channels),
+        gsd_m=round(float(np.median([s.gsd_m for s in scenes])), 3),
     )
     return scenes, loss_w, sample_w, card

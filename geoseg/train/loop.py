@@ -76,7 +76,7 @@ def fit(cfg: TrainConfig, rank: int = 0, world: int = 1, prepare_model=None, dev
     t0 = time.perf_counter()
     for step in range(1, cfg.steps + 1):
         model.train()
-        x, y = sample_chips(scenes, cfg.batch_size, cfg.chip_size, rng, sample_w)
+        x, y = sample_chips(scenes, cfg.batch_size, cfg.chip_size, rng, sample_w, cfg.augment)
         xt = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
         loss = loss_fn(model(xt), torch.from_numpy(y).long().to(device))
         opt.zero_grad(set_to_none=True)
@@ -146,21 +146,27 @@ def _record_metrics(card: ModelCard, scenes: list[Scene], cm: np.ndarray, per_sc
 
 
 def fit_baseline(cfg: TrainConfig) -> tuple[ModelCard, dict]:
-    """Fit the spectral-index thresholds on the training areas and score them on the held-out blocks."""
-    from geoseg.model.baseline import fit_thresholds
+    """Fit the spectral-index thresholds on the training areas (``spectral_index``; the fixed rule,
+    ``spectral_rule``, keeps its thresholds) and score them on the held-out blocks."""
+    from geoseg.model.baseline import FIXED_RULE, fit_thresholds
 
     t0 = time.perf_counter()
     scenes, _, _, card = prepare_data(cfg)
     net = build_network(card)
-    fitted = fit_thresholds(net, [s.image for s in scenes],
-                            [np.where(s.train_mask, s.labels, CLASS_NODATA) for s in scenes], len(card.classes),
-                            seed=cfg.seed)
+    if cfg.arch == "spectral_rule":
+        fitted, method = dict(FIXED_RULE), "fixed thresholds (issue #11's rule), nothing fitted"
+    else:
+        fitted = fit_thresholds(net, [s.image for s in scenes],
+                                [np.where(s.train_mask, s.labels, CLASS_NODATA) for s in scenes], len(card.classes),
+                                seed=cfg.seed)
+        method = "coordinate-descent search of NDVI/NDWI/brightness thresholds maximising train-area mIoU"
     cm, per_scene = evaluate_scenes(net, scenes, len(card.classes))
     _record_metrics(card, scenes, cm, per_scene)
+    card.index_channels = []
     card.training = {
         "scenes": [s.model_dump() for s in cfg.scenes],
         "config": cfg.model_dump(mode="json"),
-        "method": "coordinate-descent search of NDVI/NDWI/brightness thresholds maximising train-area mIoU",
+        "method": method,
         "thresholds": fitted,
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -114,3 +114,20 @@ def test_tile_processor_masks_nodata_and_the_aoi_and_counts_each_core(make_raste
             np.testing.assert_array_equal(r.counts, counts)
             np.testing.assert_allclose(r.area_m2, counts * 900.0)
     assert sum(r.skipped for r in first) > 0 and sum(not r.skipped for r in first) > 0
+
+
+@pytest.mark.parametrize("zoom", [1 / 3, 2.0])
+def test_zoom_resamples_the_batch_for_the_model_and_the_probabilities_back(small_predictor, zoom):
+    """Oracle: torch's interpolate by hand (antialiased when shrinking), the network, bilinear back, argmax."""
+    from torch.nn.functional import interpolate
+
+    x = np.random.default_rng(7).uniform(0, 1, (2, 3, 90, 120)).astype(np.float32)
+    classes, conf = small_predictor.classify(x, zoom)
+    assert classes.shape == conf.shape == (2, 90, 120)
+    small = interpolate(torch.from_numpy(x), size=(round(90 * zoom), round(120 * zoom)), mode="bilinear",
+                        antialias=zoom < 1, align_corners=False)
+    probs = torch.from_numpy(small_predictor.probabilities(small.numpy()))
+    want_conf, want = interpolate(probs, size=(90, 120), mode="bilinear", align_corners=False).max(dim=1)
+    np.testing.assert_array_equal(classes, want.numpy())
+    np.testing.assert_array_equal(conf, (want_conf * 100).round().to(torch.uint8).numpy())
+    assert not np.array_equal(classes, small_predictor.classify(x)[0])  # it is not the native prediction

@@ -99,3 +99,52 @@ def test_plan_resolves_bands_stats_and_the_stac_acquisition_date(make_raster, ck
     np.testing.assert_allclose(plan.job.stats.offset, lo)
     np.testing.assert_allclose(plan.job.stats.scale, hi - lo)
     assert plan.job.grid == plan.info.grid and plan.grid.tile_size == 128 and len(plan.tiles) == len(plan.grid)
+
+
+def _with_gsd(ckpt: Checkpoint, tmp_path, gsd_m):
+    """A copy of the bundled model whose card says it was trained for ``gsd_m`` metre pixels."""
+    import shutil
+
+    from geoseg.model.checkpoint import CARD_NAME, WEIGHTS_NAME
+
+    out = tmp_path / f"gsd{gsd_m}"
+    out.mkdir()
+    shutil.copy(ckpt.path / WEIGHTS_NAME, out / WEIGHTS_NAME)
+    (out / CARD_NAME).write_text(ckpt.card.model_copy(update={"gsd_m": gsd_m}).model_dump_json())
+    return out
+
+
+def test_inputs_at_another_pixel_size_are_resampled_for_the_model_and_written_on_their_own_grid(ckpt, tmp_path):
+    """A 10 m raster that is the 30 m Zion crop with each pixel repeated 3 x 3, segmented by a model trained for
+    30 m: resampled, its class map is (nearly) the 30 m map repeated 3 x 3, and much closer to it than the
+    native-resolution prediction. Oracle: the 30 m run, upsampled by hand (np.repeat)."""
+    import json
+
+    import rasterio
+
+    from geoseg.segment.pipeline import segment
+    from tests.helpers import ZION_IMAGE, segment_config, write_raster
+
+    model = _with_gsd(ckpt, tmp_path, 30.0)
+    with rasterio.open(ZION_IMAGE) as src:
+        win = ((0, 160), (0, 160))
+        data, t = src.read(window=win), src.window_transform(win)
+        crs, names = src.crs.to_string(), list(src.descriptions)
+    coarse = write_raster(tmp_path / "coarse.tif", data, crs=crs, transform=t, descriptions=names)
+    fine_t = rasterio.Affine(t.a / 3, 0, t.c, 0, t.e / 3, t.f)
+    fine = write_raster(tmp_path / "fine.tif", data.repeat(3, axis=1).repeat(3, axis=2), crs=crs, transform=fine_t,
+                        descriptions=names)
+    maps = {}
+    for name, path, native in (("coarse", coarse, False), ("zoomed", fine, False), ("native", fine, True)):
+        segment(segment_config([path], tmp_path / name, model=str(model), native_resolution=native,
+                               outputs={"polygons": False}), progress=False)
+        with rasterio.open(tmp_path / name / f"{path.stem}_classes.tif") as out:
+            maps[name] = out.read(1)
+            assert out.transform == rasterio.open(path).transform  # the input's own grid
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+        zoom = manifest["inputs"][0]["model_zoom"]
+        assert zoom == (pytest.approx(1 / 3, abs=1e-4) if name == "zoomed" else 1.0)
+    oracle = maps["coarse"].repeat(3, axis=0).repeat(3, axis=1)
+    agree = {k: float((maps[k] == oracle).mean()) for k in ("zoomed", "native")}
+    assert agree["zoomed"] >= 0.9, agree
+    assert agree["zoomed"] > agree["native"] + 0.02, agree
