@@ -20,6 +20,7 @@ from rasterio.errors import NodataShadowWarning, RasterioIOError
 
 from geoseg.errors import AOIError, BandError, InputError
 from geoseg.grid import GeoGrid
+from geoseg.io.urls import redact, redact_text
 from geoseg.tiling import PixelBox
 
 
@@ -39,7 +40,8 @@ def open_raster(path: str | Path) -> rasterio.io.DatasetReader:
     try:
         return rasterio.open(gdal_path(path))
     except RasterioIOError as exc:
-        raise InputError(f"{path}: cannot open as a raster ({exc}); check the path and that GDAL can read it") from exc
+        raise InputError(f"{redact(str(path))}: cannot open as a raster ({redact_text(str(exc))}); check the path and that "
+                         "GDAL can read it") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,8 @@ def acquisition_date(tags: dict) -> str | None:
 def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
     """1-based band indexes for ``wanted`` names (band descriptions, case-insensitive) or indexes.
 
-    Raises :class:`BandError` listing the bands the file has when one is missing.
+    Raises :class:`BandError` listing the bands the file has when one is missing or one band is asked for twice
+    (by name, index or both).
     """
     lookup = {n.lower(): i + 1 for i, n in enumerate(info.band_names)}
     have = ", ".join(f"{i + 1}:{n}" for i, n in enumerate(info.band_names))
@@ -94,6 +97,14 @@ def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
                 f"{info.path}: no band named {w!r}; the file has bands {have}. "
                 "Set `bands` in the config (or --bands) to names or 1-based indexes it has."
             )
+    dupes = sorted({i for i in out if out.count(i) > 1})
+    if dupes:
+        named = ", ".join(f"{i}:{info.band_names[i - 1]}" for i in dupes)
+        raise BandError(
+            f"--bands {','.join(str(w) for w in wanted)}: band {named} is given more than once, but each model input "
+            f"needs a different band; pass each band once, in model order (or fix `bands` in the config); "
+            f"{info.path} has bands {have}"
+        )
     return out
 
 

@@ -15,6 +15,7 @@ from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError
 from geoseg.io.inputs import SceneInput
 from geoseg.io.raster import RasterInfo, box_intersects, load_aoi, open_raster, resolve_bands
+from geoseg.io.urls import redact
 from geoseg.model.checkpoint import Checkpoint
 from geoseg.model.normalization import scene_stats
 from geoseg.model.predict import SceneJob
@@ -94,7 +95,7 @@ def journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tiling: Tiling, device
     return {
         "model": ckpt.weights_sha256, "card": hashlib.sha256(ckpt.card.model_dump_json().encode()).hexdigest(),
         "device": device, "tile_size": tiling.tile_size, "halo": tiling.halo,
-        "scenes": [{"path": p.path, "size": [p.info.grid.width, p.info.grid.height],
+        "scenes": [{"path": redact(p.path), "size": [p.info.grid.width, p.info.grid.height],
                     "transform": list(p.info.grid.transform)[:6],
                     "crs": p.info.grid.crs.to_string() if p.info.grid.crs else None, "bands": p.job.band_indexes,
                     "stats": p.job.stats.to_dict(), "aoi": aoi(p), "tiles": [t.index for t in p.tiles]} for p in plans],
