@@ -343,10 +343,12 @@ def _yaml_scalar(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...").strip()
 
 
-def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
+def load_yaml(path: str | Path | None, model: type[M], overrides: dict[str, Any] | None = None,
+              flags: dict[str, str] | None = None) -> M:
     """Load ``path`` into ``model``, apply ``overrides`` (None values ignored), validate.
 
-    Raises :class:`ConfigError` naming the file and each bad key.
+    Raises :class:`ConfigError` naming the file and each bad key; ``flags``: key -> the command-line flag
+    that set it (``{"tile_size": "--tile-size"}``), named in the message instead of the key.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -362,10 +364,12 @@ def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
-    return validate(data, model, source=str(path) if path else "command line")
+    given = {k: f for k, f in (flags or {}).items() if (overrides or {}).get(k) is not None}
+    return validate(data, model, source=str(path) if path else "command line", flags=given)
 
 
-def validate(data: dict[str, Any], model: type[M], source: str) -> M:
+def validate(data: dict[str, Any], model: type[M], source: str, flags: dict[str, str] | None = None) -> M:
+    """``model`` of ``data``, or a :class:`ConfigError` naming each bad key (``flags``: the flag, for keys set by one)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -373,7 +377,8 @@ def validate(data: dict[str, Any], model: type[M], source: str) -> M:
         for e in exc.errors():
             loc = ".".join(str(p) for p in e["loc"]) or "<root>"
             msg = "unknown key (check the spelling; valid keys: docs/configuration.md)" if e["type"] == "extra_forbidden" else e["msg"]
-            lines.append(f"  {loc}: {msg}")
+            flag = next((f for k, f in (flags or {}).items() if loc == k or loc.startswith(k + ".")), None)
+            lines.append(f"  {flag} {e['input']!r}: {msg}" if flag else f"  {loc}: {msg}")
         raise ConfigError(f"config {source}: invalid\n" + "\n".join(lines)) from exc
 
 

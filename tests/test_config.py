@@ -43,3 +43,16 @@ def test_bad_values_are_errors(tmp_path, text, needle):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_yaml(tmp_path / "nope.yaml", SegmentConfig)
+
+
+def test_a_bad_value_given_by_a_flag_is_named_by_the_flag_and_one_from_the_yaml_by_its_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("halo: -1\nbatch_size: 2\n")
+    flags = {"tile_size": "--tile-size", "halo": "--halo", "runtime.num_workers": "--workers"}
+    with pytest.raises(ConfigError) as exc:
+        load_yaml(p, SegmentConfig, {"tile_size": 100, "halo": None, "runtime.num_workers": 0}, flags=flags)
+    lines = str(exc.value).splitlines()
+    assert "  --tile-size 100: Value error, must be a multiple of 32 (the encoder downsamples 32x), e.g. 96" in lines
+    assert any(ln.startswith("  --workers 0: ") for ln in lines)
+    assert any(ln.startswith("  halo: ") for ln in lines)  # from the file, not the unused --halo flag
+    assert "tile_size:" not in str(exc.value) and "runtime.num_workers" not in str(exc.value)

@@ -14,11 +14,11 @@ from geoseg.cli import options
 @click.option("--seed", type=int, help="Override the random seed.")
 def command(config_path, output, steps, seed):
     """Train a land-cover model and write a checkpoint (model.json + weights.safetensors)."""
-    from geoseg.config import TrainConfig, load_yaml
+    from geoseg.config import TrainConfig
     from geoseg.model.checkpoint import load_checkpoint
     from geoseg.train.run import train as run_train
 
-    cfg = load_yaml(config_path, TrainConfig, {"output": output, "steps": steps, "seed": seed})
+    cfg = options.load_config(config_path, TrainConfig, {"output": output, "steps": steps, "seed": seed})
     path = run_train(cfg)
     card = load_checkpoint(path).card
     pooled = card.metrics.get("pooled", {})

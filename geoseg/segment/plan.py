@@ -31,8 +31,13 @@ class Tiling:
 
     @classmethod
     def resolve(cls, cfg: SegmentConfig, ckpt: Checkpoint) -> Tiling:
-        """The config's values, else the model card's."""
-        return cls(cfg.tile_size or ckpt.card.tile_size, cfg.halo if cfg.halo is not None else ckpt.card.halo)
+        """The config's values, else the model card's; :class:`ConfigError` naming the flags if no core is left."""
+        t = cls(cfg.tile_size or ckpt.card.tile_size, cfg.halo if cfg.halo is not None else ckpt.card.halo)
+        if t.tile_size - 2 * t.halo < 1:
+            raise ConfigError(f"--tile-size {t.tile_size} must exceed 2 x --halo {t.halo}, which tiles lose on each "
+                              f"side; raise --tile-size or lower --halo (`tile_size`, `halo` in a config; the model "
+                              f"card's {ckpt.card.tile_size} and {ckpt.card.halo} where not set)")
+        return t
 
 
 @dataclass
@@ -59,8 +64,8 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
         wanted = cfg.bands if cfg.bands is not None else card.bands
         if len(wanted) != len(card.bands):
             raise ConfigError(
-                f"bands: {len(wanted)} band(s) {wanted} given but model {card.name} takes {len(card.bands)} "
-                f"({', '.join(card.bands)}); pass one band per model input, in that order"
+                f"--bands: {len(wanted)} band(s) {wanted} given but model {card.name} takes {len(card.bands)} "
+                f"({', '.join(card.bands)}); pass one band per model input, in that order (`bands` in a config)"
             )
         idx = resolve_bands(info, list(wanted))
         stats = scene_stats(src, idx, card.normalization)
