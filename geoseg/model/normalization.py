@@ -69,11 +69,13 @@ def no_valid_pixels_message(src: rasterio.io.DatasetReader, band_indexes: list[i
     """Why a scene cannot be segmented when none of its pixels is valid, and what to change."""
     names = [d or f"band{i}" for i, d in zip(band_indexes, (src.descriptions[i - 1] for i in band_indexes), strict=True)]
     bands = ", ".join(f"{i}:{n}" for i, n in zip(band_indexes, names, strict=True))
-    nodata = f"the nodata value {src.nodata:g}" if src.nodata is not None else "masked (internal mask or alpha band)"
-    return (f"{redact(src.name)}: has no valid pixels: in bands {bands}, every pixel is {nodata}"
-            + (" or NaN/±inf" if np.issubdtype(np.dtype(src.dtypes[0]), np.floating) else "")
-            + "; give a scene with data, fix its nodata value (e.g. rio edit-info --nodata), "
-              "or choose other bands with --bands")
+    floating = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
+    if src.nodata is not None:
+        what = f"the nodata value {src.nodata:g}" + (" or NaN/±inf" if floating else "")
+    else:
+        what = ("NaN/±inf or " if floating else "") + "masked (internal mask or alpha band)"
+    return (f"{redact(src.name)}: has no valid pixels: in bands {bands}, every pixel is {what}; give a scene with "
+            "data, fix its nodata value (e.g. rio edit-info --nodata), or choose other bands with --bands")
 
 
 def _pixels_by_strips(src: rasterio.io.DatasetReader, band_indexes: list[int], factor: int) -> np.ndarray:
