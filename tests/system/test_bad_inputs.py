@@ -115,6 +115,27 @@ def test_a_presigned_input_url_leaves_its_signature_in_no_output_file_message_or
     assert strict_json(files["scene_item.json"])["properties"]["geoseg:source"] == clean
 
 
+def test_a_float_scene_with_nan_nodata_and_inf_pixels_gives_strict_json_in_every_output(tmp_path):
+    """manifest.json, stats.json, the STAC Items and Collection parse with a strict JSON parser (no bare NaN or
+    Infinity anywhere), for a scene whose declared nodata is NaN and whose pixels hold NaN and ±inf."""
+    with rasterio.open(NC_IMAGE) as src:
+        w = Window(0, 0, 128, 128)
+        arr = src.read(window=w).astype(np.float32)
+        kw = dict(crs=src.crs, transform=src.window_transform(w), descriptions=list(src.descriptions))
+    arr[:, :8, :] = np.nan
+    arr[2, 50, 50], arr[3, 60, 60] = np.inf, -np.inf
+    path = write_raster(tmp_path / "f.tif", arr, nodata=float("nan"), **kw)
+    out = tmp_path / "out"
+    code, output = segment(str(path), "--output", str(out), "--tile-size", "128", "--halo", "16")
+    assert code == ExitCode.OK, output
+    docs = {n: d for n, d in snapshot(out).items() if n.endswith(".json") and d is not None}
+    assert {"manifest.json", "stats.json", "f_item.json", "collection.json"} <= set(docs)
+    for name, data in docs.items():
+        assert b"NaN" not in data and b"Infinity" not in data, name
+        strict_json(data)
+    assert strict_json(docs["stats.json"])["inputs"]["f"]["valid_pixels"] == 128 * 120 - 2
+
+
 def test_a_presigned_url_that_cannot_be_read_is_named_without_its_signature(s3_bucket, tmp_path):
     url = presign(s3_bucket, "in/missing.tif")
     out, before = prior_output(tmp_path)
