@@ -376,10 +376,12 @@ def validate(data: dict[str, Any], model: type[M], source: str, flags: dict[str,
         lines = []
         for e in exc.errors():
             loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-            msg = "unknown key (check the spelling; valid keys: docs/configuration.md)" if e["type"] == "extra_forbidden" else e["msg"]
+            msg = ("unknown key (check the spelling; valid keys: docs/configuration.md)" if e["type"] == "extra_forbidden"
+                   else e["msg"].removeprefix("Value error, "))
             flag = next((f for k, f in (flags or {}).items() if loc == k or loc.startswith(k + ".")), None)
             lines.append(f"  {flag} {e['input']!r}: {msg}" if flag else f"  {loc}: {msg}")
-        raise ConfigError(f"config {source}: invalid\n" + "\n".join(lines)) from exc
+        head = "invalid command-line option(s)" if source == "command line" else f"config {source}: invalid"
+        raise ConfigError(head + "\n" + "\n".join(lines)) from exc
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -391,15 +393,9 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 
 DOC_TABLES.update({
-    "SegmentConfig": (SegmentConfig, ""),
-    "RuntimeConfig": (RuntimeConfig, "runtime."),
-    "OutputConfig": (OutputConfig, "outputs."),
-    "TrainConfig": (TrainConfig, ""),
-    "TrainSceneConfig": (TrainSceneConfig, "scenes[]."),
-    "ValidationConfig": (ValidationConfig, "validation."),
-    "TrainerConfig": (TrainerConfig, "trainer."),
-    "ChangeConfig": (ChangeConfig, ""),
-    "MonitorConfig": (MonitorConfig, ""),
-    "RegionConfig": (RegionConfig, "regions[]."),
-    "MonitorGuardsConfig": (MonitorGuardsConfig, "guards."),
+    "SegmentConfig": (SegmentConfig, ""), "RuntimeConfig": (RuntimeConfig, "runtime."),
+    "OutputConfig": (OutputConfig, "outputs."), "TrainConfig": (TrainConfig, ""),
+    "TrainSceneConfig": (TrainSceneConfig, "scenes[]."), "ValidationConfig": (ValidationConfig, "validation."),
+    "TrainerConfig": (TrainerConfig, "trainer."), "ChangeConfig": (ChangeConfig, ""), "MonitorConfig": (MonitorConfig, ""),
+    "RegionConfig": (RegionConfig, "regions[]."), "MonitorGuardsConfig": (MonitorGuardsConfig, "guards."),
 })

@@ -52,7 +52,7 @@ def test_a_bad_value_given_by_a_flag_is_named_by_the_flag_and_one_from_the_yaml_
     with pytest.raises(ConfigError) as exc:
         load_yaml(p, SegmentConfig, {"tile_size": 100, "halo": None, "runtime.num_workers": 0}, flags=flags)
     lines = str(exc.value).splitlines()
-    assert "  --tile-size 100: Value error, must be a multiple of 32 (the encoder downsamples 32x), e.g. 96" in lines
+    assert "  --tile-size 100: must be a multiple of 32 (the encoder downsamples 32x), e.g. 96" in lines
     assert any(ln.startswith("  --workers 0: ") for ln in lines)
     assert any(ln.startswith("  halo: ") for ln in lines)  # from the file, not the unused --halo flag
     assert "tile_size:" not in str(exc.value) and "runtime.num_workers" not in str(exc.value)
