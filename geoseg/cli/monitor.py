@@ -23,7 +23,8 @@ def command(ctx, config_path, output_root, sink, local):
     from geoseg.change.monitor import MonitorConfig, format_result, run_monitor
     from geoseg.errors import MonitorError
 
-    cfg = options.load_config(config_path, MonitorConfig, {"output_root": output_root, "sink": sink, "segment.runtime.local": local})
+    cfg = options.load_config(config_path, MonitorConfig,
+                              {"output_root": output_root, "sink": sink, "segment.runtime.local": local})
     results = run_monitor(cfg, progress=ctx.obj["progress"])
     for r in results:
         click.echo(format_result(r))
