@@ -75,11 +75,11 @@ def acquisition_date(tags: dict) -> str | None:
     return None
 
 
-def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
+def resolve_bands(info: RasterInfo, wanted: Sequence[str | int], option: str = "--bands") -> list[int]:
     """1-based band indexes for ``wanted`` names (band descriptions, case-insensitive) or indexes.
 
     Raises :class:`BandError` listing the bands the file has when one is missing or one band is asked for twice
-    (by name, index or both).
+    (by name, index or both; the message names ``option``, the flag or key ``wanted`` came from).
     """
     lookup = {n.lower(): i + 1 for i, n in enumerate(info.band_names)}
     have = ", ".join(f"{i + 1}:{n}" for i, n in enumerate(info.band_names))
@@ -101,9 +101,9 @@ def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
     if dupes:
         named = ", ".join(f"{i}:{info.band_names[i - 1]}" for i in dupes)
         raise BandError(
-            f"--bands {','.join(str(w) for w in wanted)}: band {named} is given more than once, but each model input "
-            f"needs a different band; pass each band once, in model order (or fix `bands` in the config); "
-            f"{info.path} has bands {have}"
+            f"{option} {','.join(str(w) for w in wanted)}: band {named} is given more than once, but each model "
+            f"input needs a different band; pass each band once, in model order"
+            + (" (or fix `bands` in the config)" if option.startswith("--") else "") + f"; {info.path} has bands {have}"
         )
     return out
 

@@ -54,6 +54,9 @@ def test_a_band_asked_for_twice_is_a_band_error_naming_the_flag_and_the_band():
         assert msg.startswith("--bands ") and "more than once" in msg and "pass each band once" in msg
         assert ("4:nir" in msg) if wanted[0] != 2 else ("2:green" in msg)
         assert "1:blue" in msg  # what the file has
+    with pytest.raises(BandError, match=r"^bands \(training config\) nir,nir: band 4:nir is given more than once.*"
+                                        r"in model order; "):
+        resolve_bands(info, ["nir", "nir"], option="bands (training config)")
 
 
 def test_unnamed_bands_get_positional_names(make_raster):
