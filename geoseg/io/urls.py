@@ -23,8 +23,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["RedactingFilter", "redact", "redact_text", "stem_of"]
 
-URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]{},;]+")
-"""A URL inside free text: ``scheme://`` and what follows up to a space, quote or bracket."""
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+"""A URL inside free text: ``scheme://`` and what follows up to a space, a quote or an angle bracket."""
+TRAILING = ").,;:]}"
+"""Punctuation that ends a sentence or closes a bracket after a URL, not part of it."""
 
 KEEP = ("postgres://", "postgresql://")
 """Schemes :func:`redact_text` leaves alone (masked by :func:`geoseg.config.mask_password` where written)."""
@@ -57,7 +59,11 @@ def _redact_url(url: str) -> str:
 
 def redact_text(text: str) -> str:
     """``text`` with every URL in it redacted (:func:`redact`), PostgreSQL URLs excepted."""
-    return URL.sub(lambda m: m[0] if m[0].lower().startswith(KEEP) else _redact_url(m[0]), str(text))
+    def clean(m: re.Match) -> str:
+        url = m[0].rstrip(TRAILING)
+        return m[0] if url.lower().startswith(KEEP) else _redact_url(url) + m[0][len(url):]
+
+    return URL.sub(clean, str(text))
 
 
 def stem_of(path: str) -> str:

@@ -38,6 +38,9 @@ def test_redact_text_cleans_every_url_in_a_message_but_leaves_postgresql_urls_to
     assert out.count("https://bucket.s3.us-east-1.amazonaws.com/scenes/2024/x.tif") == 2
     assert "'https://bucket.s3.us-east-1.amazonaws.com/scenes/2024/x.tif')" in out  # the quote and bracket stay
     assert "postgresql://geoseg:***@db:5432/gis?schema=landcover" in out
+    # commas and brackets inside a query go with it; punctuation after a URL stays
+    assert redact_text("see (https://h/a.tif?bbox=1,2&sig=x), then https://[::1]:9000/b.tif?t=1.") == \
+        "see (https://h/a.tif), then https://[::1]:9000/b.tif."
 
 
 def test_the_stem_of_a_presigned_url_is_its_file_name():
