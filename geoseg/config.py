@@ -385,10 +385,12 @@ def _yaml_scalar(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...").strip()
 
 
-def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
+def load_yaml(path: str | Path | None, model: type[M], overrides: dict[str, Any] | None = None,
+              flags: dict[str, str] | None = None) -> M:
     """Load ``path`` into ``model``, apply ``overrides`` (None values ignored), validate.
 
-    Raises :class:`ConfigError` naming the file and each bad key.
+    Raises :class:`ConfigError` naming the file and each bad key; ``flags``: key -> the command-line flag
+    that set it (``{"tile_size": "--tile-size"}``), named in the message instead of the key.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -404,19 +406,24 @@ def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
-    return validate(data, model, source=str(path) if path else "command line")
+    given = {k: f for k, f in (flags or {}).items() if (overrides or {}).get(k) is not None}
+    return validate(data, model, source=str(path) if path else "command line", flags=given)
 
 
-def validate(data: dict[str, Any], model: type[M], source: str) -> M:
+def validate(data: dict[str, Any], model: type[M], source: str, flags: dict[str, str] | None = None) -> M:
+    """``model`` of ``data``, or a :class:`ConfigError` naming each bad key (``flags``: the flag, for keys set by one)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         lines = []
         for e in exc.errors():
             loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-            msg = "unknown key (check the spelling; valid keys: docs/configuration.md)" if e["type"] == "extra_forbidden" else e["msg"]
-            lines.append(f"  {loc}: {msg}")
-        raise ConfigError(f"config {source}: invalid\n" + "\n".join(lines)) from exc
+            msg = ("unknown key (check the spelling; valid keys: docs/configuration.md)" if e["type"] == "extra_forbidden"
+                   else e["msg"].removeprefix("Value error, "))
+            flag = next((f for k, f in (flags or {}).items() if loc == k or loc.startswith(k + ".")), None)
+            lines.append(f"  {flag} {e['input']!r}: {msg}" if flag else f"  {loc}: {msg}")
+        head = "invalid command-line option(s)" if source == "command line" else f"config {source}: invalid"
+        raise ConfigError(head + "\n" + "\n".join(lines)) from exc
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -428,17 +435,10 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 
 DOC_TABLES.update({
-    "SegmentConfig": (SegmentConfig, ""),
-    "RuntimeConfig": (RuntimeConfig, "runtime."),
-    "OutputConfig": (OutputConfig, "outputs."),
-    "TrainConfig": (TrainConfig, ""),
-    "TrainSceneConfig": (TrainSceneConfig, "scenes[]."),
-    "ValidationConfig": (ValidationConfig, "validation."),
-    "TrainerConfig": (TrainerConfig, "trainer."),
-    "AugmentConfig": (AugmentConfig, "augment."),
-    "LeaveOneOutConfig": (LeaveOneOutConfig, "leave_one_scene_out."),
-    "ChangeConfig": (ChangeConfig, ""),
-    "MonitorConfig": (MonitorConfig, ""),
-    "RegionConfig": (RegionConfig, "regions[]."),
-    "MonitorGuardsConfig": (MonitorGuardsConfig, "guards."),
+    "SegmentConfig": (SegmentConfig, ""), "RuntimeConfig": (RuntimeConfig, "runtime."),
+    "OutputConfig": (OutputConfig, "outputs."), "TrainConfig": (TrainConfig, ""),
+    "TrainSceneConfig": (TrainSceneConfig, "scenes[]."), "ValidationConfig": (ValidationConfig, "validation."),
+    "TrainerConfig": (TrainerConfig, "trainer."), "AugmentConfig": (AugmentConfig, "augment."),
+    "LeaveOneOutConfig": (LeaveOneOutConfig, "leave_one_scene_out."), "ChangeConfig": (ChangeConfig, ""), "MonitorConfig": (MonitorConfig, ""),
+    "RegionConfig": (RegionConfig, "regions[]."), "MonitorGuardsConfig": (MonitorGuardsConfig, "guards."),
 })

@@ -13,6 +13,14 @@ from tests.helpers import REPO
 def test_shipped_configs_validate():
     cfg = load_yaml(REPO / "configs" / "default.yaml", SegmentConfig)
     assert cfg.inputs == ["data/sample/nc_raleigh_landsat7_2000.tif"] and cfg.runtime.threads_per_worker == 1
+    from geoseg.config import TrainConfig
+
+    for name in ("train_default.yaml", "train_baseline.yaml", "train_loso.yaml"):
+        train = load_yaml(REPO / "configs" / name, TrainConfig)
+        assert {s.image.split("/")[-2] for s in train.scenes} >= {"nc_raleigh", "zion_north"}
+    loso = load_yaml(REPO / "configs" / "train_loso.yaml", TrainConfig)
+    assert loso.leave_one_scene_out.enabled and {s.place for s in loso.scenes} == {
+        "nc_raleigh", "zion_north", "slovenia"}
 
 
 def test_unknown_key_is_an_error_naming_it(tmp_path):
@@ -43,3 +51,16 @@ def test_bad_values_are_errors(tmp_path, text, needle):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_yaml(tmp_path / "nope.yaml", SegmentConfig)
+
+
+def test_a_bad_value_given_by_a_flag_is_named_by_the_flag_and_one_from_the_yaml_by_its_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("halo: -1\nbatch_size: 2\n")
+    flags = {"tile_size": "--tile-size", "halo": "--halo", "runtime.num_workers": "--workers"}
+    with pytest.raises(ConfigError) as exc:
+        load_yaml(p, SegmentConfig, {"tile_size": 100, "halo": None, "runtime.num_workers": 0}, flags=flags)
+    lines = str(exc.value).splitlines()
+    assert "  --tile-size 100: must be a multiple of 32 (the encoder downsamples 32x), e.g. 96" in lines
+    assert any(ln.startswith("  --workers 0: ") for ln in lines)
+    assert any(ln.startswith("  halo: ") for ln in lines)  # from the file, not the unused --halo flag
+    assert "tile_size:" not in str(exc.value) and "runtime.num_workers" not in str(exc.value)

@@ -28,6 +28,7 @@ from geoseg.errors import ConfigError, InputError
 from geoseg.grid import GeoGrid
 from geoseg.io import storage
 from geoseg.io.raster import acquisition_date, open_raster
+from geoseg.io.urls import redact
 from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def class_map_date(role: str, path: str | Path, confidence: str | Path | None = 
         if ids and [int(i) for i in ids.split(",")] != list(range(len(names))):
             raise InputError(f"{path}: class ids {ids} are not 0..{len(names) - 1}; remap the classes to consecutive "
                              "ids from 0 (255 = nodata)")
-        source = tags.get("source") or path
+        source = redact(tags.get("source") or path)
         acquired = acquisition_date(tags)
     if confidence is None and path.endswith("_classes.tif"):
         sibling = path[: -len("_classes.tif")] + "_confidence.tif"

@@ -2,7 +2,8 @@
 
 The group configures logging, turns SIGTERM into a clean exit, and handles errors once:
 a :class:`~geoseg.errors.GeosegError` raised by any command prints as one message and
-exits with its code (:class:`~geoseg.errors.ExitCode`). Shared options: :mod:`geoseg.cli.options`.
+exits with its code (:class:`~geoseg.errors.ExitCode`); URLs in messages and logs lose their
+query strings and user-info (:mod:`geoseg.io.urls`). Shared options: :mod:`geoseg.cli.options`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import click
 
 from geoseg.errors import ExitCode, GeosegError
+from geoseg.io.urls import RedactingFilter, redact_text
 
 __all__ = ["main", "run_job"]
 
@@ -28,7 +30,7 @@ class GeosegGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GeosegError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {redact_text(str(exc))}", fg="red", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -47,6 +49,9 @@ def main(ctx: click.Context, verbose: int, quiet: int) -> None:
 def _setup_logging(verbose: int, quiet: int) -> None:
     level = logging.INFO - 10 * verbose + 10 * quiet
     logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # no query string or user-info of a URL reaches a log
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     for noisy in ("rasterio", "fiona", "pyogrio", "urllib3", "botocore", "timm"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

@@ -48,7 +48,7 @@ def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, c
     change_stats).
     """
     from geoseg.change.detect import detect_change
-    from geoseg.config import SegmentConfig, load_yaml, validate
+    from geoseg.config import SegmentConfig, validate
     from geoseg.errors import ConfigError
 
     if len(dates) > 2 or (dates and (before_opt or after_opt)):
@@ -57,8 +57,8 @@ def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, c
     if not before or not after:
         raise click.UsageError("need two dates: geoseg change BEFORE AFTER --output DIR")
     opts = validate({"min_confidence": min_confidence, "mmu_ha": mmu_ha, "grid": grid, "block_size": block_size},
-                    ChangeConfig, source="command line")
-    seg = load_yaml(config_path, SegmentConfig, {"model": model, "runtime.local": local, "sink": sink})
+                    ChangeConfig, source="command line", flags=options.FLAGS)
+    seg = options.load_config(config_path, SegmentConfig, {"model": model, "runtime.local": local, "sink": sink})
     if seg.inputs or seg.output:
         raise ConfigError(f"config {config_path}: `inputs`/`output` are not used by `change`; remove them")
     result = detect_change(before, after, output, confirm=list(confirm) or None, before_confidence=before_confidence,

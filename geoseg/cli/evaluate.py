@@ -28,11 +28,11 @@ def command(ctx, image, labels, output, model, class_map, class_field, config_pa
     Writes OUTPUT/metrics.json with per_class (iou, precision, recall, f1, support), miou,
     overall_accuracy and confusion_matrix (rows: reference, columns: predicted), and prints a table.
     """
-    from geoseg.config import SegmentConfig, load_yaml
+    from geoseg.config import SegmentConfig
     from geoseg.segment.evaluate import evaluate as run_evaluate
     from geoseg.segment.evaluate import format_table
 
-    cfg = load_yaml(config_path, SegmentConfig, {"overwrite": overwrite, "runtime.local": local})
+    cfg = options.load_config(config_path, SegmentConfig, {"overwrite": overwrite, "runtime.local": local})
     metrics = run_evaluate(image, labels, output, model, class_map, cfg, progress=ctx.obj["progress"],
                            class_field=class_field)
     click.echo(format_table(metrics))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -13,6 +12,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def command(path, as_json):
     """Describe a checkpoint directory or a raster (default: the bundled model)."""
+    from geoseg.io.publish import json_text
     from geoseg.model.checkpoint import load_checkpoint
 
     if path is None or Path(path).is_dir():
@@ -21,7 +21,7 @@ def command(path, as_json):
         doc = {"type": "model", "id": ckpt.model_id, "path": str(ckpt.path), **c.model_dump(mode="json", exclude={"training"}),
                "training_summary": {k: c.training.get(k) for k in ("best_step", "steps_run", "seconds", "scenes")}}
         if as_json:
-            click.echo(json.dumps(doc, indent=2))
+            click.echo(json_text(doc), nl=False)
             return
         click.echo(f"model {ckpt.model_id}\n  {c.arch} / {c.encoder} {c.arch_kwargs}\n  bands: {', '.join(c.bands)}")
         click.echo(f"  classes: {', '.join(f'{k.id}={k.name}' for k in c.classes)}")
@@ -33,17 +33,18 @@ def command(path, as_json):
             click.echo(f"  held-out mIoU {pooled['miou']} ({ious})")
         return
     from geoseg.io.raster import RasterInfo, open_raster
+    from geoseg.io.urls import redact
 
     with open_raster(path) as src:
         ri = RasterInfo.from_dataset(path, src)
         g = ri.grid
-        doc = {"type": "raster", "path": path, "width": g.width, "height": g.height,
+        doc = {"type": "raster", "path": redact(path), "width": g.width, "height": g.height,
                "crs": g.crs.to_string() if g.crs else None, "transform": list(g.transform)[:6], "dtype": ri.dtype,
                "bands": list(ri.band_names), "nodata": ri.nodata, "block_shapes": [list(b) for b in src.block_shapes[:1]],
                "overviews": src.overviews(1), "tags": src.tags()}
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json_text(doc), nl=False)
     else:
-        click.echo(f"raster {path}\n  {g.width} x {g.height} px, {ri.dtype}, CRS {doc['crs']}, nodata {ri.nodata}")
+        click.echo(f"raster {redact(path)}\n  {g.width} x {g.height} px, {ri.dtype}, CRS {doc['crs']}, nodata {ri.nodata}")
         click.echo(f"  bands: {', '.join(f'{i + 1}:{n}' for i, n in enumerate(ri.band_names))}")
         click.echo(f"  pixel size: {g.transform.a} x {abs(g.transform.e)}; overviews: {doc['overviews']}")

@@ -21,10 +21,10 @@ def command(ctx, config_path, output_root, sink, local):
     to date; 2 bad config or unreachable sink; 4 one or more regions failed (named; the others finished).
     """
     from geoseg.change.monitor import MonitorConfig, format_result, run_monitor
-    from geoseg.config import load_yaml
     from geoseg.errors import MonitorError
 
-    cfg = load_yaml(config_path, MonitorConfig, {"output_root": output_root, "sink": sink, "segment.runtime.local": local})
+    cfg = options.load_config(config_path, MonitorConfig,
+                              {"output_root": output_root, "sink": sink, "segment.runtime.local": local})
     results = run_monitor(cfg, progress=ctx.obj["progress"])
     for r in results:
         click.echo(format_result(r))

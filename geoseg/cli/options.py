@@ -1,10 +1,44 @@
-"""Options shared by several ``geoseg`` commands, defined once."""
+"""Options shared by several ``geoseg`` commands, defined once, and the config key each one sets.
+
+:func:`load_config` loads a command's YAML with its flags as overrides; a bad value given
+by a flag is reported under the flag's name (``--tile-size 100: ...``), not the config key.
+"""
 
 from __future__ import annotations
 
-import click
+from pathlib import Path
+from typing import Any, TypeVar
 
-from geoseg.config import BLOCK_SIZE
+import click
+from pydantic import BaseModel
+
+from geoseg.config import BLOCK_SIZE, load_yaml
+
+M = TypeVar("M", bound=BaseModel)
+
+FLAGS: dict[str, str] = {
+    "inputs": "INPUTS", "output": "--output", "output_root": "--output-root", "model": "--model",
+    "tile_size": "--tile-size", "halo": "--halo", "bands": "--bands", "aoi": "--aoi", "device": "--device",
+    "engine": "--engine", "batch_size": "--batch-size", "overwrite": "--overwrite", "sink": "--sink",
+    "runtime.num_workers": "--workers", "runtime.local": "--local", "segment.runtime.local": "--local",
+    "steps": "--steps", "seed": "--seed", "min_confidence": "--min-confidence", "mmu_ha": "--mmu-ha",
+    "grid": "--grid", "block_size": "--block-size", "native_resolution": "--native-resolution",
+    "leave_one_scene_out.enabled": "--leave-one-scene-out", "leave_one_scene_out.steps": "--loso-steps",
+}
+"""Config key -> the command-line flag (or argument) that sets it, in every command that has it."""
+
+
+def load_config(path: str | Path | None, model: type[M], overrides: dict[str, Any]) -> M:
+    """:func:`geoseg.config.load_yaml` of ``path`` with the flags' ``overrides``; errors name the flags given.
+
+    A ``sink`` given by ``--sink`` is checked here too, so that its error names the flag.
+    """
+    cfg = load_yaml(path, model, overrides, flags=FLAGS)
+    if overrides.get("sink"):
+        from geoseg.io.sink.target import SinkTarget
+
+        SinkTarget.parse(overrides["sink"], "--sink")
+    return cfg
 
 
 def output_dir(help: str = "Output directory (created if missing).", required: bool = False):

@@ -42,7 +42,7 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
       manifest.json          inputs, model, resolved config, versions, tile counts, timings
     With --sink, the polygons and class areas also go to PostGIS (tables landcover_polygons, class_areas).
     """
-    from geoseg.config import SegmentConfig, load_yaml
+    from geoseg.config import SegmentConfig
     from geoseg.io import storage
     from geoseg.segment.pipeline import segment as run_segment
 
@@ -63,7 +63,7 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
         "runtime.num_workers": workers,
         "runtime.local": local,
     }
-    cfg = load_yaml(config_path, SegmentConfig, overrides)
+    cfg = options.load_config(config_path, SegmentConfig, overrides)
     summary = run_segment(cfg, progress=ctx.obj["progress"])
     t = summary.tiles
     click.echo(f"geoseg segment: {len(summary.inputs)} input(s), {t.processed} tiles processed "

@@ -18,14 +18,14 @@ from geoseg.cli import options
 @click.option("--loso-steps", type=int, help="Optimisation steps of each leave-one-scene-out fold (`leave_one_scene_out.steps`).")
 def command(config_path, output, steps, seed, loso, loso_steps):
     """Train a land-cover model and write a checkpoint (model.json + weights.safetensors)."""
-    from geoseg.config import TrainConfig, load_yaml
+    from geoseg.config import TrainConfig
     from geoseg.model.checkpoint import load_checkpoint
     from geoseg.train.loso import format_table
     from geoseg.train.run import train as run_train
 
-    cfg = load_yaml(config_path, TrainConfig, {"output": output, "steps": steps, "seed": seed,
-                                               "leave_one_scene_out.enabled": loso,
-                                               "leave_one_scene_out.steps": loso_steps})
+    cfg = options.load_config(config_path, TrainConfig, {"output": output, "steps": steps, "seed": seed,
+                                                         "leave_one_scene_out.enabled": loso,
+                                                         "leave_one_scene_out.steps": loso_steps})
     path = run_train(cfg)
     card = load_checkpoint(path).card
     pooled = card.metrics.get("pooled", {})

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from geoseg.errors import ConfigError, InputError
 from geoseg.io import storage
+from geoseg.io.urls import stem_of
 
 log = logging.getLogger(__name__)
 
@@ -124,5 +125,4 @@ def _pick_asset(assets: dict) -> str | None:
 
 
 def _stem(path: str) -> str:
-    name = storage.name(path)
-    return name.rsplit(".", 1)[0] if "." in name else name
+    return stem_of(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -145,10 +146,34 @@ def _pid_alive(pid: int) -> bool:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON (numpy scalars converted), atomically (temp file + rename)."""
+    """Write ``data`` as indented, strict JSON (:func:`json_text`), atomically (temp file + rename)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
+        tmp.write_text(json_text(data))
     return path
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON text ending in a newline: numpy values and paths converted, and every NaN or
+    ±inf written as ``null``, never as the bare ``NaN``/``Infinity`` that strict JSON parsers reject."""
+    return json.dumps(finite(data), indent=2, default=json_default, allow_nan=False) + "\n"
+
+
+def finite(o: Any) -> Any:
+    """``o`` with numpy arrays and scalars turned into Python values and non-finite floats into None, recursively."""
+    if isinstance(o, dict):
+        return {k: finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return finite(o.tolist())
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, float | np.floating):
+        f = float(o)
+        return f if math.isfinite(f) else None
+    return o
 
 
 def json_default(o: Any) -> Any:

@@ -22,6 +22,7 @@ from rasterio.errors import NodataShadowWarning, RasterioIOError
 from geoseg.errors import AOIError, BandError, InputError
 from geoseg.grid import GeoGrid
 from geoseg.io.bands import SENSOR_TAGS, ambiguity_hint, band_lookup
+from geoseg.io.urls import redact, redact_text
 from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def open_raster(path: str | Path) -> rasterio.io.DatasetReader:
     try:
         return rasterio.open(gdal_path(path))
     except RasterioIOError as exc:
-        raise InputError(f"{path}: cannot open as a raster ({exc}); check the path and that GDAL can read it") from exc
+        raise InputError(f"{redact(str(path))}: cannot open as a raster ({redact_text(str(exc))}); check the path and that "
+                         "GDAL can read it") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +82,11 @@ def acquisition_date(tags: dict) -> str | None:
     return None
 
 
-def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
+def resolve_bands(info: RasterInfo, wanted: Sequence[str | int], option: str = "--bands") -> list[int]:
     """1-based band indexes for ``wanted`` names (band descriptions, case-insensitive) or indexes.
 
-    Raises :class:`BandError` listing the bands the file has when one is missing.
+    Raises :class:`BandError` listing the bands the file has when one is missing or one band is asked for twice
+    (by name, index or both; the message names ``option``, the flag or key ``wanted`` came from).
     """
     mapping = band_lookup(info.band_names, dict(info.sensor_tags))
     lookup = mapping.lookup
@@ -103,6 +106,14 @@ def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
                 "Set `bands` in the config (or --bands) to names or 1-based indexes it has."
                 + ambiguity_hint(info.band_names, dict(info.sensor_tags))
             )
+    dupes = sorted({i for i in out if out.count(i) > 1})
+    if dupes:
+        named = ", ".join(f"{i}:{info.band_names[i - 1]}" for i in dupes)
+        raise BandError(
+            f"{option} {','.join(str(w) for w in wanted)}: band {named} is given more than once, but each model "
+            f"input needs a different band; pass each band once, in model order"
+            + (" (or fix `bands` in the config)" if option.startswith("--") else "") + f"; {info.path} has bands {have}"
+        )
     used = {str(w).lower() for w in wanted} & set(mapping.aliased)
     if used:
         log.info("%s: bands read by %s", info.path, mapping.describe())

@@ -151,10 +151,11 @@ def prepare_payload(payload: ModelPayload, engine: str, device: str) -> ModelPay
     """The payload the workers get for ``engine`` on ``device``: with the ONNX graph when ONNX Runtime
     is requested, or chosen by ``auto`` on CPU and its export agrees with PyTorch."""
     if engine not in ENGINES:
-        raise ConfigError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
+        raise ConfigError(f"--engine: {engine!r} is not one of {', '.join(ENGINES)} (`engine` in a config)")
     if engine == "torch" or device == "cuda":
         if engine == "onnxruntime":
-            raise ConfigError("engine: 'onnxruntime' runs on CPU only; use --engine torch (or auto) with --device cuda")
+            raise ConfigError("--engine: 'onnxruntime' runs on CPU only; use --engine torch (or auto) with --device cuda "
+                              "(`engine`, `device` in a config)")
         return payload.with_onnx(None)
     if engine == "auto" and device == "auto" and gpu_present():
         return payload.with_onnx(None)
@@ -162,15 +163,15 @@ def prepare_payload(payload: ModelPayload, engine: str, device: str) -> ModelPay
         export = export_onnx(payload)
     except Exception as exc:  # an architecture the exporter cannot trace
         if engine == "onnxruntime":
-            raise ConfigError(f"engine: the model cannot be exported to ONNX ({type(exc).__name__}: {exc}); "
-                              "use --engine torch") from exc
+            raise ConfigError(f"--engine: the model cannot be exported to ONNX ({type(exc).__name__}: {exc}); "
+                              "use --engine torch (`engine: torch` in a config)") from exc
         log.warning("ONNX export failed (%s: %s); running the model with PyTorch", type(exc).__name__, exc)
         return payload.with_onnx(None)
     if not export.usable:
         msg = (f"the ONNX export agrees with PyTorch on {export.agreement:.2%} of the check pixels "
                f"(< {MIN_AGREEMENT:.1%})")
         if engine == "onnxruntime":
-            raise ConfigError(f"engine: {msg}; use --engine torch")
+            raise ConfigError(f"--engine: {msg}; use --engine torch (`engine: torch` in a config)")
         log.warning("%s; running the model with PyTorch", msg)
         return payload.with_onnx(None)
     return payload.with_onnx(export.onnx)

@@ -22,6 +22,7 @@ from rasterio.windows import Window
 from geoseg.config import Normalization
 from geoseg.errors import InputError
 from geoseg.io.raster import read_masked
+from geoseg.io.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,24 @@ def scene_stats(src: rasterio.io.DatasetReader, band_indexes: list[int], norm: N
         # a damaged block must fail only the tiles that read it, not the whole scene
         log.warning("%s: unreadable block(s) (%s); scene statistics from the readable row strips", src.name, exc)
         pixels = _pixels_by_strips(src, band_indexes, factor)
+    if pixels.shape[1] == 0 and factor > 1:  # valid pixels too sparse for the decimated read: look at every pixel
+        pixels = _pixels_by_strips(src, band_indexes, 1)
     if pixels.shape[1] == 0:
-        raise InputError(f"{src.name}: no valid (non-nodata) pixels in bands {band_indexes}")
+        raise InputError(no_valid_pixels_message(src, band_indexes))
     return stats_from_pixels(pixels, norm)
+
+
+def no_valid_pixels_message(src: rasterio.io.DatasetReader, band_indexes: list[int]) -> str:
+    """Why a scene cannot be segmented when none of its pixels is valid, and what to change."""
+    names = [d or f"band{i}" for i, d in zip(band_indexes, (src.descriptions[i - 1] for i in band_indexes), strict=True)]
+    bands = ", ".join(f"{i}:{n}" for i, n in zip(band_indexes, names, strict=True))
+    floating = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
+    if src.nodata is not None:
+        what = f"the nodata value {src.nodata:g}" + (" or NaN/±inf" if floating else "")
+    else:
+        what = ("NaN/±inf or " if floating else "") + "masked (internal mask or alpha band)"
+    return (f"{redact(src.name)}: has no valid pixels: in bands {bands}, every pixel is {what}; give a scene with "
+            "data, fix its nodata value (e.g. rio edit-info --nodata), or choose other bands with --bands")
 
 
 def _pixels_by_strips(src: rasterio.io.DatasetReader, band_indexes: list[int], factor: int) -> np.ndarray:

@@ -40,7 +40,7 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         from geoseg.errors import ConfigError
 
-        raise ConfigError("device: 'cuda' was requested but no CUDA GPU is visible; use --device auto or cpu")
+        raise ConfigError("--device cuda: no CUDA GPU is visible; use --device auto or cpu (`device` in a config)")
     return device
 
 

@@ -128,7 +128,7 @@ def stretch(data: np.ndarray, valid: np.ndarray, low: float = 2, high: float = 9
             continue
         lo, hi = np.percentile(vals, [low, high])
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        out[i] = np.clip((band - lo) * scale, 0, 255).round().astype(np.uint8)
+        out[i] = np.clip((np.where(valid, band, lo) - lo) * scale, 0, 255).round().astype(np.uint8)  # NaN: 0
     return out
 
 

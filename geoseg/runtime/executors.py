@@ -126,8 +126,8 @@ class RayExecutor:
         cpus = int(resources.get("CPU", 1))
         use_gpu = device == "cuda" or (device == "auto" and gpus > 0)
         if device == "cuda" and gpus == 0 and runtime.num_workers is None:
-            raise ConfigError("device: 'cuda' was requested but the Ray cluster has no GPU; use --device auto or cpu, "
-                              "or set runtime.num_workers to wait for an autoscaler to add GPU nodes")
+            raise ConfigError("--device cuda: the Ray cluster has no GPU; use --device auto or cpu, or set --workers "
+                              "(`runtime.num_workers`) to wait for an autoscaler to add GPU nodes")
         if use_gpu:
             n = runtime.num_workers or gpus
             # two concurrent calls per GPU actor: one reads and normalises while the other runs the model
@@ -175,7 +175,7 @@ class RayExecutor:
                     ) from self._start_error
                 raise ConfigError(f"no model actor could start within runtime.actor_start_timeout_s="
                                   f"{self.start_timeout:.0f} s ({n} wanted with {options}; cluster: {resources}); "
-                                  "add nodes or lower runtime.num_workers")
+                                  "add nodes or lower --workers (`runtime.num_workers`)")
             self._admit(done[0])
         ready = ray.wait(list(self._starting), num_returns=len(self._starting), timeout=ACTOR_GRACE_S)[0] if self._starting else []
         for ref in ready:
@@ -222,7 +222,7 @@ class RayExecutor:
             if not done:  # no actor left and none could start: fail what is left rather than hang
                 if waiting:
                     msg = (f"no model actor could be started for {self.start_timeout:.0f} s (cluster resources: "
-                           f"{ray.available_resources()}); add nodes or lower runtime.num_workers")
+                           f"{ray.available_resources()}); add nodes or lower --workers (`runtime.num_workers`)")
                 else:
                     msg = (f"no model actor is left and {self._start_failures} replacement(s) in a row failed to "
                            f"start (last error: {_last_line(self._start_error or RuntimeError('unknown'))})")

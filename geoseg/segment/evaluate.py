@@ -24,6 +24,7 @@ from geoseg.errors import InputError
 from geoseg.io.labels import VECTOR_SUFFIXES, burn_labels, load_class_map, read_label_features, remap_labels
 from geoseg.io.publish import write_json
 from geoseg.io.raster import open_raster
+from geoseg.io.urls import redact
 from geoseg.model.metrics import confusion_matrix, scores
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,10 @@ def evaluate(image: str, labels: str, output: str, model: str | None = None, cla
                                       "outputs": base.outputs.model_copy(update={"polygons": False})})
     summary = segment(run_cfg, progress=progress)
     card = load_checkpoint(run_cfg.model).card
-    classes_path = Path(output) / f"{Path(image).stem}_classes.tif"
+    classes_path = Path(output) / f"{summary.inputs[0].stem}_classes.tif"
     cm = compare_rasters(classes_path, labels, len(card.classes), load_class_map(class_map_path), class_field)
     metrics = scores(cm, card.class_names)
-    metrics.update({"image": image, "labels": labels, "model": summary.manifest["model"]["id"],
+    metrics.update({"image": redact(image), "labels": redact(labels), "model": summary.manifest["model"]["id"],
                     "class_map": class_map_path,
                     "class_field": class_field if labels.lower().endswith(VECTOR_SUFFIXES) else None})
     write_json(Path(output) / "metrics.json", metrics)

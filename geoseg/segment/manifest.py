@@ -17,6 +17,7 @@ from geoseg import __version__
 from geoseg.config import SegmentConfig
 from geoseg.io import storage
 from geoseg.io.sink.postgis import LoadReport
+from geoseg.io.urls import redact, redact_text
 from geoseg.model.checkpoint import Checkpoint, sha256_file
 from geoseg.segment.plan import ScenePlan, Tiling
 from geoseg.segment.stats import ClassArea
@@ -105,7 +106,7 @@ def build_manifest(run: RunRecord) -> dict[str, Any]:
     for p, w in zip(run.plans, run.writers, strict=True):
         g = p.info.grid
         entry: dict[str, Any] = {
-            "path": p.path,
+            "path": redact(p.path),
             "width": g.width,
             "height": g.height,
             "crs": g.crs.to_string() if g.crs else None,
@@ -132,7 +133,7 @@ def build_manifest(run: RunRecord) -> dict[str, Any]:
         "started": run.started.isoformat(),
         "ended": datetime.now(UTC).isoformat(),
         "inputs": inputs,
-        "model": {"id": ckpt.model_id, "path": cfg.model if cfg.model and storage.is_remote(cfg.model) else str(ckpt.path),
+        "model": {"id": ckpt.model_id, "path": redact(cfg.model) if cfg.model and storage.is_remote(cfg.model) else str(ckpt.path),
                   "name": ckpt.card.name, "version": ckpt.card.version,
                   "weights_sha256": ckpt.weights_sha256, "arch": ckpt.card.arch, "encoder": ckpt.card.encoder},
         "tile_size": run.tiling.tile_size,
@@ -141,10 +142,20 @@ def build_manifest(run: RunRecord) -> dict[str, Any]:
                   "skipped": tiles.skipped, "failed": tiles.failed, "resumed": tiles.resumed},
         "runtime": run.runtime,
         "timings_s": {k: round(v, 3) for k, v in run.timings.items()},
-        "config": cfg.model_dump(mode="json"),
+        "config": redacted_config(cfg),
         "versions": versions(),
         "platform": {"python": platform.python_version(), "machine": platform.machine(), "node": platform.node()},
     }
+
+
+def redacted_config(cfg: SegmentConfig) -> dict[str, Any]:
+    """The resolved config as written: every input, output, model and AOI location :func:`redact`-ed."""
+    doc = cfg.model_dump(mode="json")
+    doc["inputs"] = [redact(i) for i in doc["inputs"]]
+    for key in ("output", "model", "aoi"):
+        if doc.get(key):
+            doc[key] = redact(doc[key])
+    return doc
 
 
 def versions() -> dict[str, str | None]:
@@ -167,13 +178,13 @@ def failure_message(run: RunRecord, failed_uri: str, journaled: bool) -> str:
     """What the user reads when tiles failed: how many, which, the first error, where the list is."""
     bad = [(w, f) for w in run.writers for f in w.failed]
     w, first = bad[0]
-    which = "; ".join(f"{x.info.path}: tiles {_brief([f['tile'] for f in x.failed])}" for x in run.writers if x.failed)
+    which = "; ".join(f"{redact(x.info.path)}: tiles {_brief([f['tile'] for f in x.failed])}" for x in run.writers if x.failed)
     attempts = sorted({f["attempts"] for _, f in bad})
     tries = f"{attempts[0]} attempt(s) each" if len(attempts) == 1 else f"{attempts[0]} to {attempts[-1]} attempt(s)"
     return (
         f"{len(bad)} tile(s) failed after {tries}; no outputs were published "
         f"(existing results are untouched). Failed: {which}. "
-        f"First error: tile {first['tile']} of {w.info.path}: {first['error']}. "
+        f"First error: tile {first['tile']} of {redact(w.info.path)}: {redact_text(str(first['error']))}. "
         f"Every failed tile and its error: {failed_uri}. Rerunning the same command retries only the failed tiles"
         + (" (the others are journaled)." if journaled else ".")
     )

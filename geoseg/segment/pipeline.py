@@ -13,7 +13,6 @@ are published.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -23,7 +22,7 @@ from geoseg.config import SegmentConfig
 from geoseg.errors import ConfigError, GeosegError, TileError
 from geoseg.io import storage
 from geoseg.io.inputs import expand_inputs
-from geoseg.io.publish import Staging, json_default, write_json
+from geoseg.io.publish import Staging, json_text, write_json
 from geoseg.io.sink.postgis import RunInfo, Sink, open_sink, output_key
 from geoseg.model.checkpoint import checkpoint_payload, load_checkpoint
 from geoseg.model.engines import prepare_payload
@@ -93,7 +92,7 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
         manifest = build_manifest(run)
         if run.failed:
             failed_uri = storage.join(cfg.output, FAILED_MANIFEST)
-            storage.write_bytes(failed_uri, json.dumps(manifest, indent=2, default=json_default).encode() + b"\n")
+            storage.write_bytes(failed_uri, json_text(manifest).encode())
             raise TileError(failure_message(run, failed_uri, journal is not None))
         return _publish(run, manifest, staging, written, journal, sink)
     except BaseException:

@@ -16,6 +16,7 @@ from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError
 from geoseg.io.inputs import SceneInput
 from geoseg.io.raster import RasterInfo, box_intersects, load_aoi, open_raster, resolve_bands
+from geoseg.io.urls import redact
 from geoseg.model.checkpoint import Checkpoint, ModelCard
 from geoseg.model.normalization import scene_stats
 from geoseg.model.predict import SceneJob
@@ -33,8 +34,13 @@ class Tiling:
 
     @classmethod
     def resolve(cls, cfg: SegmentConfig, ckpt: Checkpoint) -> Tiling:
-        """The config's values, else the model card's."""
-        return cls(cfg.tile_size or ckpt.card.tile_size, cfg.halo if cfg.halo is not None else ckpt.card.halo)
+        """The config's values, else the model card's; :class:`ConfigError` naming the flags if no core is left."""
+        t = cls(cfg.tile_size or ckpt.card.tile_size, cfg.halo if cfg.halo is not None else ckpt.card.halo)
+        if t.tile_size - 2 * t.halo < 1:
+            raise ConfigError(f"--tile-size {t.tile_size} must exceed 2 x --halo {t.halo}, which tiles lose on each "
+                              f"side; raise --tile-size or lower --halo (`tile_size`, `halo` in a config; the model "
+                              f"card's {ckpt.card.tile_size} and {ckpt.card.halo} where not set)")
+        return t
 
 
 @dataclass
@@ -61,8 +67,8 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
         wanted = cfg.bands if cfg.bands is not None else card.bands
         if len(wanted) != len(card.bands):
             raise ConfigError(
-                f"bands: {len(wanted)} band(s) {wanted} given but model {card.name} takes {len(card.bands)} "
-                f"({', '.join(card.bands)}); pass one band per model input, in that order"
+                f"--bands: {len(wanted)} band(s) {wanted} given but model {card.name} takes {len(card.bands)} "
+                f"({', '.join(card.bands)}); pass one band per model input, in that order (`bands` in a config)"
             )
         idx = resolve_bands(info, list(wanted))
         stats = scene_stats(src, idx, card.normalization)
@@ -114,7 +120,7 @@ def journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tiling: Tiling, device
     return {
         "model": ckpt.weights_sha256, "card": hashlib.sha256(ckpt.card.model_dump_json().encode()).hexdigest(),
         "device": device, "tile_size": tiling.tile_size, "halo": tiling.halo,
-        "scenes": [{"path": p.path, "size": [p.info.grid.width, p.info.grid.height],
+        "scenes": [{"path": redact(p.path), "size": [p.info.grid.width, p.info.grid.height],
                     "transform": list(p.info.grid.transform)[:6],
                     "crs": p.info.grid.crs.to_string() if p.info.grid.crs else None, "bands": p.job.band_indexes,
                     "stats": p.job.stats.to_dict(), "aoi": aoi(p), "zoom": p.job.zoom, "tiles": [t.index for t in p.tiles]} for p in plans],

@@ -14,6 +14,7 @@ from typing import Any
 
 from geoseg.io.publish import write_json
 from geoseg.io.styles import categories
+from geoseg.io.urls import redact
 from geoseg.report import html, stac
 from geoseg.report.charts import bar_chart
 from geoseg.segment.stats import ClassArea
@@ -47,7 +48,7 @@ def item_name(stem: str) -> str:
 def write_records(run, staging_dir: Path, tables: dict[str, list[ClassArea]]) -> list[str]:
     """Write ``report.html``, the Items and the Collection of ``run`` in ``staging_dir``; their file names."""
     (staging_dir / "report.html").write_text(report_html(run, staging_dir, tables), encoding="utf-8")
-    coll_id = stac.stac_id(f"geoseg-{Path(str(run.cfg.output).rstrip('/')).name}")
+    coll_id = stac.stac_id(f"geoseg-{Path(redact(str(run.cfg.output)).rstrip('/')).name}")
     items = []
     for p, w in zip(run.plans, run.writers, strict=True):
         doc = scene_item(run, p, w, staging_dir, tables[w.stem], coll_id)
@@ -78,7 +79,7 @@ def scene_item(run, plan, writer, staging_dir: Path, rows: list[ClassArea], coll
         if (staging_dir / name).exists():
             assets[key] = stac.asset(staging_dir / name, f"./{name}", title, roles)
     when = stac.stac_datetime(plan.info.acquired, run.started)
-    props = {"title": f"{writer.stem}: land cover", "geoseg:source": plan.path, "geoseg:model": run.ckpt.model_id,
+    props = {"title": f"{writer.stem}: land cover", "geoseg:source": redact(plan.path), "geoseg:model": run.ckpt.model_id,
              "geoseg:quicklook_bands": writer.composite}
     if not plan.info.acquired:
         props["geoseg:datetime"] = "processing time (the input has no acquisition date)"
@@ -104,7 +105,7 @@ def report_html(run, staging_dir: Path, tables: dict[str, list[ClassArea]]) -> s
         g = p.info.grid
         secs.append(html.map_section(f"map-{len(secs)}", f"{w.stem}: classes over the input", layers, legend,
                                      note=f"{g.width} x {g.height} px, {g.crs.to_string() if g.crs else 'no CRS'}; "
-                                          f"acquired {p.info.acquired or 'unknown'}; input {p.path}"))
+                                          f"acquired {p.info.acquired or 'unknown'}; input {redact(p.path)}"))
         secs.append(html.section(
             f"{w.stem}: area per class",
             html.table(["class", "pixels", "area (ha)", "% of valid area"],
@@ -115,6 +116,6 @@ def report_html(run, staging_dir: Path, tables: dict[str, list[ClassArea]]) -> s
              f"{counts.processed} tiles processed, {counts.skipped} skipped (nodata), {counts.failed} failed.")
     facts = html.facts([("model", run.ckpt.model_id), ("started", run.started.isoformat(timespec="seconds")),
                         ("written", datetime.now(run.started.tzinfo).isoformat(timespec="seconds")),
-                        ("output", str(run.cfg.output)), ("catalogue", "collection.json (STAC 1.1), one Item per input"),
+                        ("output", redact(str(run.cfg.output))), ("catalogue", "collection.json (STAC 1.1), one Item per input"),
                         ("in QGIS", "open the *_polygons.gpkg and *_classes.tif: styles load with them")])
     return html.page("geoseg segment report", intro, [html.section("Run", facts), *secs])

@@ -18,6 +18,7 @@ import numpy as np
 from geoseg import CLASS_NODATA, __version__
 from geoseg.io.cog import StitchedRaster
 from geoseg.io.raster import RasterInfo
+from geoseg.io.urls import redact, redact_text
 from geoseg.model.checkpoint import ModelCard
 from geoseg.model.predict import CONFIDENCE_NODATA, TileResult
 from geoseg.tiling import Tile
@@ -83,7 +84,8 @@ class SceneWriter:
 
     def fail(self, tiles: tuple[Tile, ...], error: str | None, attempts: int = 1) -> None:
         """Record tiles that failed after all retries (reported in the manifest)."""
-        self.failed.extend({"tile": t.index, "window": list(t.core.to_window().flatten()), "error": error,
+        self.failed.extend({"tile": t.index, "window": list(t.core.to_window().flatten()),
+                            "error": redact_text(error) if error else error,
                             "attempts": attempts} for t in tiles)
 
     def finish(self, model_id: str, map_fn=None) -> list[str]:
@@ -98,7 +100,7 @@ class SceneWriter:
             "class_names": ",".join(self.card.class_names),
             "class_ids": ",".join(str(c.id) for c in self.card.classes),
             "model": model_id,
-            "source": self.info.path,
+            "source": redact(self.info.path),
             "software": f"geoseg {__version__}",
         }
         if self.info.acquired:

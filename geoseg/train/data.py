@@ -46,7 +46,7 @@ def load_scene(spec: TrainSceneConfig, cfg: TrainConfig) -> Scene:
 
     with open_raster(spec.image) as src:
         info = RasterInfo.from_dataset(spec.image, src)
-        idx = resolve_bands(info, list(cfg.bands))
+        idx = resolve_bands(info, list(cfg.bands), option="bands (training config)")
         stats = scene_stats(src, idx, cfg.normalization)
         data, valid = read_window(src, idx, info.grid.box)
         image = apply(data, stats, cfg.normalization)

@@ -10,6 +10,7 @@ import shapely
 from geoseg.errors import InputError
 from geoseg.grid import GeoGrid
 from geoseg.io.raster import acquisition_date
+from geoseg.io.urls import redact
 from geoseg.tiling import PixelBox
 from geoseg.vector.geometry import drop_collinear
 from geoseg.vector.reference import EQUAL_AREA_CRS, class_names_from_raster
@@ -35,7 +36,7 @@ class RegionContext:
         names = tuple(given + ["unknown"] * (256 - len(given)))
         tags = src.tags()
         # `source`: the imagery a geoseg class map was predicted from (its `source` tag), else the map itself
-        return cls(tags.get("source") or str(path), GeoGrid.from_dataset(src), names, tags.get("model") or None,
+        return cls(redact(tags.get("source") or str(path)), GeoGrid.from_dataset(src), names, tags.get("model") or None,
                    acquisition_date(tags))
 
     def row_area_m2(self, box: PixelBox) -> np.ndarray:

@@ -39,7 +39,8 @@ def check_output_path(path: str | Path, overwrite: bool) -> tuple[Path, str]:
     if driver is None:
         raise OutputError(f"{path}: unknown polygon format {path.suffix!r}; use one of {', '.join(FORMATS)}")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists; pass overwrite=True (--overwrite) to replace it, or choose another path")
+        raise OutputError(f"{path}: already exists; add --overwrite to replace it (the `overwrite` argument from Python), "
+                          "or choose another path")
     if not path.parent.is_dir():
         raise OutputError(f"{path.parent}: directory does not exist; create it or choose another output path")
     return path, driver

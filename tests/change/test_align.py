@@ -94,3 +94,16 @@ def test_a_web_mercator_grid_warns_that_its_areas_are_not_ground_areas(tmp_path,
     with caplog.at_level("WARNING", logger="geoseg.change.align"):
         detect_change(b, a, str(tmp_path / "u"), options=ChangeConfig(min_confidence=0, mmu_ha=0))  # UTM (transverse Mercator): fine
     assert "Mercator" not in caplog.text
+
+
+def test_the_source_a_date_reports_has_no_query_string_or_user_info(tmp_path):
+    """A class map whose `source` tag (from an older geoseg, or another tool) is a presigned URL: the change
+    outputs name its source by scheme, host and path only; a map with no tag is named by its own path."""
+    from geoseg.change.align import class_map_date
+    from tests.helpers import CLASS_NAMES, write_raster
+
+    tags = {"class_names": ",".join(CLASS_NAMES), "source": "https://u:pw@h.example/x.tif?X-Amz-Signature=abc"}
+    tagged = write_raster(tmp_path / "a_classes.tif", np.zeros((8, 8), np.uint8), nodata=255, tags=tags)
+    assert class_map_date("before", tagged).source == "https://h.example/x.tif"
+    untagged = write_raster(tmp_path / "b.tif", np.zeros((8, 8), np.uint8), nodata=255)
+    assert class_map_date("after", untagged).source == str(untagged)

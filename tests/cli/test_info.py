@@ -13,3 +13,19 @@ def test_info_describes_model_and_raster():
     assert r.exit_code == 0 and json.loads(r.output)["bands"] == ["green", "red", "nir"]
     r = CliRunner().invoke(main, ["info", str(NC_IMAGE)])
     assert r.exit_code == 0 and "2:green" in r.output and "489 x 443" in r.output
+
+
+def test_info_json_of_a_raster_with_nan_nodata_is_strict_json(tmp_path):
+    import numpy as np
+
+    from tests.helpers import write_raster
+
+    path = write_raster(tmp_path / "f.tif", np.zeros((1, 8, 8), np.float32), nodata=float("nan"))
+    r = CliRunner().invoke(main, ["info", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in the JSON")
+
+    doc = json.loads(r.output, parse_constant=refuse)
+    assert doc["nodata"] is None and doc["path"] == str(path)

@@ -142,3 +142,23 @@ def test_write_json_converts_numpy_and_paths_and_rejects_the_rest(tmp_path):
     with pytest.raises(TypeError, match="not JSON serialisable: object"):
         write_json(tmp_path / "e.json", {"o": object()})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json"]  # the failed write left nothing
+
+
+def test_write_json_writes_non_finite_numbers_as_null_never_bare_nan(tmp_path):
+    """manifest.json, stats.json, metrics.json: strict JSON (``allow_nan=False``), NaN/±inf as null, at any depth
+    and in any numeric type (Python float, numpy scalar, numpy array)."""
+    from geoseg.io.publish import write_json
+
+    data = {"nan": float("nan"), "inf": np.float32("inf"), "ninf": -np.inf, "ok": np.float64(0.25),
+            "nested": [{"miou": np.nan, "n": np.int32(2)}, (1.5, float("-inf"))], "arr": np.array([1.0, np.nan]),
+            "flag": np.bool_(True)}
+    text = write_json(tmp_path / "m.json", data).read_text()
+    for bare in ("NaN", "Infinity"):
+        assert bare not in text
+
+    def strict(token):
+        raise AssertionError(f"bare {token} in the JSON")
+
+    assert json.loads(text, parse_constant=strict) == {
+        "nan": None, "inf": None, "ninf": None, "ok": 0.25, "nested": [{"miou": None, "n": 2}, [1.5, None]],
+        "arr": [1.0, None], "flag": True}

@@ -44,6 +44,21 @@ def test_missing_band_error_lists_the_bands_the_file_has():
         resolve_bands(info, [9])
 
 
+def test_a_band_asked_for_twice_is_a_band_error_naming_the_flag_and_the_band():
+    """--bands nir,nir,nir would feed the model one band three times: rejected, by name, by index or mixed."""
+    info = _info(NC_IMAGE)
+    for wanted in (["nir", "nir", "nir"], ["green", "4", "NIR"], [2, 2, 4]):
+        with pytest.raises(BandError) as exc:
+            resolve_bands(info, wanted)
+        msg = str(exc.value)
+        assert msg.startswith("--bands ") and "more than once" in msg and "pass each band once" in msg
+        assert ("4:nir" in msg) if wanted[0] != 2 else ("2:green" in msg)
+        assert "1:blue" in msg  # what the file has
+    with pytest.raises(BandError, match=r"^bands \(training config\) nir,nir: band 4:nir is given more than once.*"
+                                        r"in model order; "):
+        resolve_bands(info, ["nir", "nir"], option="bands (training config)")
+
+
 def test_unnamed_bands_get_positional_names(make_raster):
     path = make_raster(np.zeros((3, 10, 10), np.uint8))
     assert _info(path).band_names == ("band1", "band2", "band3")

@@ -64,3 +64,17 @@ def test_scene_stats_of_an_all_nan_raster_is_a_clear_error(make_raster):
     path = make_raster(np.full((2, 10, 10), np.nan, np.float32))
     with rasterio.open(path) as src, pytest.raises(InputError, match="no valid"):
         scene_stats(src, [1, 2], Normalization())
+
+
+def test_valid_pixels_too_sparse_for_the_decimated_read_still_give_statistics(make_raster, monkeypatch):
+    """A scene whose few valid pixels all fall between the samples of the decimated read is not "empty":
+    every pixel is then read (strip by strip) before the scene is refused."""
+    from geoseg.model import normalization
+
+    monkeypatch.setattr(normalization, "STATS_MAX_SIDE", 16)  # 64 px -> a read of every 4th pixel
+    arr = np.zeros((1, 64, 64), np.uint16)
+    arr[0, 1::4, 1::4] = np.arange(1, 257).reshape(16, 16)  # between the samples of nearest decimation
+    path = make_raster(arr, nodata=0)
+    with rasterio.open(path) as src:
+        stats = scene_stats(src, [1], Normalization(low=0, high=100))
+    assert stats.offset == (1.0,) and stats.scale == (255.0,)

@@ -36,3 +36,15 @@ def test_typed_summary_matches_the_published_files(tmp_path):
 def test_versions_name_every_package_and_gdal():
     v = versions()
     assert set(v) == {*VERSIONED_PACKAGES, "gdal"} and v["geoseg"] and v["gdal"] == rasterio.__gdal_version__
+
+
+def test_the_written_config_names_inputs_output_model_and_aoi_without_query_strings_or_user_info():
+    from geoseg.config import SegmentConfig
+    from geoseg.segment.manifest import redacted_config
+
+    cfg = SegmentConfig(inputs=["https://u:p@h/a.tif?X-Amz-Signature=s1", "/local/b#1.tif"], output="s3://bk/out",
+                        model="https://h/model?token=t", aoi="https://h/aoi.geojson?sig=s2")
+    doc = redacted_config(cfg)
+    assert doc["inputs"] == ["https://h/a.tif", "/local/b#1.tif"] and doc["output"] == "s3://bk/out"
+    assert doc["model"] == "https://h/model" and doc["aoi"] == "https://h/aoi.geojson"
+    assert cfg.inputs[0].endswith("s1")  # what the run reads is untouched

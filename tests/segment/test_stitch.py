@@ -180,3 +180,19 @@ def test_the_class_cog_has_mode_overviews(tmp_path):
         np.testing.assert_array_equal(ov.read(1), mode)
     with rasterio.open(staging / "scene_confidence.tif", overview_level=0) as ov:
         assert (ov.read(1) == 60).all()
+
+
+def test_a_failed_tile_is_recorded_with_the_urls_in_its_error_redacted(tmp_path):
+    from geoseg.grid import GeoGrid
+    from geoseg.io.raster import RasterInfo
+    from geoseg.segment.stitch import SceneWriter
+    from geoseg.tiling import TileGrid
+    from tests.helpers import UTM12_30M, small_card
+
+    info = RasterInfo("https://h/s.tif?X-Amz-Signature=abc", GeoGrid(64, 64, UTM12_30M, rasterio.crs.CRS.from_epsg(32612)),
+                      "uint16", ("green", "red", "nir"), 0)
+    writer = SceneWriter(info, "s", tmp_path, small_card(), confidence=False, polygons=False)
+    tile = next(iter(TileGrid(64, 64, 64, 0)))
+    writer.fail((tile,), "RasterioIOError: HTTP response code: 403 on https://h/s.tif?X-Amz-Signature=abc", attempts=3)
+    assert writer.failed == [{"tile": tile.index, "window": [0, 0, 64, 64], "attempts": 3,
+                              "error": "RasterioIOError: HTTP response code: 403 on https://h/s.tif"}]
