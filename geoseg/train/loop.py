@@ -163,6 +163,7 @@ def fit_baseline(cfg: TrainConfig) -> tuple[ModelCard, dict]:
     cm, per_scene = evaluate_scenes(net, scenes, len(card.classes))
     _record_metrics(card, scenes, cm, per_scene)
     card.index_channels = []
+    card.gsd_m = None  # a per-pixel rule: applied at every input's own pixel size
     card.training = {
         "scenes": [s.model_dump() for s in cfg.scenes],
         "config": cfg.model_dump(mode="json"),

@@ -60,8 +60,12 @@ def test_each_place_is_scored_by_models_that_never_saw_it(tmp_path):
     seen = []
 
     def recording_fit(fold):
+        card, state = fit_model(fold)
         seen.append((fold.arch, [s.image for s in fold.scenes], fold.steps))
-        return fit_model(fold)
+        # networks are applied at the pixel size they were trained for; the per-pixel rules at any
+        assert card.gsd_m == (None if fold.arch.startswith("spectral") else pytest.approx(30.0 if "zion" in
+                              fold.scenes[0].image else 28.5))
+        return card, state
 
     cfg = two_places(tmp_path, leave_one_scene_out={"steps": 4, "tile_size": 128})
     block = leave_one_scene_out(cfg, recording_fit, workdir=tmp_path)
