@@ -225,6 +225,7 @@ class LeaveOneOutConfig(Strict):
     enabled: bool = Field(False, description="train one model per held-out place and score it on that place")
     steps: int | None = Field(None, ge=1, description="optimisation steps of each fold's model (null: `steps`)")
     tile_size: int = Field(256, ge=32, description="tile side of the scoring segment runs, pixels")
+    places: list[str] | None = Field(None, description="hold out only these places (group names); null: every place")
 
 
 class TrainerConfig(Strict):

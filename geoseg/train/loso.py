@@ -74,6 +74,13 @@ def score_scene(model: Path, scene: TrainSceneConfig, n_classes: int, out: Path,
 def leave_one_scene_out(cfg: TrainConfig, fit: Fit, workdir: str | Path | None = None) -> dict[str, Any]:
     """Train and score one fold per place; returns the ``metrics.leave_one_scene_out`` block."""
     by_place = places(cfg)
+    wanted = cfg.leave_one_scene_out.places
+    if wanted is not None:
+        unknown = sorted(set(wanted) - set(by_place))
+        if unknown:
+            raise TrainingError(f"leave_one_scene_out.places: {unknown} are not places of this config; "
+                                f"its places are {sorted(by_place)}")
+        by_place = {p: s for p, s in by_place.items() if p in wanted}
     names = [c.name for c in cfg.classes]
     n = len(names)
     t0 = time.perf_counter()

@@ -54,6 +54,21 @@ def test_places_group_scenes_and_need_two(tmp_path):
     same = cfg.model_copy(update={"scenes": [s.model_copy(update={"group": "here"}) for s in cfg.scenes]})
     with pytest.raises(TrainingError, match="at least two places.*group"):
         places(same)
+    odd = two_places(tmp_path, leave_one_scene_out={"places": ["atlantis"]})
+    with pytest.raises(TrainingError, match=r"leave_one_scene_out.places: \['atlantis'\] are not places"):
+        leave_one_scene_out(odd, fit_model)
+
+
+def test_only_the_places_asked_for_are_held_out(tmp_path):
+    seen = []
+
+    def recording_fit(fold):
+        seen.append([s.image for s in fold.scenes])
+        return fit_model(fold)
+
+    cfg = two_places(tmp_path, leave_one_scene_out={"steps": 2, "tile_size": 128, "places": [ZION_IMAGE.stem]})
+    block = leave_one_scene_out(cfg, recording_fit, workdir=tmp_path)
+    assert list(block["places"]) == [ZION_IMAGE.stem] and seen == [[str(NC_IMAGE)]] * 3
 
 
 def test_each_place_is_scored_by_models_that_never_saw_it(tmp_path):
