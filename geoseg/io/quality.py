@@ -26,9 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.config import QUALITY_FLAGS
-from geoseg.errors import ConfigError
+from geoseg.config import QUALITY_FLAGS, QualityConfig
+from geoseg.errors import ConfigError, InputError
+from geoseg.grid import GeoGrid
+from geoseg.io.raster import RasterInfo, open_raster, read_masked, resolve_bands
 from geoseg.io.styles import Category
+from geoseg.io.urls import redact
+from geoseg.tiling import PixelBox
 
 FLAGS: tuple[str, ...] = QUALITY_FLAGS
 """Flag names; flag ``FLAGS[k - 1]`` has code ``k`` in the quality layer (0: clear, 255: outside)."""
@@ -159,8 +163,95 @@ def quality_categories(counts: Sequence[int] | np.ndarray | None = None) -> list
 def read_quality(ds, source: QualitySource, window, masked: Sequence[str] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """``(codes, clear)`` of ``window`` of an open quality raster (the input, the mask file or its warped VRT)."""
-    from geoseg.io.raster import read_masked
-
     data = read_masked(ds, [source.band], window=window)
     return decode(source.format, np.ma.getdata(data)[0], source.masked if masked is None else masked,
                   np.ma.getmaskarray(data)[0])
+
+
+FILL_VALUE = {"landsat_qa_pixel": 1, "s2_scl": 0, "fmask": 255, "binary": 255}
+"""The value a reprojected mask holds outside its own extent when it declares no nodata (decoded as ``fill``)."""
+
+
+def resolve_quality(info: RasterInfo, q: QualityConfig, stem: str, model_bands: Sequence[int]) -> QualitySource | None:
+    """The quality source of one input (None: no mask): ``q.mask`` (``{stem}`` filled in), else its ``q.band``.
+
+    Raises :class:`ConfigError` / :class:`InputError` naming the file, band and key: an undetectable format, a
+    quality band that is also a model input, a mask that does not overlap the input.
+    """
+    masked = tuple(q.masked_flags)
+    if q.mask:
+        path = q.mask.replace("{stem}", stem)
+        with open_raster(path) as src:
+            mgrid, desc, nodata = GeoGrid.from_dataset(src), src.descriptions[0], src.nodata
+        fmt = q.format if q.format != "auto" else detect_format(desc, path)
+        if fmt is None:
+            raise ConfigError(f"--mask {redact(path)}: cannot tell its format from band 1's description ({desc!r}) or "
+                              f"the file name; pass --mask-format ({', '.join(FORMATS)}; `quality.format` in a config)")
+        warp = not mgrid.almost_equals(info.grid)
+        if warp:
+            _check_overlap(redact(path), mgrid, info)
+        return QualitySource(path, 1, fmt, masked, separate=True, warp=warp, nodata=nodata)
+    if q.band is None:
+        return None
+    if q.band == "auto":
+        found = find_quality_band(info.band_names)
+        if found is None:
+            return None
+        band, fmt = found[0], (found[1] if q.format == "auto" else q.format)
+    else:
+        band = resolve_bands(info, [q.band], option="quality.band")[0]
+        detected = q.format if q.format != "auto" else detect_format(info.band_names[band - 1])
+        if detected is None:
+            raise ConfigError(f"quality.band {q.band!r}: cannot tell the format of band {band}:"
+                              f"{info.band_names[band - 1]} of {redact(info.path)}; set `quality.format` "
+                              f"(--mask-format: {', '.join(FORMATS)})")
+        fmt = detected
+    if band in model_bands:
+        raise ConfigError(f"quality.band: band {band}:{info.band_names[band - 1]} of {redact(info.path)} is a quality "
+                          "band, but it is also given as a model input (--bands / `bands`); pass the model's bands "
+                          "only, or set `quality.band: null`")
+    return QualitySource(info.path, band, fmt, masked, nodata=info.nodata)
+
+
+def _check_overlap(path: str, mgrid: GeoGrid, info: RasterInfo) -> None:
+    from rasterio.warp import transform_bounds
+
+    if mgrid.crs is None or info.grid.crs is None:
+        raise InputError(f"--mask {path}: has no CRS and is not on the grid of {redact(info.path)}; give the mask "
+                         "a CRS, or write it on the input's grid (same size and transform)")
+    left, bottom, right, top = transform_bounds(info.grid.crs, mgrid.crs, *info.grid.bounds())
+    ml, mb, mr, mt = mgrid.bounds()
+    if left >= mr or right <= ml or bottom >= mt or top <= mb:
+        raise InputError(f"--mask {path} ({mgrid.crs.to_string()}) does not overlap {redact(info.path)} "
+                         f"({info.grid.crs.to_string()}); give the quality raster of this scene (`quality.mask`, "
+                         "`{stem}` for each input's stem)")
+
+
+class QualityReader:
+    """Reads a scene's quality by window on the input's grid: a band of the open input, a mask raster, or its
+    nearest-neighbour reprojection (:class:`rasterio.vrt.WarpedVRT`)."""
+
+    def __init__(self, source: QualitySource, grid: GeoGrid, src=None):
+        self.source = source
+        self._own: list[Any] = []
+        if src is None or source.separate:
+            src = open_raster(source.path)
+            self._own.append(src)
+        if source.warp:
+            from rasterio.enums import Resampling
+            from rasterio.vrt import WarpedVRT
+
+            nodata = source.nodata if source.nodata is not None else FILL_VALUE[source.format]
+            src = WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                            resampling=Resampling.nearest, nodata=nodata)
+            self._own.append(src)
+        self.ds = src
+
+    def read(self, box: PixelBox) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, clear)`` over ``box`` of the input's grid."""
+        return read_quality(self.ds, self.source, box.to_window())
+
+    def close(self) -> None:
+        for ds in reversed(self._own):
+            ds.close()
+        self._own.clear()

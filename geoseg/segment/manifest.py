@@ -123,6 +123,8 @@ def build_manifest(run: RunRecord) -> dict[str, Any]:
         if local.is_file():
             entry["size_bytes"] = local.stat().st_size
             entry["sha256"] = sha256_file(local)
+        if w.quality_source is not None:
+            entry["quality"] = {**w.quality_source.describe(redact), **w.quality_summary()}
         if w.failed:
             entry["failed_tiles"] = w.failed
         inputs.append(entry)

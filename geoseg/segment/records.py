@@ -34,6 +34,11 @@ ASSETS = {  # scene_files kind -> (asset key, title, roles)
     "classes_png": ("classes_quicklook", "quicklook of the class map", ["overview"]),
     "confidence_png": ("confidence_quicklook", "quicklook of the confidence map", ["overview"]),
     "input_png": ("input_quicklook", "quicklook of the input", ["overview"]),
+    "quality": ("quality", "quality flags: 0 clear, 1 fill, 2 cloud, 3 cloud shadow, 4 cirrus, 5 snow, 6 saturated, "
+                "7 dilated cloud, 8 flagged (binary mask) (COG)", ["data", "quality"]),
+    "quality_qml": ("quality_qml", "QGIS style of the quality flags", ["style"]),
+    "quality_sld": ("quality_sld", "SLD style of the quality flags", ["style"]),
+    "quality_pam": ("quality_rat", "GDAL PAM: flag names and raster attribute table of the quality flags", ["metadata"]),
 }
 RUN_ASSETS = {"stats.json": ("statistics", "area per class and input (JSON)", ["metadata"]),
               "stats.csv": ("statistics_csv", "area per class and input (CSV)", ["metadata"]),
