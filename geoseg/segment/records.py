@@ -117,6 +117,12 @@ def report_html(run, staging_dir: Path, tables: dict[str, list[ClassArea]]) -> s
                        [(r.class_name, r.pixels, r.area_ha, r.percent) for r in rows]),
             bar_chart([r.class_name for r in rows], [r.area_ha for r in rows], [colors[r.class_name] for r in rows],
                       title=f"{w.stem}: area per class")))
+        if w.quality_source is not None:
+            q = w.quality_summary()
+            secs.append(html.section(
+                f"{w.stem}: quality flags ({q['masked_area_ha']} ha masked, left out of the areas above)",
+                html.table(["flag", "pixels", "area (ha)", "masked"],
+                           [(k, v["pixels"], v["area_ha"], "yes" if v["masked"] else "no") for k, v in q["flags"].items()])))
     intro = (f"{len(run.plans)} input(s) segmented by {run.ckpt.model_id} into {', '.join(card.class_names)}; "
              f"{counts.processed} tiles processed, {counts.skipped} skipped (nodata), {counts.failed} failed.")
     facts = html.facts([("model", run.ckpt.model_id), ("started", run.started.isoformat(timespec="seconds")),

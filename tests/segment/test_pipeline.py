@@ -181,7 +181,7 @@ def test_a_failed_run_with_overwrite_leaves_the_previous_result_intact(tmp_path,
 
     import geoseg.model.predict
 
-    def broken(self, batch):
+    def broken(self, batch, zoom=1.0):
         raise RuntimeError("simulated model crash")
 
     monkeypatch.setattr(geoseg.model.predict.Predictor, "classify", broken)

@@ -7,6 +7,7 @@ into the QA band, pixel count x pixel area for the masked hectares.
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -112,6 +113,7 @@ def test_the_quality_layer_holds_the_flag_codes(runs):
     classes = _read(masked / "scene_classes.tif")
     np.testing.assert_array_equal(q == 0, classes != 255)  # clear exactly where there is a class
     assert (masked / "scene_quality.qml").exists() and (masked / "scene_quality.tif.aux.xml").exists()
+    assert "scene: quality flags (" in (masked / "report.html").read_text()
     item = json.loads((masked / "scene_item.json").read_text())
     assert "quality" in item["assets"]
 
@@ -180,6 +182,34 @@ def test_the_journal_key_depends_on_the_quality_source(scenes):
     for q in ({}, {"band": None}, {"masked_flags": ["cloud"]}):
         cfg = segment_config([scenes["masked"]], "/tmp/unused", quality=q)
         t = Tiling.resolve(cfg, ckpt)
-        keys.append(json.dumps(journal_key(ckpt, [plan_scene(s, cfg, ckpt, t) for s in expand_inputs(cfg.inputs)], t,
-                                           "cpu"), sort_keys=True))
+        plans = [plan_scene(s, cfg, ckpt, t) for s in expand_inputs(cfg.inputs)]
+        keys.append(json.dumps(journal_key(ckpt, plans, t, "cpu"), sort_keys=True))
+        assert pickle.loads(pickle.dumps(plans[0].job)) == plans[0].job  # travels to Ray actors as it is
     assert len(set(keys)) == 3
+
+
+def test_an_interrupted_masked_run_resumes_to_the_same_outputs(scenes, runs, tmp_path, monkeypatch):
+    from geoseg.errors import TileError
+    from geoseg.model.predict import TileProcessor
+
+    _, masked = runs
+    real, calls = TileProcessor.process, {"n": 0}
+
+    def crash_after_the_first_task(self, job, tiles):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise RuntimeError("simulated crash")
+        return real(self, job, tiles)
+
+    monkeypatch.setattr(TileProcessor, "process", crash_after_the_first_task)
+    cfg = segment_config([scenes["masked"]], tmp_path / "o", tile_size=128, halo=16, outputs=FAST,
+                         runtime={"local": True, "checkpoint_tiles": 1, "max_task_retries": 0})
+    with pytest.raises(TileError, match="simulated crash"):
+        segment(cfg, progress=False)
+    monkeypatch.undo()
+    summary = segment(cfg, progress=False)
+    assert summary.tiles.resumed == 4  # the first task's tiles came from the journal, flag codes included
+    for kind in ("classes", "confidence", "quality"):
+        np.testing.assert_array_equal(_read(tmp_path / "o" / f"scene_{kind}.tif"), _read(masked / f"scene_{kind}.tif"))
+    q = [json.loads((d / "stats.json").read_text())["inputs"]["scene"]["quality"] for d in (tmp_path / "o", masked)]
+    assert q[0] == q[1]
