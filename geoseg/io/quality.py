@@ -181,7 +181,11 @@ def resolve_quality(info: RasterInfo, q: QualityConfig, stem: str, model_bands: 
     masked = tuple(q.masked_flags)
     if q.mask:
         path = q.mask.replace("{stem}", stem)
-        with open_raster(path) as src:
+        try:
+            src = open_raster(path)
+        except InputError as exc:
+            raise InputError(f"--mask (`quality.mask`): {exc}") from exc
+        with src:
             mgrid, desc, nodata = GeoGrid.from_dataset(src), src.descriptions[0], src.nodata
         fmt = q.format if q.format != "auto" else detect_format(desc, path)
         if fmt is None:

@@ -161,6 +161,12 @@ def test_a_mask_that_does_not_overlap_names_the_file_and_what_to_give(scenes, tm
                 progress=False)
 
 
+def test_a_missing_mask_names_the_flag(scenes, tmp_path):
+    with pytest.raises(InputError, match=r"--mask \(`quality.mask`\): .*nope.tif: cannot open"):
+        segment(segment_config([scenes["plain"]], tmp_path / "o", quality={"mask": str(tmp_path / "nope.tif")}),
+                progress=False)
+
+
 def test_a_mask_of_unknown_format_asks_for_mask_format(scenes, tmp_path):
     m = write_raster(tmp_path / "m.tif", np.zeros((SIZE, SIZE), np.uint8), transform=UTM12_30M)
     with pytest.raises(ConfigError, match="--mask .*m.tif: cannot tell its format.*--mask-format"):
