@@ -173,6 +173,13 @@ def test_a_mask_of_unknown_format_asks_for_mask_format(scenes, tmp_path):
         segment(segment_config([scenes["plain"]], tmp_path / "o", quality={"mask": str(m)}), progress=False)
 
 
+def test_a_quality_band_the_input_lacks_names_the_key_and_the_bands(scenes, tmp_path):
+    from geoseg.errors import BandError
+
+    with pytest.raises(BandError, match=r"quality.band 'SCL': .*scene.tif has no such band \(it has 1:blue, .*5:QA_PIXEL"):
+        segment(segment_config([scenes["masked"]], tmp_path / "o", quality={"band": "SCL"}), progress=False)
+
+
 def test_the_quality_band_is_never_a_model_input(scenes, tmp_path):
     with pytest.raises(ConfigError, match="band 5:QA_PIXEL .* is a quality band"):
         segment(segment_config([scenes["masked"]], tmp_path / "o", bands=["green", "red", "QA_PIXEL"]), progress=False)
