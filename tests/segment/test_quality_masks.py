@@ -226,3 +226,20 @@ def test_an_interrupted_masked_run_resumes_to_the_same_outputs(scenes, runs, tmp
         np.testing.assert_array_equal(_read(tmp_path / "o" / f"scene_{kind}.tif"), _read(masked / f"scene_{kind}.tif"))
     q = [json.loads((d / "stats.json").read_text())["inputs"]["scene"]["quality"] for d in (tmp_path / "o", masked)]
     assert q[0] == q[1]
+
+
+def test_an_scl_file_on_the_input_grid_is_found_by_its_name(scenes, runs, tmp_path):
+    plain, _ = runs
+    scl = np.full((SIZE, SIZE), 4, np.uint8)  # 4: vegetation (clear)
+    scl[:20, :] = 9  # cloud, high probability
+    scl[20:30, :] = 10  # thin cirrus
+    scl[30:35, :] = 2  # dark area pixels: clear
+    mask = write_raster(tmp_path / "S2A_T33TWM_20230601_SCL_20m.tif", scl)
+    segment(segment_config([scenes["plain"]], tmp_path / "o", tile_size=128, halo=16, outputs=FAST,
+                           quality={"mask": str(mask)}), progress=False)
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())["inputs"][0]["quality"]
+    assert m["format"] == "s2_scl" and m["reprojected"] is False and m["separate"] is True
+    assert m["flags"]["cloud"]["pixels"] == 20 * SIZE and m["flags"]["cirrus"]["pixels"] == 10 * SIZE
+    classes = _read(tmp_path / "o" / "scene_classes.tif")
+    assert (classes[:30] == 255).all()
+    np.testing.assert_array_equal(classes[30:], _read(plain / "scene_classes.tif")[30:])
