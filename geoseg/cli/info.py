@@ -44,8 +44,9 @@ def command(path, as_json):
                "bands": list(ri.band_names), "nodata": ri.nodata, "block_shapes": [list(b) for b in src.block_shapes[:1]],
                "overviews": src.overviews(1), "tags": src.tags()}
     found = find_quality_band(ri.band_names)
-    if found is None and len(ri.band_names) == 1 and detect_format(None, path):
-        found = (1, detect_format(None, path))  # a quality raster of its own, named so (..._QA_PIXEL.TIF)
+    by_name = detect_format(None, path) if len(ri.band_names) == 1 else None
+    if found is None and by_name is not None:
+        found = (1, by_name)  # a quality raster of its own, named so (..._QA_PIXEL.TIF)
     doc["quality"] = {"band": found[0], "format": found[1]} if found else None
     if as_json:
         click.echo(json_text(doc), nl=False)
