@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -107,17 +107,24 @@ class OutputConfig(Strict):
     compress: Literal["DEFLATE", "ZSTD"] = Field("DEFLATE", description="`DEFLATE` or `ZSTD` for the COGs")
     polygons: bool = Field(True, description="write `<stem>_polygons.gpkg`")
     confidence: bool = Field(True, description="write `<stem>_confidence.tif`")
-    blocksize: int = Field(512, ge=64, description="COG internal tile size, px")
+    blocksize: int = Field(512, ge=64, multiple_of=16, description="COG internal tile size, px")
     mmu_ha: float = Field(0.0, ge=0, description="minimum mapping unit of the polygons, hectares: smaller regions are first merged into the neighbouring class they share most boundary with (0: off)")
     simplify_m: float = Field(0.0, ge=0, description="topology-preserving simplification tolerance of the polygons, metres (0: off)")
     vectorize_block: int = Field(BLOCK_SIZE, ge=64, description="window side (px) of the block-wise vectorizer; memory grows with width \u00d7 this")
 
-    @field_validator("blocksize")
-    @classmethod
-    def _mult16(cls, v: int) -> int:
-        if v % 16:
-            raise ValueError("must be a multiple of 16")
-        return v
+
+QualityFlag = Literal["fill", "cloud", "cloud_shadow", "cirrus", "snow", "saturated", "dilated_cloud", "flagged"]
+QUALITY_FLAGS: tuple[QualityFlag, ...] = get_args(QualityFlag)
+"""Flags of the quality layer, code = position + 1 (0: clear); see :mod:`geoseg.io.quality`."""
+
+
+class QualityConfig(Strict):
+    """Quality masks (clouds, shadows, snow, fill; docs/quality.md): pixels they flag become nodata."""
+
+    band: str | None = Field("auto", description="quality band of each input, by name or 1-based index; `auto`: a band described `QA_PIXEL`, `SCL` or `Fmask` if the input has one (else no mask); `null`: none")
+    mask: str | None = Field(None, description="a separate quality raster instead (`--mask`), band 1, on any grid (nearest neighbour); `{stem}` stands for each input's stem")
+    format: Literal["auto", "landsat_qa_pixel", "s2_scl", "fmask", "binary"] = Field("auto", description="how to decode it (`--mask-format`): `auto` from the band description or file name (`QA_PIXEL`, `SCL`, `Fmask`); `binary`: 0 clear, else `flagged`")
+    masked_flags: list[QualityFlag] = Field(list(QUALITY_FLAGS), description="flags that make a pixel nodata in the class and confidence maps (all by default, snow included); the others are only reported")
 
 
 class SegmentConfig(Strict):
@@ -134,14 +141,13 @@ class SegmentConfig(Strict):
     aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons in any CRS: only tiles touching it run, output is 255 outside")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto` (GPU actors when the cluster has GPUs), `cpu`, `cuda`")
     engine: Literal["auto", "torch", "onnxruntime"] = Field("auto", description="inference engine: `auto` = ONNX Runtime on CPU when its export agrees with PyTorch on >= 99.5 % of pixels, PyTorch on GPU; `torch`; `onnxruntime` (CPU only)")
-    native_resolution: bool = Field(False, description="predict at each input's own pixel size; default: where the "
-                                    "model card's `gsd_m` differs by more than 20 %, tiles are resampled to it for "
-                                    "the model and the predictions back to the input grid (`--native-resolution`)")
+    native_resolution: bool = Field(False, description="predict at each input's own pixel size; default: where the model card's `gsd_m` differs by more than 20 %, tiles are resampled to it for the model and the predictions back to the input grid (`--native-resolution`)")
     overwrite: bool = Field(False, description="replace existing outputs")
     resume: bool = Field(True, description="journal finished tiles under the output and reuse them when an interrupted run is rerun")
     sink: SinkUrl = Field(None, description=SINK_HELP + ": polygons and class areas (`--sink`)")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="where and how wide the job runs")
     outputs: OutputConfig = Field(default_factory=OutputConfig, description="what is written and how")
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="cloud, shadow, snow and fill masks")
 
     @field_validator("tile_size")
     @classmethod
@@ -185,10 +191,7 @@ class TrainSceneConfig(Strict):
     """One training scene: an image and its labels."""
 
     image: str = Field(description="image raster (GeoTIFF/COG/VRT, local or s3://)")
-    labels: str = Field(
-        description="class raster on any grid (resampled by nearest neighbour to the image grid), or labelled "
-        "polygons (GeoPackage/GeoJSON/FlatGeobuf/GeoParquet, any CRS) rasterized onto the image grid"
-    )
+    labels: str = Field(description="class raster on any grid (resampled by nearest neighbour to the image grid), or labelled polygons (GeoPackage/GeoJSON/FlatGeobuf/GeoParquet, any CRS) rasterized onto the image grid")
     class_field: str = Field("class", description="attribute holding the label value, for polygon labels")
     class_map: dict[int, int] | None = Field(None, description="source label value -> model class id")
     validation: ValidationConfig | None = Field(None, description="this scene's held-out block (default: the top-level one)")
@@ -437,7 +440,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 DOC_TABLES.update({
     "SegmentConfig": (SegmentConfig, ""), "RuntimeConfig": (RuntimeConfig, "runtime."),
-    "OutputConfig": (OutputConfig, "outputs."), "TrainConfig": (TrainConfig, ""),
+    "OutputConfig": (OutputConfig, "outputs."), "QualityConfig": (QualityConfig, "quality."), "TrainConfig": (TrainConfig, ""),
     "TrainSceneConfig": (TrainSceneConfig, "scenes[]."), "ValidationConfig": (ValidationConfig, "validation."),
     "TrainerConfig": (TrainerConfig, "trainer."), "AugmentConfig": (AugmentConfig, "augment."),
     "LeaveOneOutConfig": (LeaveOneOutConfig, "leave_one_scene_out."), "ChangeConfig": (ChangeConfig, ""), "MonitorConfig": (MonitorConfig, ""),

@@ -32,6 +32,7 @@ def command(path, as_json):
             ious = ", ".join(f"{n} {m['iou']}" for n, m in pooled["per_class"].items())
             click.echo(f"  held-out mIoU {pooled['miou']} ({ious})")
         return
+    from geoseg.io.quality import detect_format, find_quality_band
     from geoseg.io.raster import RasterInfo, open_raster
     from geoseg.io.urls import redact
 
@@ -42,9 +43,16 @@ def command(path, as_json):
                "crs": g.crs.to_string() if g.crs else None, "transform": list(g.transform)[:6], "dtype": ri.dtype,
                "bands": list(ri.band_names), "nodata": ri.nodata, "block_shapes": [list(b) for b in src.block_shapes[:1]],
                "overviews": src.overviews(1), "tags": src.tags()}
+    found = find_quality_band(ri.band_names)
+    by_name = detect_format(None, path) if len(ri.band_names) == 1 else None
+    if found is None and by_name is not None:
+        found = (1, by_name)  # a quality raster of its own, named so (..._QA_PIXEL.TIF)
+    doc["quality"] = {"band": found[0], "format": found[1]} if found else None
     if as_json:
         click.echo(json_text(doc), nl=False)
     else:
         click.echo(f"raster {redact(path)}\n  {g.width} x {g.height} px, {ri.dtype}, CRS {doc['crs']}, nodata {ri.nodata}")
         click.echo(f"  bands: {', '.join(f'{i + 1}:{n}' for i, n in enumerate(ri.band_names))}")
         click.echo(f"  pixel size: {g.transform.a} x {abs(g.transform.e)}; overviews: {doc['overviews']}")
+        if found:
+            click.echo(f"  quality: band {found[0]}:{ri.band_names[found[0] - 1]} read as {found[1]} (docs/quality.md)")

@@ -25,12 +25,16 @@ from geoseg.cli import options
 @click.option("--batch-size", type=int, help="Tiles per forward pass (default 4).")
 @click.option("--native-resolution", is_flag=True, default=None,
               help="Predict at the input's own pixel size, even where the model was trained for another (card `gsd_m`).")
+@click.option("--mask", help="Quality raster (QA_PIXEL, SCL, Fmask or 0/1), any grid: flagged pixels become nodata. "
+              "{stem} stands for each input's stem. Default: a QA_PIXEL/SCL/Fmask band of the input, if any.")
+@click.option("--mask-format", type=click.Choice(["auto", "landsat_qa_pixel", "s2_scl", "fmask", "binary"]),
+              help="How to decode the quality raster. auto: from its band description or file name.")
 @options.sink
 @options.local
 @options.overwrite
 @click.pass_context
 def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi, device, engine, workers, batch_size,
-            native_resolution, sink, local, overwrite):
+            native_resolution, mask, mask_format, sink, local, overwrite):
     """Segment INPUT rasters (GeoTIFF/COG/VRT, local or s3://) into class and confidence COGs, polygons and stats.
 
     \b
@@ -38,12 +42,14 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
       <stem>_classes.tif     uint8 COG, 0..3 = other/forest/water/urban, 255 = nodata
       <stem>_confidence.tif  uint8 COG, max softmax probability in percent, 255 = nodata
       <stem>_polygons.gpkg   polygons with class_id, class_name, area_m2
+      <stem>_quality.tif     uint8 COG of quality flags (with a quality band or --mask; docs/quality.md)
       stats.json, stats.csv  area per class (ha, %) and pixel counts
       manifest.json          inputs, model, resolved config, versions, tile counts, timings
     With --sink, the polygons and class areas also go to PostGIS (tables landcover_polygons, class_areas).
     """
     from geoseg.config import SegmentConfig
     from geoseg.io import storage
+    from geoseg.io.urls import redact
     from geoseg.segment.pipeline import segment as run_segment
 
     overrides = {
@@ -62,6 +68,8 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
         "sink": sink,
         "runtime.num_workers": workers,
         "runtime.local": local,
+        "quality.mask": mask,
+        "quality.format": mask_format,
     }
     cfg = options.load_config(config_path, SegmentConfig, overrides)
     summary = run_segment(cfg, progress=ctx.obj["progress"])
@@ -74,6 +82,10 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
     for i in summary.inputs:
         parts = ", ".join(f"{r.class_name} {r.area_ha:.1f} ha ({r.percent:.1f}%)" for r in i.classes)
         click.echo(f"  {i.stem}: {parts}")
+        q = next(e for e in summary.manifest["inputs"] if e["path"] == redact(i.path)).get("quality")
+        if q:
+            flagged = ", ".join(f"{k} {v['area_ha']:.1f} ha" for k, v in q["flags"].items() if v["pixels"])
+            click.echo(f"    masked {q['masked_area_ha']:.1f} ha ({flagged or 'nothing flagged'})")
     where = summary.output_dir if storage.is_remote(summary.output_dir) else Path(summary.output_dir).resolve()
     click.echo(f"outputs in {where}:")
     for f in summary.files:

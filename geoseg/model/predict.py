@@ -8,6 +8,7 @@ The Ray actors in :mod:`geoseg.runtime.executors` wrap a ``TileProcessor``; test
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ import numpy as np
 
 from geoseg import CLASS_NODATA
 from geoseg.grid import GeoGrid
+from geoseg.io.quality import CLEAR, CODES, FLAGS, QUALITY_NODATA, QualityReader, QualitySource
 from geoseg.io.raster import aoi_mask, open_raster, read_window
 from geoseg.model.checkpoint import Checkpoint, ModelCard, ModelPayload
 from geoseg.model.engines import OrtEngine, gpu_present
@@ -161,9 +163,11 @@ class Predictor:
 class TileResult:
     """Prediction for one tile core. Arrays are ``(rows, cols)`` over ``tile.core``.
 
-    ``classes`` holds 255 where the input is nodata or outside the AOI; ``confidence``
-    likewise. ``counts[k]`` is the number of core pixels of class ``k``; ``area_m2[k]``
-    their ground area. ``skipped`` tiles had no valid pixel and carry no arrays.
+    ``classes`` holds 255 where the input is nodata, masked by its quality or outside the AOI;
+    ``confidence`` likewise. ``counts[k]`` is the number of core pixels of class ``k``; ``area_m2[k]``
+    their ground area. ``skipped`` tiles had no valid pixel and carry no class arrays. With a quality
+    source, ``quality`` holds the flag codes of the core (:mod:`geoseg.io.quality`; 255 outside the AOI,
+    skipped tiles too) and ``flag_counts[k]`` / ``flag_area_m2[k]`` the pixels and area of code ``k``.
     """
 
     tile: Tile
@@ -173,6 +177,9 @@ class TileResult:
     area_m2: np.ndarray
     skipped: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    quality: np.ndarray | None = None
+    flag_counts: np.ndarray | None = None
+    flag_area_m2: np.ndarray | None = None
 
 
 class TileProcessor:
@@ -200,6 +207,17 @@ class TileProcessor:
             loc.path = path
         return loc.src
 
+    def _quality(self, job: SceneJob, src) -> QualityReader:
+        """The thread's reader of ``job``'s quality source (kept open between calls for the same scene)."""
+        assert job.quality is not None
+        loc = self._local
+        key = (job.path, job.quality)
+        if getattr(loc, "qkey", None) != key:
+            if getattr(loc, "qreader", None) is not None:
+                loc.qreader.close()
+            loc.qreader, loc.qkey = QualityReader(job.quality, job.grid, src), key
+        return loc.qreader
+
     def process(self, job: SceneJob, tiles: list[Tile]) -> list[TileResult]:
         """Predict ``tiles`` of ``job``'s raster and return one result per tile, in order."""
         import time
@@ -208,18 +226,29 @@ class TileProcessor:
         ncls = len(self.predictor.card.classes)
         t0 = time.perf_counter()
         reads = []
+        flags: list[np.ndarray | None] = []
         for tile in tiles:
             data, valid = read_window(src, job.band_indexes, tile.read)
+            codes = None
+            if job.quality is not None:
+                codes, clear = self._quality(job, src).read(tile.read)
+                codes[~valid & (codes == CLEAR)] = CODES["fill"]  # nodata in the model bands is fill
+                valid &= clear
             if job.aoi is not None:
-                valid &= aoi_mask(job.aoi, tile.read, job.grid)
+                inside = aoi_mask(job.aoi, tile.read, job.grid)
+                valid &= inside
+                if codes is not None:
+                    codes[~inside] = QUALITY_NODATA
             reads.append((data, valid))
+            flags.append(codes)
         t_read = time.perf_counter() - t0
 
         results: list[TileResult | None] = [None] * len(tiles)
         todo = []
         for i, (tile, (_, valid)) in enumerate(zip(tiles, reads)):
             if not valid[tile.core_in_read()].any():
-                results[i] = TileResult(tile, None, None, np.zeros(ncls, np.int64), np.zeros(ncls), skipped=True)
+                results[i] = _with_quality(TileResult(tile, None, None, np.zeros(ncls, np.int64), np.zeros(ncls),
+                                                      skipped=True), flags[i], job)
             else:
                 todo.append(i)
 
@@ -234,14 +263,25 @@ class TileProcessor:
                 batch = np.stack([apply(reads[i][0], job.stats, self.predictor.card.normalization) for i in chunk])
                 classes, conf = self.predictor.classify(batch, job.zoom)
                 for k, i in enumerate(chunk):
-                    results[i] = _core_result(tiles[i], classes[k], conf[k], reads[i][1], job, ncls)
+                    results[i] = _with_quality(_core_result(tiles[i], classes[k], conf[k], reads[i][1], job, ncls),
+                                               flags[i], job)
         t_pred = time.perf_counter() - t1
         per_tile = {"read": t_read / max(len(tiles), 1), "predict": t_pred / max(len(tiles), 1)}
         out = []
         for r in results:
             assert r is not None  # every tile was either skipped or predicted above
-            out.append(TileResult(r.tile, r.classes, r.confidence, r.counts, r.area_m2, r.skipped, per_tile))
+            out.append(dataclasses.replace(r, seconds=per_tile))
         return out
+
+
+def _with_quality(r: TileResult, codes: np.ndarray | None, job: SceneJob) -> TileResult:
+    """``r`` with the flag codes of its core and their pixel counts and areas (unchanged without a quality source)."""
+    if codes is None:
+        return r
+    core = codes[r.tile.core_in_read()]
+    per_row = np.stack([(core == k).sum(axis=1) for k in range(len(FLAGS) + 1)])  # (codes, rows)
+    return dataclasses.replace(r, quality=np.ascontiguousarray(core), flag_counts=per_row.sum(axis=1).astype(np.int64),
+                               flag_area_m2=per_row @ job.grid.row_area_m2(r.tile.core))
 
 
 def _core_result(tile: Tile, classes: np.ndarray, conf: np.ndarray, valid: np.ndarray, job: SceneJob,
@@ -266,3 +306,4 @@ class SceneJob:
     grid: GeoGrid
     aoi: BaseGeometry | None = None  # the AOI in the grid's CRS
     zoom: float = 1.0  # model pixels per input pixel (input pixel size / the card's gsd_m); 1: native
+    quality: QualitySource | None = None  # where the clear mask and flag codes come from; None: no quality mask

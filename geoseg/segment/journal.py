@@ -1,7 +1,7 @@
 """The tile journal: finished tiles saved under the output prefix so that a rerun resumes.
 
 A run appends the results of finished tiles (class and confidence cores, class counts
-and areas) in compressed chunks to ``<output>/.geoseg-journal/<run key>/``, local or
+and areas; with a quality source, the flag codes and their counts and areas) in compressed chunks to ``<output>/.geoseg-journal/<run key>/``, local or
 ``s3://``. Each chunk is one atomic write (temp file + rename, or one S3 PUT), so a
 driver killed at any moment leaves only whole chunks (a chunk that cannot be read
 anyway, e.g. after a crash of the machine, is skipped and its tiles computed again).
@@ -89,11 +89,13 @@ class TileJournal:
                 grid = self.grids[int(scene)]
                 cols = grid.shape[1]
                 tile = grid.tile(int(index) // cols, int(index) % cols)
+                quality = {"quality": data.get(f"quality_{i}"), "flag_counts": data.get(f"flag_counts_{i}"),
+                           "flag_area_m2": data.get(f"flag_area_m2_{i}")}
                 if skipped:
-                    res = TileResult(tile, None, None, counts[i], areas[i], skipped=True)
+                    res = TileResult(tile, None, None, counts[i], areas[i], skipped=True, **quality)
                 else:
                     conf = data.get(f"confidence_{i}")
-                    res = TileResult(tile, data[f"classes_{i}"], conf, counts[i], areas[i])
+                    res = TileResult(tile, data[f"classes_{i}"], conf, counts[i], areas[i], **quality)
                 by_scene.setdefault(int(scene), []).append(res)
         return by_scene
 
@@ -117,6 +119,10 @@ class TileJournal:
             "area_m2": np.stack([r.area_m2 for _, r in self._buffer]),
         }
         for i, (_, r) in enumerate(self._buffer):
+            if r.quality is not None:
+                assert r.flag_counts is not None and r.flag_area_m2 is not None  # set together (predict._with_quality)
+                arrays.update({f"quality_{i}": r.quality, f"flag_counts_{i}": r.flag_counts,
+                               f"flag_area_m2_{i}": r.flag_area_m2})
             if not r.skipped:
                 assert r.classes is not None  # only skipped tiles carry no arrays
                 arrays[f"classes_{i}"] = r.classes

@@ -123,6 +123,8 @@ def build_manifest(run: RunRecord) -> dict[str, Any]:
         if local.is_file():
             entry["size_bytes"] = local.stat().st_size
             entry["sha256"] = sha256_file(local)
+        if w.quality_source is not None:
+            entry["quality"] = {**w.quality_source.describe(redact), **w.quality_summary()}
         if w.failed:
             entry["failed_tiles"] = w.failed
         inputs.append(entry)
@@ -149,12 +151,14 @@ def build_manifest(run: RunRecord) -> dict[str, Any]:
 
 
 def redacted_config(cfg: SegmentConfig) -> dict[str, Any]:
-    """The resolved config as written: every input, output, model and AOI location :func:`redact`-ed."""
+    """The resolved config as written: every input, output, model, AOI and mask location :func:`redact`-ed."""
     doc = cfg.model_dump(mode="json")
     doc["inputs"] = [redact(i) for i in doc["inputs"]]
     for key in ("output", "model", "aoi"):
         if doc.get(key):
             doc[key] = redact(doc[key])
+    if doc["quality"].get("mask"):
+        doc["quality"]["mask"] = redact(doc["quality"]["mask"])
     return doc
 
 

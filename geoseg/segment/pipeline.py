@@ -71,7 +71,9 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
     run.timings["plan"] = time.perf_counter() - t_start
 
     out = cfg.outputs
-    names = [n for p in run.plans for n in (*scene_files(p.stem, out.confidence, out.polygons).values(), item_name(p.stem))]
+    names = [n for p in run.plans
+             for n in (*scene_files(p.stem, out.confidence, out.polygons, p.job.quality is not None).values(),
+                       item_name(p.stem))]
     names += [*RECORD_FILES, *RUN_FILES]
     staging = Staging(cfg.output, cfg.overwrite, names)
     journal = None
@@ -107,7 +109,7 @@ def _scene_writer(p: ScenePlan, cfg: SegmentConfig, run: RunRecord, staging: Sta
     return SceneWriter(p.info, p.stem, staging.dir, run.ckpt.card, confidence=out.confidence, polygons=out.polygons,
                        blocksize=out.blocksize, compress=out.compress,
                        vectorize={"mmu_m2": out.mmu_ha * 1e4, "simplify_m": out.simplify_m,
-                                  "block_size": out.vectorize_block})
+                                  "block_size": out.vectorize_block}, quality=p.job.quality)
 
 
 def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bool) -> list[str]:
@@ -155,7 +157,8 @@ def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str
         manifest["sink"] = {"url": sink.target.masked, "schema": sink.target.schema, "run_id": str(info.run_id)}
     write_json(staging.path("manifest.json"), manifest)
     tables = {w.stem: class_table(w.counts, w.area_m2, run.ckpt.card.class_names) for w in run.writers}
-    write_json(staging.path("stats.json"), stats_document(tables))
+    quality = {w.stem: w.quality_summary() for w in run.writers if w.quality_source is not None}
+    write_json(staging.path("stats.json"), stats_document(tables, quality))
     write_stats_csv(staging.path("stats.csv"), tables)
     records = write_records(run, staging.dir, tables)
     loaded = None

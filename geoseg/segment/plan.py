@@ -10,11 +10,13 @@ import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError
 from geoseg.io.inputs import SceneInput
+from geoseg.io.quality import resolve_quality
 from geoseg.io.raster import RasterInfo, box_intersects, load_aoi, open_raster, resolve_bands
 from geoseg.io.urls import redact
 from geoseg.model.checkpoint import Checkpoint, ModelCard
@@ -84,7 +86,8 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
         if not kept:
             raise AOIError(f"AOI {cfg.aoi} does not overlap {path}; check the AOI and its CRS")
         tiles = kept
-    job = SceneJob(path, idx, stats, info.grid, aoi, model_zoom(info, card, cfg.native_resolution))
+    quality = resolve_quality(info, cfg.quality, scene.stem, idx)
+    job = SceneJob(path, idx, stats, info.grid, aoi, model_zoom(info, card, cfg.native_resolution), quality)
     return ScenePlan(path, scene.stem, info, grid, job, tiles, outside)
 
 
@@ -111,11 +114,20 @@ def journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tiling: Tiling, device
     Inputs and their grids/bands/stats, model weights and card (classes, normalisation,
     architecture), the device setting (CPU fp32 and GPU fp16 results differ), tiling, and
     per scene the AOI *geometry* in the raster's CRS (an AOI file edited in place changes
-    the masks of the tiles; the same AOI under another path does not).
+    the masks of the tiles; the same AOI under another path does not) and the quality source
+    (file, band, format, masked flags; a local mask file's size and modification time).
     """
 
     def aoi(p: ScenePlan) -> str | None:
         return hashlib.sha256(p.job.aoi.wkb).hexdigest() if p.job.aoi is not None else None
+
+    def quality(p: ScenePlan) -> dict[str, Any] | None:
+        q = p.job.quality
+        if q is None:
+            return None
+        local = Path(q.path)  # a local mask edited in place changes size or modification time
+        stamp = [local.stat().st_size, local.stat().st_mtime_ns] if q.separate and local.is_file() else None
+        return {**q.describe(redact), "file": stamp}
 
     return {
         "model": ckpt.weights_sha256, "card": hashlib.sha256(ckpt.card.model_dump_json().encode()).hexdigest(),
@@ -123,5 +135,6 @@ def journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tiling: Tiling, device
         "scenes": [{"path": redact(p.path), "size": [p.info.grid.width, p.info.grid.height],
                     "transform": list(p.info.grid.transform)[:6],
                     "crs": p.info.grid.crs.to_string() if p.info.grid.crs else None, "bands": p.job.band_indexes,
-                    "stats": p.job.stats.to_dict(), "aoi": aoi(p), "zoom": p.job.zoom, "tiles": [t.index for t in p.tiles]} for p in plans],
+                    "stats": p.job.stats.to_dict(), "aoi": aoi(p), "zoom": p.job.zoom,
+                    "quality": quality(p), "tiles": [t.index for t in p.tiles]} for p in plans],
     }

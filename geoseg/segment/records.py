@@ -34,6 +34,11 @@ ASSETS = {  # scene_files kind -> (asset key, title, roles)
     "classes_png": ("classes_quicklook", "quicklook of the class map", ["overview"]),
     "confidence_png": ("confidence_quicklook", "quicklook of the confidence map", ["overview"]),
     "input_png": ("input_quicklook", "quicklook of the input", ["overview"]),
+    "quality": ("quality", "quality flags: 0 clear, 1 fill, 2 cloud, 3 cloud shadow, 4 cirrus, 5 snow, 6 saturated, "
+                "7 dilated cloud, 8 flagged (binary mask) (COG)", ["data", "quality"]),
+    "quality_qml": ("quality_qml", "QGIS style of the quality flags", ["style"]),
+    "quality_sld": ("quality_sld", "SLD style of the quality flags", ["style"]),
+    "quality_pam": ("quality_rat", "GDAL PAM: flag names and raster attribute table of the quality flags", ["metadata"]),
 }
 RUN_ASSETS = {"stats.json": ("statistics", "area per class and input (JSON)", ["metadata"]),
               "stats.csv": ("statistics_csv", "area per class and input (CSV)", ["metadata"]),
@@ -112,6 +117,12 @@ def report_html(run, staging_dir: Path, tables: dict[str, list[ClassArea]]) -> s
                        [(r.class_name, r.pixels, r.area_ha, r.percent) for r in rows]),
             bar_chart([r.class_name for r in rows], [r.area_ha for r in rows], [colors[r.class_name] for r in rows],
                       title=f"{w.stem}: area per class")))
+        if w.quality_source is not None:
+            q = w.quality_summary()
+            secs.append(html.section(
+                f"{w.stem}: quality flags ({q['masked_area_ha']} ha masked, left out of the areas above)",
+                html.table(["flag", "pixels", "area (ha)", "masked"],
+                           [(k, v["pixels"], v["area_ha"], "yes" if v["masked"] else "no") for k, v in q["flags"].items()])))
     intro = (f"{len(run.plans)} input(s) segmented by {run.ckpt.model_id} into {', '.join(card.class_names)}; "
              f"{counts.processed} tiles processed, {counts.skipped} skipped (nodata), {counts.failed} failed.")
     facts = html.facts([("model", run.ckpt.model_id), ("started", run.started.isoformat(timespec="seconds")),

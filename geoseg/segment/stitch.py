@@ -3,7 +3,7 @@
 Plain Python (no Ray): :class:`SceneWriter` takes :class:`~geoseg.model.predict.TileResult`
 objects in any order, writes each tile core by window (the halo was already discarded
 by the worker), accumulates per-class pixel counts and areas, and at the end turns the
-scratch rasters into COGs, their style sidecars (QML, SLD, a raster attribute table),
+scratch rasters into COGs (with a quality source also the flag-code layer ``<stem>_quality.tif``), their style sidecars (QML, SLD, a raster attribute table),
 quicklook PNGs and polygons. Because tile cores partition the raster (:mod:`geoseg.tiling`),
 the stitched map does not depend on tile size or arrival order.
 """
@@ -17,10 +17,12 @@ import numpy as np
 
 from geoseg import CLASS_NODATA, __version__
 from geoseg.io.cog import StitchedRaster
+from geoseg.io.quality import FLAGS, QUALITY_NODATA, QualitySource, quality_categories
 from geoseg.io.raster import RasterInfo
 from geoseg.io.urls import redact, redact_text
 from geoseg.model.checkpoint import ModelCard
 from geoseg.model.predict import CONFIDENCE_NODATA, TileResult
+from geoseg.segment.stats import flag_table
 from geoseg.tiling import Tile
 
 
@@ -39,15 +41,20 @@ class SceneWriter:
         blocksize: int = 512,
         compress: str = "DEFLATE",
         vectorize: dict | None = None,
+        quality: QualitySource | None = None,
     ):
         self.info = info
         self.stem = stem
         self.card = card
         self.dir = staging_dir
-        self.files = scene_files(stem, confidence, polygons)
+        self.files = scene_files(stem, confidence, polygons, quality is not None)
         ncls = len(card.classes)
         self.counts = np.zeros(ncls, np.int64)
         self.area_m2 = np.zeros(ncls)
+        self.quality_source = quality
+        self.flag_counts = np.zeros(len(FLAGS) + 1, np.int64)
+        """Pixels of each quality code (0 clear, then :data:`~geoseg.io.quality.FLAGS`), with a quality source."""
+        self.flag_area_m2 = np.zeros(len(FLAGS) + 1)
         self.done = 0
         self.skipped = 0
         self.failed: list[dict] = []
@@ -64,11 +71,19 @@ class SceneWriter:
                            compress=compress)
             if confidence else None
         )
+        qmap = {**{c.value: (*c.rgb, 255) for c in quality_categories()}, QUALITY_NODATA: (0, 0, 0, 0)}
+        self._quality = (StitchedRaster(self.dir / self.files["quality"], info.grid, QUALITY_NODATA, blocksize=blocksize,
+                                        compress=compress, colormap=qmap) if quality is not None else None)
 
     def add(self, results: list[TileResult]) -> None:
         """Write the cores of ``results`` and count their classes."""
         t0 = time.perf_counter()
         for r in results:
+            if self._quality is not None and r.quality is not None:
+                assert r.flag_counts is not None and r.flag_area_m2 is not None  # set with the codes
+                self._quality.write(r.tile.core, r.quality)
+                self.flag_counts += r.flag_counts
+                self.flag_area_m2 += r.flag_area_m2
             if r.skipped:
                 self.skipped += 1
                 continue
@@ -81,6 +96,11 @@ class SceneWriter:
             self.area_m2 += r.area_m2
             self.done += 1
         self.seconds["stitch"] += time.perf_counter() - t0
+
+    def quality_summary(self) -> dict:
+        """Pixels and hectares per quality flag and masked in total (:func:`geoseg.segment.stats.flag_table`)."""
+        assert self.quality_source is not None  # only inputs with a quality source have one
+        return flag_table(self.flag_counts, self.flag_area_m2, self.quality_source.masked)
 
     def fail(self, tiles: tuple[Tile, ...], error: str | None, attempts: int = 1) -> None:
         """Record tiles that failed after all retries (reported in the manifest)."""
@@ -111,6 +131,14 @@ class SceneWriter:
         if self._confidence is not None:
             self._confidence.to_cog(tags={**tags, "units": "percent (max softmax probability)"},
                                     band_description="confidence", overview_resampling="AVERAGE")
+        if self._quality is not None:
+            assert self.quality_source is not None  # the quality raster exists only with a source
+            q = self.quality_source
+            self._quality.to_cog(tags={**tags, "flag_names": ",".join(("clear", *FLAGS)),
+                                       "flag_codes": ",".join(str(k) for k in range(len(FLAGS) + 1)),
+                                       "masked_flags": ",".join(q.masked), "quality_format": q.format,
+                                       "quality_source": f"{redact(q.path)} band {q.band}"},
+                                 band_description="quality", overview_resampling="MODE")
         self._styles()
         self.seconds["cog"] += time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -136,6 +164,11 @@ class SceneWriter:
         if "confidence" in f:
             styles.write_raster_sidecars(self.dir / f["confidence"], styles.ramp_qml(),
                                          styles.ramp_sld(Path(f["confidence"]).stem), None)
+        if "quality" in f:
+            qcats = quality_categories(self.flag_counts)
+            styles.write_raster_sidecars(self.dir / f["quality"], styles.raster_qml(qcats),
+                                         styles.raster_sld(Path(f["quality"]).stem, qcats, title="quality"),
+                                         styles.pam_xml(qcats))
 
     def _quicklooks(self) -> None:
         """PNG quicklooks of the class map, the confidence and the input scene, on one grid."""
@@ -153,12 +186,15 @@ class SceneWriter:
         self._classes.close()
         if self._confidence is not None:
             self._confidence.close()
+        if self._quality is not None:
+            self._quality.close()
 
 
-def scene_files(stem: str, confidence: bool = True, polygons: bool = True) -> dict[str, str]:
+def scene_files(stem: str, confidence: bool = True, polygons: bool = True, quality: bool = False) -> dict[str, str]:
     """The output file names for one input, by kind: ``classes`` (and its ``classes_qml``, ``classes_sld``,
     ``classes_pam`` sidecars and ``classes_png`` quicklook), ``confidence`` (and ``confidence_qml``,
-    ``confidence_sld``, ``confidence_png``), ``polygons``, and ``input_png`` (quicklook of the input)."""
+    ``confidence_sld``, ``confidence_png``), ``polygons``, ``quality`` (flag codes, with ``quality_qml``,
+    ``quality_sld``, ``quality_pam``), and ``input_png`` (quicklook of the input)."""
     from geoseg.io.styles import sidecar_names
 
     names = {"classes": f"{stem}_classes.tif",
@@ -170,5 +206,8 @@ def scene_files(stem: str, confidence: bool = True, polygons: bool = True) -> di
                       "confidence_png": f"{stem}_confidence.png"})
     if polygons:
         names["polygons"] = f"{stem}_polygons.gpkg"
+    if quality:
+        names.update({"quality": f"{stem}_quality.tif",
+                      **{f"quality_{k}": v for k, v in sidecar_names(f"{stem}_quality.tif").items()}})
     names["input_png"] = f"{stem}_input.png"
     return names

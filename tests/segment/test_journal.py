@@ -69,7 +69,10 @@ def test_an_unreadable_journal_chunk_is_skipped_and_its_tiles_recomputed(tmp_pat
 
 
 def _results(tiles, seed=0):
-    """Tile results with random cores; every third tile skipped, every other one without confidence."""
+    """Tile results with random cores; every third tile skipped, every other one without confidence, every
+    fourth (skipped or not) with quality flag codes and their counts and areas."""
+    import dataclasses
+
     from geoseg.model.predict import TileResult
 
     rng = np.random.default_rng(seed)
@@ -82,6 +85,10 @@ def _results(tiles, seed=0):
             shape = (t.core.height, t.core.width)
             conf = rng.integers(0, 101, shape).astype(np.uint8) if k % 2 == 0 else None
             out.append(TileResult(t, rng.integers(0, 4, shape).astype(np.uint8), conf, counts, area))
+        if k % 4 == 0:
+            q = rng.integers(0, 9, (t.core.height, t.core.width)).astype(np.uint8)
+            out[-1] = dataclasses.replace(out[-1], quality=q, flag_counts=rng.integers(0, 99, 9),
+                                          flag_area_m2=rng.random(9) * 1e4)
     return out
 
 
@@ -118,7 +125,8 @@ def test_journal_round_trip_every_field_of_every_tile_of_every_scene(tmp_path, c
             assert got.skipped == want.skipped
             np.testing.assert_array_equal(got.counts, want.counts)
             np.testing.assert_array_equal(got.area_m2, want.area_m2)
-            for a, b in ((got.classes, want.classes), (got.confidence, want.confidence)):
+            for a, b in ((got.classes, want.classes), (got.confidence, want.confidence), (got.quality, want.quality),
+                         (got.flag_counts, want.flag_counts), (got.flag_area_m2, want.flag_area_m2)):
                 assert (a is None) == (b is None)
                 if b is not None:
                     np.testing.assert_array_equal(a, b)
