@@ -203,11 +203,10 @@ def resolve_quality(info: RasterInfo, q: QualityConfig, stem: str, model_bands: 
             return None
         band, fmt = found[0], (found[1] if q.format == "auto" else q.format)
     else:
-        if not (q.band.isdigit() or q.band.lower() in (n.lower() for n in info.band_names)):
-            have = ", ".join(f"{i + 1}:{n}" for i, n in enumerate(info.band_names))
-            raise BandError(f"quality.band {q.band!r}: {redact(info.path)} has no such band (it has {have}); set "
-                            "`quality.band` to one of them, `auto`, or `null` for no mask, or give --mask FILE")
-        band = resolve_bands(info, [q.band], option="quality.band")[0]
+        try:
+            band = resolve_bands(info, [q.band], option="quality.band")[0]
+        except BandError as exc:
+            raise BandError(f"{exc} Or set `quality.band` to `auto`, or `null` for no mask, or give --mask FILE") from exc
         detected = q.format if q.format != "auto" else detect_format(info.band_names[band - 1])
         if detected is None:
             raise ConfigError(f"quality.band {q.band!r}: cannot tell the format of band {band}:"

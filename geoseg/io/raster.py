@@ -103,7 +103,7 @@ def resolve_bands(info: RasterInfo, wanted: Sequence[str | int], option: str = "
         else:
             raise BandError(
                 f"{info.path}: no band named {w!r}; the file has bands {have}. "
-                "Set `bands` in the config (or --bands) to names or 1-based indexes it has."
+                f"Set {_where(option)} to names or 1-based indexes it has."
                 + ambiguity_hint(info.band_names, dict(info.sensor_tags))
             )
     dupes = sorted({i for i in out if out.count(i) > 1})
@@ -118,6 +118,11 @@ def resolve_bands(info: RasterInfo, wanted: Sequence[str | int], option: str = "
     if used:
         log.info("%s: bands read by %s", info.path, mapping.describe())
     return out
+
+
+def _where(option: str) -> str:
+    """Where the user sets the bands that ``option`` names, for advice in a message."""
+    return "`bands` in the config (or --bands)" if option == "--bands" else f"`{option}`"
 
 
 def read_masked(src: rasterio.io.DatasetReader, band_indexes: list[int], **kwargs) -> np.ma.MaskedArray:

@@ -176,7 +176,8 @@ def test_a_mask_of_unknown_format_asks_for_mask_format(scenes, tmp_path):
 def test_a_quality_band_the_input_lacks_names_the_key_and_the_bands(scenes, tmp_path):
     from geoseg.errors import BandError
 
-    with pytest.raises(BandError, match=r"quality.band 'SCL': .*scene.tif has no such band \(it has 1:blue, .*5:QA_PIXEL"):
+    with pytest.raises(BandError, match=r"scene.tif: no band named 'SCL'; the file has bands 1:blue, .*5:QA_PIXEL. "
+                       r"Set `quality.band` to .* or give --mask FILE"):
         segment(segment_config([scenes["masked"]], tmp_path / "o", quality={"band": "SCL"}), progress=False)
 
 
