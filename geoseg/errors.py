@@ -10,7 +10,7 @@ from enum import IntEnum
 
 __all__ = [
     "AOIError", "BandError", "ConfigError", "ExitCode", "GeosegError", "InputError", "ModelError", "MonitorError",
-    "OutputError", "SinkError", "TileError", "TrainingError",
+    "OutputError", "RunInterrupted", "SinkError", "TileError", "TrainingError",
 ]
 
 
@@ -79,3 +79,15 @@ class MonitorError(GeosegError):
     """One or more monitored regions failed; the others finished. The message names the failed regions."""
 
     exit_code = ExitCode.REGIONS_FAILED
+
+
+class RunInterrupted(BaseException):
+    """Ctrl-C or SIGTERM stopped a run: the message says how many tiles are saved and that rerunning resumes.
+
+    A :class:`BaseException` (like the :class:`KeyboardInterrupt` it replaces), so that code which
+    carries on after a failed part (``except Exception``, e.g. ``monitor``'s regions) still stops.
+    """
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.INTERRUPTED):
+        super().__init__(message)
+        self.exit_code = exit_code

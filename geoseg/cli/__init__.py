@@ -1,6 +1,7 @@
 """The ``geoseg`` command line, one module per command (like rasterio's ``rio``).
 
-The group configures logging, turns SIGTERM into a clean exit, and handles errors once:
+The group configures logging, turns SIGTERM into a clean exit (143; Ctrl-C: 130, with how many
+tiles are saved for a rerun to resume from), and handles errors once:
 a :class:`~geoseg.errors.GeosegError` raised by any command prints as one message and
 exits with its code (:class:`~geoseg.errors.ExitCode`); URLs in messages and logs lose their
 query strings and user-info (:mod:`geoseg.io.urls`). Shared options: :mod:`geoseg.cli.options`.
@@ -13,7 +14,7 @@ import sys
 
 import click
 
-from geoseg.errors import ExitCode, GeosegError
+from geoseg.errors import ExitCode, GeosegError, RunInterrupted
 from geoseg.io.urls import RedactingFilter, redact_text
 
 __all__ = ["main", "run_job"]
@@ -29,9 +30,13 @@ class GeosegGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except GeosegError as exc:
+        except (GeosegError, RunInterrupted) as exc:
             click.secho(f"error: {redact_text(str(exc))}", fg="red", err=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:  # a command without a journal: say so, rather than click's bare "Aborted!"
+            click.secho(f"interrupted (Ctrl-C): `geoseg {ctx.invoked_subcommand}` stopped; "
+                        "nothing was published", fg="red", err=True)
+            ctx.exit(ExitCode.INTERRUPTED)
 
 
 @click.group(cls=GeosegGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

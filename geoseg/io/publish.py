@@ -25,6 +25,7 @@ import numpy as np
 from geoseg.errors import OutputError
 from geoseg.io import storage
 from geoseg.io.cog import atomic_path
+from geoseg.io.lock import pid_alive, pid_namespace
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,8 @@ class Staging:
     def __init__(self, out: str | Path, overwrite: bool, final_names: Iterable[str]):
         self.out = str(out)
         self.remote = storage.is_remote(self.out)
-        existing = [n for n in final_names if storage.exists(storage.join(self.out, n))]
-        if existing and not overwrite:
-            raise OutputError(
-                f"{self.out}: outputs already exist ({', '.join(existing[:4])}{'...' if len(existing) > 4 else ''}); "
-                "pass --overwrite (or `overwrite: true`) to replace them, or choose another --output"
-            )
+        self.overwrite = overwrite
+        self._refuse_existing(final_names, "already exist")
         self.id = uuid.uuid4().hex[:12]
         parent = Path(os.environ.get("GEOSEG_SCRATCH") or tempfile.gettempdir()) if self.remote else Path(self.out)
         try:
@@ -63,16 +60,35 @@ class Staging:
         except OSError as exc:
             raise OutputError(f"{parent}: cannot create the output directory ({exc}); choose a writable --output") from exc
 
+    def _refuse_existing(self, names: Iterable[str], how: str) -> None:
+        if self.overwrite:
+            return
+        existing = [n for n in names if storage.exists(storage.join(self.out, n))]
+        if existing:
+            raise OutputError(
+                f"{self.out}: outputs {how} ({', '.join(existing[:4])}{'...' if len(existing) > 4 else ''}); "
+                "pass --overwrite (or set `overwrite: true` in the config) to replace them, or choose another --output"
+            )
+
     def path(self, name: str) -> Path:
         return self.dir / name
 
     def publish(self, names: Iterable[str]) -> list[str]:
-        """Move staged ``names`` into the output location, manifest last; return their final paths/URIs."""
+        """Move staged ``names`` into the output location, manifest last; return their final paths/URIs.
+
+        Without ``overwrite``, outputs that appeared since the run started are never replaced (the
+        names are checked again). With it, the files the replaced ``manifest.json`` listed and this
+        run does not write are deleted, so the folder holds exactly what the new manifest lists.
+        """
         names = sorted(names, key=lambda n: n == MANIFEST)
+        self._refuse_existing(names, "appeared while this run was working")
+        stale = self._stale_outputs(names) if MANIFEST in names else []
         out = []
         if not self.remote:
             if MANIFEST in names:
                 Path(self.out, MANIFEST).unlink(missing_ok=True)
+            for n in stale:
+                Path(self.out, n).unlink(missing_ok=True)
             for n in names:
                 os.replace(self.dir / n, Path(self.out) / n)
                 out.append(str(Path(self.out) / n))
@@ -83,6 +99,8 @@ class Staging:
                 storage.upload(self.dir / n, storage.join(staged, n))
             if MANIFEST in names:  # everything is uploaded: the old result stops being "complete" now
                 storage.delete(storage.join(self.out, MANIFEST))
+            for n in stale:
+                storage.delete(storage.join(self.out, n))
             for n in names:
                 out.append(storage.copy(storage.join(staged, n), storage.join(self.out, n)))
         finally:
@@ -91,6 +109,20 @@ class Staging:
             except OutputError as exc:  # never hide why the publish failed
                 log.warning("could not remove the staging prefix %s (%s); delete it by hand", staged, exc)
         return out
+
+    def _stale_outputs(self, names: list[str]) -> list[str]:
+        """Files the manifest being replaced lists that this run does not write (plain names only)."""
+        uri = storage.join(self.out, MANIFEST)
+        if not self.overwrite or not storage.exists(uri):
+            return []
+        try:
+            listed = json.loads(storage.read_bytes(uri)).get("files") or []
+        except (ValueError, AttributeError) as exc:
+            log.warning("%s cannot be read (%s); files of the run it describes are left in place", uri, exc)
+            return []
+        keep = set(names)
+        return sorted({n for n in listed if isinstance(n, str) and n not in keep and n == Path(n).name
+                       and not n.startswith(".") and n != MANIFEST})
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -101,17 +133,9 @@ STAGING_PREFIX = ".geoseg-staging-"
 OWNER_FILE = ".owner.json"
 
 
-def _pid_namespace() -> int | None:
-    """Identity of this process's PID namespace (Linux), None where there is none to read."""
-    try:
-        return os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        return None
-
-
 def _owner() -> dict:
     """Who owns a staging directory: host, PID namespace and process id."""
-    return {"host": socket.gethostname(), "pidns": _pid_namespace(), "pid": os.getpid()}
+    return {"host": socket.gethostname(), "pidns": pid_namespace(), "pid": os.getpid()}
 
 
 def _remove_dead_staging(parent: Path) -> None:
@@ -128,21 +152,9 @@ def _remove_dead_staging(parent: Path) -> None:
             pid = int(owner["pid"])
         except (OSError, ValueError, TypeError, KeyError):
             continue
-        if owner.get("host") == me["host"] and owner.get("pidns") == me["pidns"] and not _pid_alive(pid):
+        if owner.get("host") == me["host"] and owner.get("pidns") == me["pidns"] and not pid_alive(pid):
             log.info("removing %s, left by a run that no longer exists", d)
             shutil.rmtree(d, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def write_json(path: Path, data: Any) -> Path:

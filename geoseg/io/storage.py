@@ -169,6 +169,19 @@ def write_bytes(uri: str | Path, data: bytes) -> str:
     return str(uri)
 
 
+def create_exclusive(uri: str, data: bytes) -> bool:
+    """Create the object ``uri`` holding ``data`` only if it does not exist (a conditional ``PUT``,
+    ``If-None-Match: *``): True if created, False if it already existed."""
+    bucket, key = split_s3(uri)
+    try:
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+    except Exception as exc:
+        if _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            return False
+        raise OutputError(_s3_error(uri, exc, "write")) from exc
+    return True
+
+
 def upload(local: str | Path, uri: str | Path) -> str:
     """Copy local file ``local`` to ``uri`` (multipart above :data:`MULTIPART_THRESHOLD`)."""
     if not is_remote(uri):

@@ -61,6 +61,7 @@ class TileJournal:
         self._buffer: list[tuple[int, TileResult]] = []
         self._last = time.monotonic()
         self.chunks_written = 0
+        self.tiles_written = 0  # tiles saved by this run (the journal also holds those it restored)
         self.seconds = 0.0  # spent writing chunks
 
     def restore(self) -> Iterator[tuple[int, list[TileResult]]]:
@@ -134,6 +135,7 @@ class TileJournal:
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
         storage.write_bytes(storage.join(self.root, name), buf.getvalue())
         self.chunks_written += 1
+        self.tiles_written += len(self._buffer)
         self.seconds += time.perf_counter() - t0
         log.debug("journal: saved %d tile(s) to %s", len(self._buffer), name)
         self._buffer.clear()

@@ -19,15 +19,17 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from geoseg.config import SegmentConfig
-from geoseg.errors import ConfigError, GeosegError, TileError
+from geoseg.errors import ConfigError, ExitCode, GeosegError, RunInterrupted, TileError
 from geoseg.io import storage
 from geoseg.io.inputs import expand_inputs
+from geoseg.io.lock import OutputLock
 from geoseg.io.publish import Staging, json_text, write_json
 from geoseg.io.sink.postgis import RunInfo, Sink, open_sink, output_key
+from geoseg.io.urls import redact
 from geoseg.model.checkpoint import checkpoint_payload, load_checkpoint
 from geoseg.model.engines import prepare_payload
 from geoseg.runtime.executors import Executor, Task, make_executor
-from geoseg.segment.journal import TileJournal, run_key
+from geoseg.segment.journal import JOURNAL_DIR, TileJournal, run_key
 from geoseg.segment.manifest import (
     InputResult,
     RunRecord,
@@ -57,29 +59,71 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
 
     Every tile of every scene goes through one queue. Finished tiles are journaled under
     the output (:mod:`geoseg.segment.journal`) unless ``cfg.resume`` is off, so rerunning
-    an interrupted job skips them.
+    an interrupted job skips them. The output is locked for the whole run
+    (:class:`~geoseg.io.lock.OutputLock`: one writer per output); a run that fails leaves no
+    output folder it created, unless it holds tiles to resume from or the list of failed tiles.
+    Ctrl-C and SIGTERM become :class:`RunInterrupted` saying how many tiles are saved.
     """
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     if not cfg.output:
         raise ConfigError("output: no output directory; pass --output DIR or set `output` in the config")
-    sink = open_sink(cfg.sink)  # before any model work: the database is reachable and its tables are ready
-    scenes = expand_inputs(cfg.inputs, cfg.stac_asset)
-    ckpt = load_checkpoint(cfg.model)
-    tiling = Tiling.resolve(cfg, ckpt)
-    run = RunRecord(cfg, ckpt, [plan_scene(s, cfg, ckpt, tiling) for s in scenes], tiling, started)
-    run.timings["plan"] = time.perf_counter() - t_start
+    lock = OutputLock(cfg.output, "segment").acquire()
+    run: RunRecord | None = None
+    journal: TileJournal | None = None
+    try:
+        sink = open_sink(cfg.sink)  # before any model work: the database is reachable and its tables are ready
+        scenes = expand_inputs(cfg.inputs, cfg.stac_asset)
+        ckpt = load_checkpoint(cfg.model)
+        tiling = Tiling.resolve(cfg, ckpt)
+        run = RunRecord(cfg, ckpt, [plan_scene(s, cfg, ckpt, tiling) for s in scenes], tiling, started)
+        run.timings["plan"] = time.perf_counter() - t_start
+        staging = Staging(cfg.output, cfg.overwrite, _final_names(run))
+        if cfg.resume:
+            journal = TileJournal(cfg.output, run_key(journal_key(ckpt, run.plans, tiling, cfg.device)),
+                                  [p.grid for p in run.plans], cfg.runtime.checkpoint_tiles,
+                                  cfg.runtime.checkpoint_seconds)
+        return _run(run, staging, journal, sink, lock, progress, t_start)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        code = ExitCode.TERMINATED if isinstance(exc, SystemExit) and exc.code == ExitCode.TERMINATED else None
+        if isinstance(exc, SystemExit) and code is None:
+            raise
+        raise RunInterrupted(_interrupt_message(cfg, run, journal, code), code or ExitCode.INTERRUPTED) from None
+    finally:
+        lock.release()
+        lock.remove_created_dir()  # only if this run made it and nothing is left in it
 
-    out = cfg.outputs
+
+def _final_names(run: RunRecord) -> list[str]:
+    """Every file name the run may publish (checked for existing outputs before any work)."""
+    out = run.cfg.outputs
     names = [n for p in run.plans
              for n in (*scene_files(p.stem, out.confidence, out.polygons, p.job.quality is not None).values(),
                        item_name(p.stem))]
-    names += [*RECORD_FILES, *RUN_FILES]
-    staging = Staging(cfg.output, cfg.overwrite, names)
-    journal = None
-    if cfg.resume:
-        journal = TileJournal(cfg.output, run_key(journal_key(ckpt, run.plans, tiling, cfg.device)),
-                              [p.grid for p in run.plans], cfg.runtime.checkpoint_tiles, cfg.runtime.checkpoint_seconds)
+    return [*names, *RECORD_FILES, *RUN_FILES]
+
+
+def _interrupt_message(cfg: SegmentConfig, run: RunRecord | None, journal: TileJournal | None,
+                       code: ExitCode | None) -> str:
+    what = "terminated (SIGTERM)" if code == ExitCode.TERMINATED else "interrupted (Ctrl-C)"
+    untouched = "nothing was published and existing results are untouched"
+    if run is None or not run.plans:
+        return f"{what} before any tile ran; {untouched}"
+    total = sum(len(p.grid) for p in run.plans)
+    if journal is None:
+        return f"{what}: {untouched}; no tiles were saved (`resume: false`): a rerun starts again"
+    saved = run.resumed + journal.tiles_written
+    if not saved:
+        return f"{what} before any of the {total} tiles finished; {untouched}"
+    return (f"{what}: {saved} of {total} tiles are saved in {storage.join(redact(str(cfg.output)), JOURNAL_DIR)}; "
+            f"{untouched}. Rerun the same command to resume from them")
+
+
+def _run(run: RunRecord, staging: Staging, journal: TileJournal | None, sink: Sink | None, lock: OutputLock,
+         progress: bool, t_start: float) -> RunSummary:
+    """Tiles, scene outputs and publishing of a planned ``run``; staging is discarded whatever happens."""
+    cfg = run.cfg
+    assert cfg.output is not None  # `segment` refuses a config without an output
     try:
         run.writers = [_scene_writer(p, cfg, run, staging) for p in run.plans]
         t0 = time.perf_counter()
@@ -96,12 +140,12 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
             failed_uri = storage.join(cfg.output, FAILED_MANIFEST)
             storage.write_bytes(failed_uri, json_text(manifest).encode())
             raise TileError(failure_message(run, failed_uri, journal is not None))
+        lock.verify()  # still the only writer: publishing may replace files
         return _publish(run, manifest, staging, written, journal, sink)
-    except BaseException:
+    finally:
         for w in run.writers:
             w.close()
         staging.discard()
-        raise
 
 
 def _scene_writer(p: ScenePlan, cfg: SegmentConfig, run: RunRecord, staging: Staging) -> SceneWriter:
@@ -155,6 +199,8 @@ def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str
     info = RunInfo("segment", output_key(cfg.output), run.ckpt.model_id, manifest["config"], started=run.started)
     if sink is not None:
         manifest["sink"] = {"url": sink.target.masked, "schema": sink.target.schema, "run_id": str(info.run_id)}
+    files = written + [item_name(w.stem) for w in run.writers] + list(RECORD_FILES) + list(RUN_FILES)
+    manifest["files"] = sorted(f for f in files if f != "manifest.json")  # what --overwrite replaces next time
     write_json(staging.path("manifest.json"), manifest)
     tables = {w.stem: class_table(w.counts, w.area_m2, run.ckpt.card.class_names) for w in run.writers}
     quality = {w.stem: w.quality_summary() for w in run.writers if w.quality_source is not None}
@@ -173,7 +219,6 @@ def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str
                     load.copy_polygons("landcover_polygons", staging.path(w.files["polygons"]), input=w.stem)
             files = staging.publish(written + records + list(RUN_FILES))
         loaded = load.report
-    staging.discard()
     try:  # the result is published: failing to tidy up is not a failed run
         if journal:
             journal.clear()

@@ -109,7 +109,7 @@ def test_existing_outputs_are_named_in_the_error_at_most_four(tmp_path):
     with pytest.raises(OutputError) as exc:
         Staging(tmp_path, False, names)
     assert str(exc.value) == (f"{tmp_path}: outputs already exist (a.tif, b.tif, c.tif, d.tif...); pass --overwrite "
-                              "(or `overwrite: true`) to replace them, or choose another --output")
+                              "(or set `overwrite: true` in the config) to replace them, or choose another --output")
     with pytest.raises(OutputError, match=r"\(b.tif, c.tif, d.tif, e.tif\); pass --overwrite"):
         Staging(tmp_path, False, names[1:])  # four: no ellipsis
     assert sorted(p.name for p in tmp_path.iterdir()) == names  # and no staging folder was made
