@@ -400,11 +400,11 @@ def load_yaml(path: str | Path | None, model: type[M], overrides: dict[str, Any]
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise ConfigError(f"config {p}: no such file")
+            raise ConfigError(f"config {p}: no such file; check the --config path (examples: configs/)")
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config {p}: not valid YAML: {exc}") from exc
+            raise ConfigError(f"config {p}: not valid YAML; fix the syntax where it says: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"config {p}: top level must be a mapping of keys, got {type(data).__name__}")
     for key, value in (overrides or {}).items():

@@ -13,13 +13,14 @@ are published.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 from geoseg.config import SegmentConfig
-from geoseg.errors import ConfigError, ExitCode, GeosegError, RunInterrupted, TileError
+from geoseg.errors import ConfigError, ExitCode, GeosegError, OutputError, RunInterrupted, TileError
 from geoseg.io import storage
 from geoseg.io.inputs import expand_inputs
 from geoseg.io.lock import OutputLock
@@ -49,6 +50,10 @@ PARALLEL_VECTORIZE_MIN_CPUS = 4
 
 RUN_FILES = ("stats.json", "stats.csv", "manifest.json")
 """Files of the whole run, published after the per-input files (``manifest.json`` last)."""
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)
+DISK_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+"""Write failures of the output location (also as the text of GDAL's errors, which carry no errno)."""
 
 FAILED_MANIFEST = "manifest.failed.json"
 """Published instead of the outputs when tiles failed: which tiles, and why."""
@@ -84,6 +89,14 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
                                   [p.grid for p in run.plans], cfg.runtime.checkpoint_tiles,
                                   cfg.runtime.checkpoint_seconds)
         return _run(run, staging, journal, sink, lock, progress, t_start)
+    except GeosegError:
+        raise
+    except Exception as exc:  # OSError, or GDAL's CPLE_* errors that carry the OS's words
+        if getattr(exc, "errno", None) not in DISK_ERRNOS and not any(m in str(exc) for m in DISK_MESSAGES):
+            raise
+        raise OutputError(f"{redact(cfg.output)}: cannot write the outputs ({exc}); free space (or quota) there, "
+                          "or choose another --output. Nothing was published; finished tiles are kept for a rerun "
+                          "where the journal could be written") from exc
     except (KeyboardInterrupt, SystemExit) as exc:
         code = ExitCode.TERMINATED if isinstance(exc, SystemExit) and exc.code == ExitCode.TERMINATED else None
         if isinstance(exc, SystemExit) and code is None:
