@@ -94,9 +94,9 @@ def run_job(command: str, argv: list[str]) -> int:
 
 
 def _register() -> None:
-    from geoseg.cli import change, evaluate, info, monitor, segment, train, vectorize
+    from geoseg.cli import change, composite, evaluate, info, monitor, segment, train, vectorize
 
-    for module in (segment, train, evaluate, vectorize, change, monitor, info):
+    for module in (segment, train, evaluate, vectorize, change, composite, monitor, info):
         main.add_command(module.command)
 
 
