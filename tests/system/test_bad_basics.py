@@ -136,3 +136,22 @@ def test_a_disk_that_fills_up_during_the_run_exits_2_and_leaves_only_what_was_th
     assert "No space left on device" in output and str(out) in output
     assert "Traceback" not in output and "choose another --output" in output
     assert {k: v for k, v in snapshot(out).items() if not k.startswith(".geoseg-journal")} == before
+
+
+def test_the_catalogue_lists_every_case():
+    """docs/bad-inputs.md names every test of tests/system/test_bad_*.py, and holds at least 50 numbered cases."""
+    import ast
+    import re
+
+    from tests.helpers import REPO
+
+    doc = (REPO / "docs" / "bad-inputs.md").read_text()
+    tests = [node.name for f in sorted((REPO / "tests" / "system").glob("test_bad_*.py"))
+             for node in ast.parse(f.read_text()).body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+    assert len(tests) > 20
+    missing = [t for t in tests if f"`{t}" not in doc and t != "test_the_catalogue_lists_every_case"]
+    assert not missing, f"not in docs/bad-inputs.md: {missing}"
+    numbers = [int(m) for m in re.findall(r"^\| (\d+) \|", doc, flags=re.M)]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 50
+    for case in CASES:
+        assert f"[{case}]" in doc
