@@ -25,9 +25,9 @@ from geoseg.cli import options
 @click.option("--batch-size", type=int, help="Tiles per forward pass (default 4).")
 @click.option("--native-resolution", is_flag=True, default=None,
               help="Predict at the input's own pixel size, even where the model was trained for another (card `gsd_m`).")
-@click.option("--mask", help="Quality raster (QA_PIXEL, SCL, Fmask or 0/1), any grid: flagged pixels become nodata. "
+@click.option("--mask", help="Quality raster (QA_PIXEL, QA_RADSAT, SCL, Fmask or 0/1), any grid: flagged pixels become nodata. "
               "{stem} stands for each input's stem. Default: a QA_PIXEL/SCL/Fmask band of the input, if any.")
-@click.option("--mask-format", type=click.Choice(["auto", "landsat_qa_pixel", "s2_scl", "fmask", "binary"]),
+@click.option("--mask-format", type=click.Choice(["auto", "landsat_qa_pixel", "landsat_qa_radsat", "s2_scl", "fmask", "binary"]),
               help="How to decode the quality raster. auto: from its band description or file name.")
 @options.sink
 @options.local

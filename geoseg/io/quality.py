@@ -1,12 +1,15 @@
 """Per-pixel quality: cloud, shadow, snow and fill masks decoded into one flag vocabulary.
 
-Four formats are read (``quality.format``; ``auto`` detects the first three by band description, else file name):
+Five formats are read (``quality.format``; ``auto`` detects the first three by band description, else file name):
 
 - ``landsat_qa_pixel``: Landsat Collection 2 ``QA_PIXEL`` bits (USGS Landsat 8-9 C2 L2 product guide):
   bit 0 fill, 1 dilated cloud, 2 cirrus (OLI only), 3 cloud, 4 cloud shadow, 5 snow (6 clear and 7 water
   are not flags: a pixel with none of bits 0-5 set is clear);
 - ``s2_scl``: the Sentinel-2 L2A scene classification: 0 no data, 1 saturated/defective, 3 cloud shadow,
   8 and 9 cloud (medium, high probability), 10 thin cirrus, 11 snow; 2 and 4-7 are clear;
+- ``landsat_qa_radsat``: Landsat Collection 2 ``QA_RADSAT`` bits: 0-8 a band saturated (band 1..9; bit 7 is
+  unused), 9 dropped pixel (TM/ETM+), 11 terrain occlusion (OLI): saturation is ``saturated``, dropped and
+  occluded pixels are ``fill``;
 - ``fmask``: 0 clear land, 1 water (both clear), 2 cloud shadow, 3 snow, 4 cloud, 255 fill;
 - ``binary``: 0 clear, any other value ``flagged``.
 
@@ -43,10 +46,11 @@ PRIORITY = ("fill", "saturated", "cloud", "cirrus", "dilated_cloud", "cloud_shad
 """Which flag a pixel's code is when several are set (the masked ones first)."""
 COLORS = {"clear": "#d9d9d9", "fill": "#000000", "cloud": "#ffffff", "cloud_shadow": "#525252", "cirrus": "#9ecae1",
           "snow": "#e7298a", "saturated": "#ff7f00", "dilated_cloud": "#fdd0a2", "flagged": "#984ea3"}
-FORMATS = ("landsat_qa_pixel", "s2_scl", "fmask", "binary")
+FORMATS = ("landsat_qa_pixel", "landsat_qa_radsat", "s2_scl", "fmask", "binary")
 
 _BIT = {name: np.uint8(1 << (code - 1)) for name, code in CODES.items()}
 _LANDSAT = ((0, "fill"), (1, "dilated_cloud"), (2, "cirrus"), (3, "cloud"), (4, "cloud_shadow"), (5, "snow"))
+_RADSAT = (*((b, "saturated") for b in range(9) if b != 7), (9, "fill"), (11, "fill"))
 _SCL = {0: "fill", 1: "saturated", 2: None, 3: "cloud_shadow", 4: None, 5: None, 6: None, 7: None, 8: "cloud",
         9: "cloud", 10: "cirrus", 11: "snow"}
 _FMASK = {0: None, 1: None, 2: "cloud_shadow", 3: "snow", 4: "cloud", 255: "fill"}
@@ -76,9 +80,9 @@ def decode_bits(fmt: str, values: np.ndarray, invalid: np.ndarray | None = None)
         invalid = bad if invalid is None else (invalid | bad)
         v = np.where(bad, 0, v)
     v = v.astype(np.int64)
-    if fmt == "landsat_qa_pixel":
+    if fmt in ("landsat_qa_pixel", "landsat_qa_radsat"):
         bits = np.zeros(v.shape, np.uint8)
-        for bit, flag in _LANDSAT:
+        for bit, flag in (_LANDSAT if fmt == "landsat_qa_pixel" else _RADSAT):
             bits |= np.where((v >> bit) & 1 == 1, _BIT[flag], np.uint8(0))
     elif fmt == "binary":
         bits = np.where(v != 0, _BIT["flagged"], np.uint8(0))
@@ -109,7 +113,7 @@ def decode(fmt: str, values: np.ndarray, masked: Sequence[str], invalid: np.ndar
     return flag_codes(decode_bits(fmt, values, invalid), masked)
 
 
-_NAMES = (("landsat_qa_pixel", re.compile(r"QA_PIXEL")), ("s2_scl", re.compile(r"(^|[_.-])SCL([_.-]|$)")),
+_NAMES = (("landsat_qa_pixel", re.compile(r"QA_PIXEL")), ("landsat_qa_radsat", re.compile(r"QA_RADSAT")), ("s2_scl", re.compile(r"(^|[_.-])SCL([_.-]|$)")),
           ("fmask", re.compile(r"FMASK")))
 
 
@@ -168,7 +172,7 @@ def read_quality(ds, source: QualitySource, window, masked: Sequence[str] | None
                   np.ma.getmaskarray(data)[0])
 
 
-FILL_VALUE = {"landsat_qa_pixel": 1, "s2_scl": 0, "fmask": 255, "binary": 255}
+FILL_VALUE = {"landsat_qa_pixel": 1, "landsat_qa_radsat": 512, "s2_scl": 0, "fmask": 255, "binary": 255}
 """The value a reprojected mask holds outside its own extent when it declares no nodata (decoded as ``fill``)."""
 
 

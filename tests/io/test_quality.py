@@ -40,6 +40,18 @@ def test_landsat_qa_pixel_bits_map_to_flags():
     assert clear.tolist() == [True, True, False, False, False, False, False, False]
 
 
+def test_landsat_qa_radsat_saturation_dropped_pixels_and_terrain_occlusion():
+    """USGS Landsat C2 QA_RADSAT: bits 0-6 and 8 saturation of bands 1-7 and 9, bit 7 unused, 9 dropped pixel,
+    11 terrain occlusion."""
+    v = np.array([0, 1 << 0, 1 << 3, 1 << 6, 1 << 7, 1 << 8, 1 << 9, 1 << 11, (1 << 2) | (1 << 9), 1 << 10], np.uint16)
+    codes, clear = decode("landsat_qa_radsat", v, ALL)
+    names = ["clear" if c == 0 else FLAGS[c - 1] for c in codes]
+    assert names == ["clear", "saturated", "saturated", "saturated", "clear", "saturated", "fill", "fill", "fill", "clear"]
+    assert clear.tolist() == [n == "clear" for n in names]
+    assert detect_format("QA_RADSAT") == "landsat_qa_radsat"
+    assert detect_format(None, "LC08_L2SP_042034_20200101_20200113_02_T1_QA_RADSAT.TIF") == "landsat_qa_radsat"
+
+
 def test_landsat_bits_set_together_are_all_kept_and_the_code_follows_the_priority():
     bits = decode_bits("landsat_qa_pixel", np.array([0b11_1110], np.uint16))  # every flag bit but fill
     set_flags = {f for f in FLAGS if bits[0] & (1 << (CODES[f] - 1))}
