@@ -122,7 +122,7 @@ class QualityConfig(Strict):
     """Quality masks (clouds, shadows, snow, fill; docs/quality.md): pixels they flag become nodata."""
 
     band: str | None = Field("auto", description="quality band of each input, by name or 1-based index; `auto`: a band described `QA_PIXEL`, `SCL` or `Fmask` if the input has one (else no mask); `null`: none")
-    mask: str | None = Field(None, description="a separate quality raster instead (`--mask`), band 1, on any grid (nearest neighbour); `{stem}` stands for each input's stem")
+    mask: str | None = Field(None, description="a separate quality raster instead (`--mask`), band 1, on any grid (nearest neighbour); `{stem}` stands for each input's stem; `stac:KEY`: that asset of each STAC input (e.g. `stac:qa_pixel`)")
     format: Literal["auto", "landsat_qa_pixel", "landsat_qa_radsat", "s2_scl", "fmask", "binary"] = Field("auto", description="how to decode it (`--mask-format`): `auto` from the band description or file name (`QA_PIXEL`, `QA_RADSAT`, `SCL`, `Fmask`); `binary`: 0 clear, else `flagged`")
     masked_flags: list[QualityFlag] = Field(list(QUALITY_FLAGS), description="flags that make a pixel nodata in the class and confidence maps (all by default, snow included); the others are only reported")
 

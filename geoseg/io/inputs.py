@@ -25,11 +25,15 @@ RASTER_MEDIA = ("image/tiff", "image/vnd.stac.geotiff", "application/x-geotiff",
 
 @dataclass(frozen=True, slots=True)
 class SceneInput:
-    """One input raster: where GDAL reads it (path or ``s3://`` URI) and the stem of its outputs."""
+    """One input raster: where GDAL reads it (path or ``s3://`` URI) and the stem of its outputs.
+
+    ``assets``: for a STAC Item, every asset's ``(key, href)`` (hrefs resolved), e.g. its quality band's.
+    """
 
     path: str
     stem: str
     acquired: str | None = None
+    assets: tuple[tuple[str, str], ...] = ()
 
 
 def expand_inputs(inputs: list[str], stac_asset: str | None = None) -> list[SceneInput]:
@@ -99,7 +103,8 @@ def read_stac(uri: str, asset: str | None = None) -> list[SceneInput]:
         if not href:
             raise InputError(f"{uri}: asset {key!r} of item {item_id!r} has no href; fix the catalog or set `stac_asset`")
         href = _resolve_href(uri, href)
-        scenes.append(SceneInput(href, item_id, (it.get("properties") or {}).get("datetime")))
+        hrefs = tuple((k, _resolve_href(uri, a["href"])) for k, a in assets.items() if isinstance(a, dict) and a.get("href"))
+        scenes.append(SceneInput(href, item_id, (it.get("properties") or {}).get("datetime"), hrefs))
     return scenes
 
 

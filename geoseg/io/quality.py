@@ -176,22 +176,24 @@ FILL_VALUE = {"landsat_qa_pixel": 1, "landsat_qa_radsat": 512, "s2_scl": 0, "fma
 """The value a reprojected mask holds outside its own extent when it declares no nodata (decoded as ``fill``)."""
 
 
-def resolve_quality(info: RasterInfo, q: QualityConfig, stem: str, model_bands: Sequence[int]) -> QualitySource | None:
-    """The quality source of one input (None: no mask): ``q.mask`` (``{stem}`` filled in), else its ``q.band``.
+def resolve_quality(info: RasterInfo, q: QualityConfig, stem: str, model_bands: Sequence[int],
+                    assets: dict[str, str] | None = None) -> QualitySource | None:
+    """The quality source of one input (None: no mask): ``q.mask`` (``{stem}`` filled in; ``stac:KEY``: the
+    asset ``KEY`` of the input's STAC Item, from ``assets``), else its ``q.band``.
 
     Raises :class:`ConfigError` / :class:`InputError` naming the file, band and key: an undetectable format, a
     quality band that is also a model input, a mask that does not overlap the input.
     """
     masked = tuple(q.masked_flags)
     if q.mask:
-        path = q.mask.replace("{stem}", stem)
+        path, key = _mask_path(q.mask, stem, info, assets)
         try:
             src = open_raster(path)
         except InputError as exc:
             raise InputError(f"--mask (`quality.mask`): {exc}") from exc
         with src:
             mgrid, desc, nodata = GeoGrid.from_dataset(src), src.descriptions[0], src.nodata
-        fmt = q.format if q.format != "auto" else detect_format(desc, path)
+        fmt = q.format if q.format != "auto" else (detect_format(desc, path) or detect_format(key))
         if fmt is None:
             raise ConfigError(f"--mask {redact(path)}: cannot tell its format from band 1's description ({desc!r}) or "
                               f"the file name; pass --mask-format ({', '.join(FORMATS)}; `quality.format` in a config)")
@@ -222,6 +224,24 @@ def resolve_quality(info: RasterInfo, q: QualityConfig, stem: str, model_bands: 
                           "band, but it is also given as a model input (--bands / `bands`); pass the model's bands "
                           "only, or set `quality.band: null`")
     return QualitySource(info.path, band, fmt, masked, nodata=info.nodata)
+
+
+def _mask_path(mask: str, stem: str, info: RasterInfo, assets: dict[str, str] | None) -> tuple[str, str | None]:
+    """``(path, STAC asset key or None)`` of the mask raster of one input."""
+    if not mask.startswith(STAC_MASK):
+        return mask.replace("{stem}", stem), None
+    key = mask[len(STAC_MASK):]
+    if assets is None:
+        raise ConfigError(f"--mask {mask}: {redact(info.path)} is not a STAC input, so it has no asset {key!r}; give "
+                          "STAC Items as inputs, or a mask file (`{stem}` for each input's stem)")
+    if key not in assets:
+        raise InputError(f"--mask {mask}: the STAC Item {stem!r} has no asset {key!r} (assets: {sorted(assets)}); "
+                         "pass --mask stac:KEY with one of them")
+    return assets[key], key
+
+
+STAC_MASK = "stac:"
+"""``quality.mask`` prefix naming an asset of each STAC input (``stac:qa_pixel``, ``stac:scl``)."""
 
 
 def _check_overlap(path: str, mgrid: GeoGrid, info: RasterInfo) -> None:

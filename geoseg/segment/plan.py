@@ -86,7 +86,7 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
         if not kept:
             raise AOIError(f"AOI {cfg.aoi} does not overlap {path}; check the AOI and its CRS")
         tiles = kept
-    quality = resolve_quality(info, cfg.quality, scene.stem, idx)
+    quality = resolve_quality(info, cfg.quality, scene.stem, idx, dict(scene.assets) if scene.assets else None)
     job = SceneJob(path, idx, stats, info.grid, aoi, model_zoom(info, card, cfg.native_resolution), quality)
     return ScenePlan(path, scene.stem, info, grid, job, tiles, outside)
 

@@ -244,3 +244,33 @@ def test_an_scl_file_on_the_input_grid_is_found_by_its_name(scenes, runs, tmp_pa
     classes = _read(tmp_path / "o" / "scene_classes.tif")
     assert (classes[:30] == 255).all()
     np.testing.assert_array_equal(classes[30:], _read(plain / "scene_classes.tif")[30:])
+
+
+def test_a_stac_asset_is_the_mask_of_each_item(scenes, runs, tmp_path):
+    """`--mask stac:qa_pixel`: each STAC Item's `qa_pixel` asset (a QA_PIXEL raster, relative href) masks its image;
+    the result equals the run whose QA_PIXEL is a band of the input."""
+    _, masked = runs
+    qa = np.full((SIZE, SIZE), QA_CLEAR, np.uint16)
+    qa[CLOUD], qa[SHADOW], qa[SNOW] = QA_CLOUD, QA_SHADOW, QA_SNOW
+    write_raster(tmp_path / "scene_QA.tif", qa)  # the name says nothing: the format comes from the asset key
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "scene", "properties": {"datetime": "2000-05-01T00:00:00Z"},
+            "geometry": None, "links": [],
+            "assets": {"image": {"href": str(scenes["plain"]), "type": "image/tiff; application=geotiff"},
+                       "qa_pixel": {"href": "./scene_QA.tif", "type": "image/tiff; application=geotiff"}}}
+    stac = tmp_path / "items.json"
+    stac.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["-q", "segment", str(stac), "--output", str(out), "--local", "--tile-size", "128",
+                                  "--halo", "16", "--mask", "stac:qa_pixel"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    for kind in ("classes", "confidence"):
+        np.testing.assert_array_equal(_read(out / f"scene_{kind}.tif"), _read(masked / f"scene_{kind}.tif"))
+    q = json.loads((out / "manifest.json").read_text())["inputs"][0]["quality"]
+    assert q["format"] == "landsat_qa_pixel" and q["path"] == str(tmp_path / "scene_QA.tif")
+    r = CliRunner().invoke(main, ["-q", "segment", str(stac), "--output", str(tmp_path / "o2"), "--local",
+                                  "--mask", "stac:scl"])
+    assert r.exit_code == 2 and "--mask stac:scl: the STAC Item 'scene' has no asset 'scl' (assets: ['image', " \
+                                 "'qa_pixel']); pass --mask stac:KEY with one of them" in r.output
+    r = CliRunner().invoke(main, ["-q", "segment", str(scenes["plain"]), "--output", str(tmp_path / "o3"), "--local",
+                                  "--mask", "stac:qa_pixel"])
+    assert r.exit_code == 2 and "is not a STAC input, so it has no asset 'qa_pixel'" in r.output
