@@ -48,6 +48,8 @@ class DateMap:
     acquired: str | None
     class_names: tuple[str, ...]
     segmented: bool = False
+    quality: str | None = None
+    """The date's quality layer (the ``*_quality.tif`` next to a ``*_classes.tif``), None without one."""
 
 
 def is_class_map(path: str | Path) -> bool:
@@ -80,7 +82,11 @@ def class_map_date(role: str, path: str | Path, confidence: str | Path | None = 
             if (c.width, c.height) != (k.width, k.height) or not c.transform.almost_equals(k.transform):
                 raise InputError(f"{confidence}: confidence raster is not on the grid of {path}; give the "
                                  "*_confidence.tif written with that class map")
-    return DateMap(role, path, str(confidence) if confidence else None, source, acquired, names, segmented)
+    quality = None
+    if path.endswith("_classes.tif"):
+        sibling = path[: -len("_classes.tif")] + "_quality.tif"
+        quality = sibling if storage.exists(sibling) else None
+    return DateMap(role, path, str(confidence) if confidence else None, source, acquired, names, segmented, quality)
 
 
 def resolve_dates(paths: dict[str, str], confidences: dict[str, str | None], segment_cfg, workdir: Path,

@@ -239,7 +239,9 @@ class _Comparison:
         cb = readers.confidence["before"].read(box) if readers.confidence["before"] else None
         ca = readers.confidence["after"].read(box) if readers.confidence["after"] else None
         nd_b, nd_a = b == CLASS_NODATA, a == CLASS_NODATA
-        for key, mask in (("before", nd_b), ("after", nd_a), ("either", nd_b | nd_a)):
+        q_b, q_a = (_flagged(readers.quality[r], box) & nd for r, nd in (("before", nd_b), ("after", nd_a)))
+        for key, mask in (("before", nd_b), ("after", nd_a), ("either", nd_b | nd_a), ("quality_before", q_b),
+                          ("quality_after", q_a), ("quality_either", q_b | q_a)):
             nodata[key] += (mask.sum(), (mask * row_area[:, None]).sum())
         nodata["grid"] += (b.size, row_area.sum() * b.shape[1])
         valid = ~(nd_b | nd_a)
@@ -304,6 +306,7 @@ class _Readers:
         try:
             self.classes = {r: self._open(d.classes, grid) for r, d in dates.items()}
             self.confidence = {r: self._open(d.confidence, grid) if d.confidence else None for r, d in dates.items()}
+            self.quality = {r: self._open(d.quality, grid) if d.quality else None for r, d in dates.items()}
         except BaseException:
             self.close()
             raise
@@ -316,6 +319,14 @@ class _Readers:
     def close(self) -> None:
         for r in self.all:
             r.close()
+
+
+def _flagged(reader: AlignedReader | None, box: PixelBox) -> np.ndarray | bool:
+    """Where a date's quality layer holds a flag (codes 1..254; 0 is clear, 255 outside it); False without one."""
+    if reader is None:
+        return False
+    q = reader.read(box)
+    return (q != 0) & (q != CLASS_NODATA)
 
 
 def _read_classes(reader: AlignedReader, box: PixelBox, date: DateMap, n: int) -> np.ndarray:

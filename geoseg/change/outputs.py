@@ -141,7 +141,9 @@ def report_html(staging: Path, dates: dict[str, DateMap], legend: Legend, doc: d
     g = doc["guards"]
     summary = html.table(["", "pixels", "area (ha)"], [
         (k, doc[k]["pixels"], doc[k]["area_ha"]) for k in ("valid", "unchanged", "changed", "uncertain")] + [
-        (f"nodata {r}", doc["nodata_excluded"][r]["pixels"], doc["nodata_excluded"][r]["area_ha"]) for r in ("before", "after")])
+        (f"nodata {r}", doc["nodata_excluded"][r]["pixels"], doc["nodata_excluded"][r]["area_ha"]) for r in ("before", "after")] + [
+        (f"of which masked for quality ({r})", doc["quality_excluded"][r]["pixels"], doc["quality_excluded"][r]["area_ha"])
+        for r in ("before", "after")])
     guards = html.table(["guard", "applied", "setting", "removed (ha)"], [
         ("confidence", "yes" if g["confidence"]["applied"] else "no", f"min {g['confidence']['min_confidence']:g} %",
          g["confidence"]["removed"]["area_ha"]),

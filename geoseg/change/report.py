@@ -50,7 +50,8 @@ class Tally:
         self.table = TransitionCounter(self.n)
         self.removed = {k: TransitionCounter(self.n) for k in ("confidence", "persistence_reverted",
                                                                "persistence_nodata", "mmu")}
-        self.nodata = {k: np.zeros(2) for k in ("before", "after", "either", "grid")}
+        self.nodata = {k: np.zeros(2) for k in ("before", "after", "either", "grid", "quality_before", "quality_after",
+                                                "quality_either")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,8 @@ class ChangeReport:
     uncertain: Area
     nodata_before: Area
     nodata_after: Area
+    quality_excluded: Area
+    """The part of the nodata of either date that a quality mask flagged (cloud, shadow, ...): never change."""
     removed: dict[str, Area]
     """Hectares each guard made uncertain, by guard (:data:`GUARDS`)."""
     change_types: dict[str, Area]
@@ -87,6 +90,7 @@ class ChangeReport:
         return cls(
             valid=Area.of(doc["valid"]), unchanged=Area.of(doc["unchanged"]), changed=Area.of(doc["changed"]),
             uncertain=Area.of(doc["uncertain"]), nodata_before=Area.of(nd["before"]), nodata_after=Area.of(nd["after"]),
+            quality_excluded=Area.of(doc.get("quality_excluded", {}).get("either") or {"pixels": 0, "area_ha": 0.0}),
             removed={k: Area.of(g[k]["removed"]) for k in GUARDS},
             change_types={k: Area.of(v) for k, v in doc["change_types"].items()},
             polygons=int(doc["polygons"]["count"]), document=doc,
@@ -159,7 +163,13 @@ def report_document(tally: Tally, dates: dict[str, DateMap], grid: GeoGrid, lege
         "grid_total": measure(*nodata["grid"]),
         "nodata_excluded": {"before": measure(*nodata["before"]), "after": measure(*nodata["after"]),
                             "either": measure(*nodata["either"]),
-                            "note": "nodata includes pixels outside that date's footprint; 'either' is what the table excludes"},
+                            "note": "nodata includes pixels outside that date's footprint; 'either' is what the table "
+                                    "excludes; it includes quality_excluded"},
+        "quality_excluded": {"before": measure(*nodata["quality_before"]), "after": measure(*nodata["quality_after"]),
+                             "either": measure(*nodata["quality_either"]),
+                             "layers": {r: d.quality for r, d in dates.items() if r in ("before", "after")},
+                             "note": "pixels masked by a quality flag (cloud, shadow, snow, fill, ...; the date's "
+                                     "*_quality.tif) in that date: part of nodata_excluded, never change"},
         "valid": measure(px, m2),
         "unchanged": measure(diag_px, diag_m2),
         "changed": measure(px - diag_px - unc_px, m2 - diag_m2 - unc_m2),

@@ -67,7 +67,8 @@ def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, c
     r = result.report
     click.echo(f"geoseg change: valid {r.valid.area_ha:.2f} ha, changed {r.changed.area_ha:.2f} ha, "
                f"uncertain {r.uncertain.area_ha:.2f} ha; nodata excluded: before "
-               f"{r.nodata_before.area_ha:.2f} ha, after {r.nodata_after.area_ha:.2f} ha")
+               f"{r.nodata_before.area_ha:.2f} ha, after {r.nodata_after.area_ha:.2f} ha "
+               f"(of which masked for quality, either date: {r.quality_excluded.area_ha:.2f} ha)")
     click.echo("  removed by guards: " + ", ".join(f"{k} {a.area_ha:.2f} ha" for k, a in r.removed.items()))
     click.echo("  " + ", ".join(f"{k} {a.area_ha:.2f} ha" for k, a in r.change_types.items()))
     where = result.output_dir if "://" in result.output_dir else Path(result.output_dir).resolve()

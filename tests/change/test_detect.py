@@ -275,3 +275,35 @@ def test_bad_inputs_fail_clearly_and_never_clobber_results(tmp_path):
     with pytest.raises(InputError, match=r"before_classes\.tif: 16 classes .* 2\.\.15 classes"):
         detect_change(b, a, str(out), options=ChangeConfig(min_confidence=0, mmu_ha=0), overwrite=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == stamp  # no staging left, results untouched
+
+
+def test_pixels_masked_for_quality_are_never_change_and_are_reported_apart_from_other_nodata(tmp_path):
+    """Each date's `*_quality.tif` (as `segment` writes it: 0 clear, flag codes, 255 outside) tells the masked
+    pixels from other nodata; the report counts them per date and in either, within nodata."""
+    from geoseg.change.detect import detect_change
+    from geoseg.io.quality import CODES
+    from tests.helpers import PX_HA, blobs, read_band, write_map
+
+    before, after = blobs(0), (blobs(0) + 1) % 4  # every valid pixel changes
+    qb, qa = np.zeros(before.shape, np.uint8), np.zeros(after.shape, np.uint8)
+    qb[5:15, 5:20] = CODES["cloud"]
+    qa[10:30, 15:25] = CODES["cloud_shadow"]
+    before[qb != 0], after[qa != 0] = 255, 255
+    after[40:, :] = 255  # outside the after scene: nodata, not quality
+    qa[40:, :] = 255
+    b = write_map(tmp_path / "before_classes.tif", before)
+    a = write_map(tmp_path / "after_classes.tif", after)
+    write_map(tmp_path / "before_quality.tif", qb, tags=False)
+    write_map(tmp_path / "after_quality.tif", qa, tags=False)
+    res = detect_change(b, a, str(tmp_path / "out"), options=ChangeConfig(min_confidence=0))
+    q, nd = res.report.document["quality_excluded"], res.report.document["nodata_excluded"]
+    want_b, want_a = qb != 0, (qa != 0) & (qa != 255)
+    assert q["before"]["pixels"] == want_b.sum() and q["after"]["pixels"] == want_a.sum()
+    assert q["either"]["pixels"] == (want_b | want_a).sum()
+    assert q["either"]["area_ha"] == pytest.approx((want_b | want_a).sum() * PX_HA)
+    assert res.report.quality_excluded.pixels == (want_b | want_a).sum()
+    assert nd["either"]["pixels"] == ((before == 255) | (after == 255)).sum() > q["either"]["pixels"]
+    change = read_band(tmp_path / "out" / "change.tif")
+    assert (change[want_b | want_a] == 255).all()  # never change
+    assert (change[(before != 255) & (after != 255)] != 0).all()
+    assert q["layers"] == {"before": str(tmp_path / "before_quality.tif"), "after": str(tmp_path / "after_quality.tif")}
