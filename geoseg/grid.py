@@ -58,6 +58,19 @@ class GeoGrid:
         xs, ys = zip(*corners, strict=True)
         return min(xs), min(ys), max(xs), max(ys)
 
+    def overlaps(self, other: GeoGrid) -> bool:
+        """Whether the two grids' footprints share some area (``other``'s bounds taken into this CRS; two grids
+        without a CRS are compared in their own coordinates, and one without a CRS cannot tell: True)."""
+        bounds = other.bounds()
+        if (self.crs is None) != (other.crs is None):
+            return True
+        if self.crs is not None and other.crs is not None and self.crs != other.crs:
+            from rasterio.warp import transform_bounds
+
+            bounds = transform_bounds(other.crs, self.crs, *bounds, densify_pts=21)
+        left, bottom, right, top = self.bounds()
+        return bool(bounds[0] < right and bounds[2] > left and bounds[1] < top and bounds[3] > bottom)
+
     def almost_equals(self, other: GeoGrid) -> bool:
         """Same size, CRS and (to floating-point precision) transform."""
         return ((self.width, self.height) == (other.width, other.height) and self.crs == other.crs

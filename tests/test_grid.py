@@ -77,3 +77,23 @@ def test_pixel_size_in_metres_on_projected_and_geographic_grids():
     lons, lats = [10.0, 10.0002, 10.0002, 10.0], [60.0, 60.0, 59.9999, 59.9999]
     area = abs(Geod(ellps="WGS84").polygon_area_perimeter(lons, lats)[0])
     assert geo.pixel_size_m() == pytest.approx(np.sqrt(area), rel=1e-3)
+
+
+@pytest.mark.parametrize("dx, dy, expected", [(0, 0, True), (290, 0, True), (300, 0, False), (0, -300, False),
+                                              (-299, 299, True), (10_000, 0, False)])
+def test_overlaps_is_a_shared_area_of_the_footprints(dx, dy, expected):
+    a = GeoGrid(10, 10, from_origin(500000, 4200000, 30, 30), UTM)  # 300 m square
+    b = GeoGrid(10, 10, from_origin(500000 + dx, 4200000 + dy, 30, 30), UTM)
+    assert a.overlaps(b) is expected and b.overlaps(a) is expected
+
+
+def test_overlaps_compares_grids_in_different_crs_on_the_ground():
+    from pyproj import Transformer
+
+    utm = GeoGrid(100, 100, from_origin(500000, 4200000, 30, 30), UTM)
+    lon, lat = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True).transform(501500, 4198500)  # its centre
+    inside = GeoGrid(10, 10, from_origin(lon - 0.001, lat + 0.001, 0.0002, 0.0002), CRS.from_epsg(4326))
+    away = GeoGrid(10, 10, from_origin(lon + 1, lat + 0.001, 0.0002, 0.0002), CRS.from_epsg(4326))
+    assert utm.overlaps(inside) and inside.overlaps(utm)
+    assert not utm.overlaps(away) and not away.overlaps(utm)
+    assert utm.overlaps(GeoGrid(1, 1, Affine.identity(), None))  # no CRS: cannot tell, so not refused

@@ -129,6 +129,22 @@ def _segment(scenes: dict[str, str], cfg, workdir: Path, progress: bool) -> dict
 # --------------------------------------------------------------------------- the common grid
 
 
+def check_overlap(paths: dict[str, str]) -> None:
+    """Refuse dates whose footprints do not all overlap the ``after`` date's (nothing to compare there), before any
+    date is segmented or read; raises :class:`InputError` naming both files."""
+    grids = {}
+    for role, p in paths.items():
+        with open_raster(p) as src:
+            grids[role] = GeoGrid.from_dataset(src)
+    after = grids["after"]
+    for role, grid in grids.items():
+        if role != "after" and not after.overlaps(grid):
+            crs = {r: g.crs.to_string() if g.crs else "no CRS" for r, g in (("after", after), (role, grid))}
+            raise InputError(f"{role} {redact(paths[role])} ({crs[role]}) does not overlap after {redact(paths['after'])} "
+                             f"({crs['after']}): there is nothing to compare; give two dates of the same area "
+                             "(check each file's CRS and extent with `geoseg info`)")
+
+
 def read_grid(path: str | Path) -> GeoGrid:
     """The grid of the raster at ``path``; raises :class:`InputError` if it has no CRS."""
     with open_raster(path) as src:

@@ -47,6 +47,7 @@ from geoseg import CLASS_NODATA
 from geoseg.change.align import (
     AlignedReader,
     DateMap,
+    check_overlap,
     common_grid,
     resolve_dates,
 )
@@ -123,6 +124,7 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
     for role, p in {**paths, "before confidence": before_confidence, "after confidence": after_confidence}.items():
         if p and "://" not in str(p) and not Path(p).exists():
             raise InputError(f"{role} {p}: no such file")
+    check_overlap(paths)  # before any segmentation, sink or window work
     db = open_sink(sink)  # before any work: the database is reachable and its tables are ready
     staging = Staging(str(output), overwrite, CHANGE_FILES)
     try:

@@ -73,9 +73,11 @@ class RegionResult:
 def run_monitor(cfg: MonitorConfig, progress: bool = False) -> list[RegionResult]:
     """One scheduled run over every region; failures are caught per region (see :class:`RegionResult`)."""
     from geoseg.change.history import HistoryStore
+    from geoseg.model.checkpoint import load_checkpoint
 
     store = HistoryStore(cfg.output_root)
     sink = open_sink(cfg.sink)  # before any model work: the database is reachable and its tables are ready
+    load_checkpoint(cfg.segment.model)  # a broken model fails the run (exit 2) before Ray starts, not each region
     run = RunInfo("monitor", output_key(cfg.output_root), cfg.segment.model, cfg.model_dump(mode="json"))
     ray = RaySession(cfg.segment.runtime.address, local=bool(cfg.segment.runtime.local))
     results = []

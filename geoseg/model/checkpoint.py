@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,9 +138,74 @@ class Checkpoint:
             ) from exc
         return net.to(device).eval()
 
+    def validate(self) -> None:
+        """Check, without loading a tensor, that ``weights.safetensors`` is a whole safetensors file whose tensor
+        names and shapes are those of the network the card describes; raises :class:`ModelError` naming the file."""
+        weights = self.path / WEIGHTS_NAME
+        stored = read_safetensors_header(weights)
+        expected = expected_shapes(self.card)
+        missing = sorted(set(expected) - set(stored))
+        extra = sorted(set(stored) - set(expected))
+        wrong = [k for k in expected if k in stored and tuple(stored[k]) != expected[k]]
+        if not (missing or extra or wrong):
+            return
+        what = f"{self.card.arch}/{self.card.encoder}, {len(self.card.bands)} band(s), {len(self.card.classes)} classes"
+        details = [f"{k}: weights {list(stored[k])}, card needs {list(expected[k])}" for k in wrong[:3]]
+        details += [f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"] if missing else []
+        details += [f"unexpected {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}"] if extra else []
+        raise ModelError(f"{weights}: weights do not match the network described by {self.path / CARD_NAME} ({what}): "
+                         f"{'; '.join(details)}; give the {CARD_NAME} these weights were trained with, or retrain")
+
+
+SAFETENSORS_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
+                           "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+"""Bytes per element of each safetensors dtype."""
+
+
+def read_safetensors_header(path: Path) -> dict[str, list[int]]:
+    """Tensor name -> shape from the header of a safetensors file, checked against the file's size (a corrupted,
+    truncated or non-safetensors file raises :class:`ModelError` naming it); no tensor data is read."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        raw = f.read(n) if 2 <= n <= min(size - 8, 100 << 20) else b""
+        if not raw.startswith(b"{"):
+            raise ModelError(f"{path}: not a safetensors file ({size} bytes, no valid header); write the weights "
+                             "with safetensors (geoseg train does), not torch.save/pickle, or copy the file again")
+    try:
+        header = json.loads(raw)
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        header.pop("__metadata__", None)
+        shapes, end = {}, 0
+        for name, t in header.items():
+            shape, (start, stop) = [int(d) for d in t["shape"]], t["data_offsets"]
+            if stop - start != math.prod(shape) * SAFETENSORS_DTYPE_BYTES[t["dtype"]] or start < 0:
+                raise ValueError(f"tensor {name} has {stop - start} bytes for shape {shape} of {t['dtype']}")
+            shapes[name], end = shape, max(end, int(stop))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: corrupted safetensors header ({exc}); copy the weights file again") from exc
+    if 8 + n + end != size:
+        raise ModelError(f"{path}: {size} bytes, but its header describes {8 + n + end}: the file is truncated or "
+                         "corrupted; copy the weights file again")
+    return shapes
+
+
+def expected_shapes(card: ModelCard) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in the state dict of the network ``card`` describes (built on the meta
+    device: no memory, no initialisation cost)."""
+    import torch
+
+    with torch.device("meta"):
+        net = build_network(card)
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
 
 def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
-    """Read and validate a checkpoint directory (``None`` = the bundled default model; ``s3://`` prefixes are fetched)."""
+    """Read and validate a checkpoint directory (``None`` = the bundled default model; ``s3://`` prefixes are fetched).
+
+    The card is validated, and so is the weights file against it (:meth:`Checkpoint.validate`)."""
     from geoseg.io import storage
 
     if path is not None and storage.is_remote(path):
@@ -154,7 +221,9 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
         card = ModelCard.model_validate_json(card_path.read_text())
     except ValidationError as exc:
         raise ModelError(f"{card_path}: invalid model card:\n{_format_validation(exc)}") from exc
-    return Checkpoint(ckpt, card, sha256_file(weights_path))
+    checkpoint = Checkpoint(ckpt, card, sha256_file(weights_path))
+    checkpoint.validate()  # in the driver, before any worker loads it
+    return checkpoint
 
 
 def save_checkpoint(path: str | Path, card: ModelCard, state_dict: dict) -> Checkpoint:

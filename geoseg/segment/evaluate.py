@@ -30,7 +30,38 @@ from geoseg.model.metrics import confusion_matrix, scores
 log = logging.getLogger(__name__)
 
 
+def check_labels(image: str, labels: str, class_field: str = "class") -> None:
+    """Refuse, before any segmentation, labels that cannot be scored against ``image``: not a raster nor a vector
+    file (:data:`VECTOR_SUFFIXES`), or not overlapping the image. Raises :class:`InputError` naming the labels."""
+    from geoseg.grid import GeoGrid
 
+    try:
+        with open_raster(image) as src:
+            grid = GeoGrid.from_dataset(src)
+    except InputError:
+        return  # not a plain raster (a STAC item...): segment resolves and checks it
+    what = "labels"
+    if labels.lower().endswith(VECTOR_SUFFIXES):
+        from shapely.geometry import box
+
+        gdf = read_label_features(labels, class_field, grid.crs)
+        hit = bool(len(gdf)) and bool(gdf.intersects(box(*grid.bounds())).any())
+        what = f"labelled features ({len(gdf)})"
+    else:
+        try:
+            with open_raster(labels) as lab:
+                lgrid = GeoGrid.from_dataset(lab)
+        except InputError as exc:
+            raise InputError(f"labels {redact(labels)}: not a raster or vector file GDAL can read; give a label raster "
+                             f"(e.g. GeoTIFF) or labelled features ({', '.join(VECTOR_SUFFIXES)})") from exc
+        if lgrid.crs is None:
+            raise InputError(f"labels {redact(labels)}: have no CRS; they must be georeferenced to be aligned with "
+                             f"{redact(image)} (assign one, e.g. with rio edit-info --crs)")
+        hit = grid.overlaps(lgrid)
+    if not hit:
+        raise InputError(f"labels {redact(labels)}: {what} do not overlap the image {redact(image)}; there is nothing "
+                         "to score: give labels of this image's area (check both files' CRS and extent with "
+                         "`geoseg info`)")
 
 
 def compare_rasters(classes_path: Path, labels_path: str | Path, n_classes: int,
@@ -73,10 +104,14 @@ def _compare_features(classes_path: Path, labels_path: str, n_classes: int, clas
 
 def evaluate(image: str, labels: str, output: str, model: str | None = None, class_map_path: str | None = None,
              cfg: SegmentConfig | None = None, progress: bool = True, class_field: str = "class") -> dict:
-    """Segment ``image`` into ``output``, score it against ``labels``; writes ``output/metrics.json``."""
+    """Segment ``image`` into ``output``, score it against ``labels``; writes ``output/metrics.json``.
+
+    Labels that cannot be scored (:func:`check_labels`) are refused before anything is segmented."""
     from geoseg.model.checkpoint import load_checkpoint
     from geoseg.segment.pipeline import segment
 
+    check_labels(image, labels, class_field)  # before any model or segmentation work: nothing is written
+    load_class_map(class_map_path)
     base = cfg or SegmentConfig()
     run_cfg = base.model_copy(update={"inputs": [image], "output": output, "model": model or base.model, "sink": None,
                                       "outputs": base.outputs.model_copy(update={"polygons": False})})

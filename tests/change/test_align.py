@@ -107,3 +107,16 @@ def test_the_source_a_date_reports_has_no_query_string_or_user_info(tmp_path):
     assert class_map_date("before", tagged).source == "https://h.example/x.tif"
     untagged = write_raster(tmp_path / "b.tif", np.zeros((8, 8), np.uint8), nodata=255)
     assert class_map_date("after", untagged).source == str(untagged)
+
+
+def test_check_overlap_names_the_date_that_does_not_overlap_the_after_date(tmp_path):
+    from geoseg.change.align import check_overlap
+    from geoseg.errors import InputError
+
+    grid = np.zeros((16, 16))
+    before = write_map(tmp_path / "b.tif", grid)
+    after = write_map(tmp_path / "a.tif", grid, transform=from_origin(CHANGE_ORIGIN[0] + 240, CHANGE_ORIGIN[1], 30, 30))
+    far = write_map(tmp_path / "c.tif", grid, transform=from_origin(CHANGE_ORIGIN[0] + 960, CHANGE_ORIGIN[1], 30, 30))
+    check_overlap({"before": before, "after": after})  # half of each: fine
+    with pytest.raises(InputError, match=r"confirm .*c\.tif \(EPSG:32718\) does not overlap after .*a\.tif"):
+        check_overlap({"before": before, "after": after, "confirm": far})

@@ -93,3 +93,57 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
 def test_class_ids_must_be_dense():
     with pytest.raises(ValueError, match="class ids"):
         small_card(classes=[CLASSES[0], CLASSES[2]])
+
+
+def test_safetensors_header_is_read_like_safetensors_reads_it(default_checkpoint):
+    from safetensors import safe_open
+
+    from geoseg.model.checkpoint import read_safetensors_header
+
+    path = default_checkpoint.path / WEIGHTS_NAME
+    with safe_open(str(path), framework="pt") as f:
+        expected = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    assert read_safetensors_header(path) == expected
+
+
+def test_expected_shapes_are_those_of_the_network_built_on_cpu():
+    from geoseg.model.checkpoint import expected_shapes
+
+    card = small_card()
+    assert expected_shapes(card) == {k: tuple(v.shape) for k, v in build_network(card).state_dict().items()}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b"\x80\x04\x95\x12\x34\x56\x78\x9a" + b[8:], "not a safetensors file"),  # a pickle's first bytes
+    (lambda b: b[:8] + b"[" + b[9:], "not a safetensors file"),  # a header that is not a JSON object
+    (lambda b: b[:9] + b"\xff" + b[10:], "corrupted safetensors header"),
+    (lambda b: b[: len(b) - 1], "truncated"),
+    (lambda b: b + b"\x00", "corrupted"),
+    (lambda b: b[:5], "not a safetensors file"),
+])
+def test_broken_weights_files_are_refused_when_loaded(tmp_path, damage, message):
+    card = small_card()
+    save_checkpoint(tmp_path / "ck", card, build_network(card).state_dict())
+    weights = tmp_path / "ck" / WEIGHTS_NAME
+    weights.write_bytes(damage(weights.read_bytes()))
+    with pytest.raises(ModelError, match=message) as info:
+        load_checkpoint(tmp_path / "ck")
+    assert str(weights) in str(info.value)
+
+
+def test_weights_of_another_architecture_are_refused_when_loaded(tmp_path):
+    card = small_card()
+    save_checkpoint(tmp_path / "ck", card, build_network(card).state_dict())
+    other = small_card(classes=CLASSES[:3])
+    (tmp_path / "ck" / CARD_NAME).write_text(other.model_dump_json())
+    with pytest.raises(ModelError, match=r"3 classes.*segmentation_head.0.weight: weights \[4, 8, 3, 3\], card needs "
+                                         r"\[3, 8, 3, 3\]"):
+        load_checkpoint(tmp_path / "ck")
+    four_bands = small_card(bands=["green", "red", "nir", "swir1"])  # one more input channel
+    (tmp_path / "ck" / CARD_NAME).write_text(four_bands.model_dump_json())
+    with pytest.raises(ModelError, match="encoder.conv1.weight: weights \\[64, 3, 7, 7\\], card needs \\[64, 4, 7, 7\\]"):
+        load_checkpoint(tmp_path / "ck")
+    with_index = small_card(index_channels=["ndvi"])  # the network is wrapped: other tensor names
+    (tmp_path / "ck" / CARD_NAME).write_text(with_index.model_dump_json())
+    with pytest.raises(ModelError, match="missing net.decoder.*unexpected decoder"):
+        load_checkpoint(tmp_path / "ck")

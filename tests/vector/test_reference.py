@@ -76,3 +76,40 @@ def test_class_names_come_from_the_maps_tag(tmp_path):
         assert class_names_from_raster(src) == CLASS_NAMES
     with rasterio.open(write_classes(tmp_path, np.zeros((2, 2), np.uint8), tags={})) as src:
         assert class_names_from_raster(src) == []
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("0,2", {0: "other", 2: "water"}),
+    ("forest,urban", {1: "forest", 3: "urban"}),
+    ("3-5", {3: "urban", 4: "unknown", 5: "unknown"}),
+    ("7=wetland, 1", {7: "wetland", 1: "forest"}),
+])
+def test_parse_classes_reads_ids_ranges_names_and_named_ids(spec, expected):
+    from geoseg.vector.reference import parse_classes
+
+    assert parse_classes(spec, CLASS_NAMES) == expected
+
+
+@pytest.mark.parametrize("spec", ["snow", "5-2", "255", "1,,2", "x=7"])
+def test_parse_classes_refuses_what_is_no_class(spec):
+    from geoseg.errors import ConfigError
+    from geoseg.vector.reference import parse_classes
+
+    with pytest.raises(ConfigError, match="--classes"):
+        parse_classes(spec, CLASS_NAMES)
+
+
+def test_class_scheme_checks_every_block_of_the_map(tmp_path):
+    from geoseg.errors import InputError
+    from geoseg.vector.reference import class_scheme
+
+    arr = np.zeros((40, 20), np.uint8)
+    arr[39, 19] = 9  # in the last block only
+    path = write_classes(tmp_path, arr)
+    with rasterio.open(path) as src:
+        with pytest.raises(InputError, match="values 9 are not class ids"):
+            class_scheme(str(path), src, None, 8)
+        assert class_scheme(str(path), src, "0,9=reeds", 8) == ["other", *["unknown"] * 8, "reeds"]
+    untagged = write_classes(tmp_path, arr, tags=None)
+    with rasterio.open(untagged) as src:
+        assert class_scheme(str(untagged), src, None, 8) is None  # another tool's map: taken as it is
