@@ -18,6 +18,7 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import NodataShadowWarning, RasterioIOError
+from rasterio.windows import Window
 
 from geoseg.errors import AOIError, BandError, InputError
 from geoseg.grid import GeoGrid
@@ -152,11 +153,71 @@ def read_window(
 
     A pixel is valid when no selected band is masked (nodata value, internal mask or
     alpha, NaN or ±inf for float rasters: :func:`read_masked`). ``data`` is returned as
-    read: invalid pixels may hold the nodata value or NaN.
+    read: invalid pixels may hold the nodata value or NaN. A failed read raises ``RasterioIOError`` naming
+    the file, the window and GDAL's cause (:func:`gdal_cause`).
     """
-    data = read_masked(src, band_indexes, window=box.to_window())
+    try:
+        data = read_masked(src, band_indexes, window=box.to_window())
+    except RasterioIOError as exc:  # GDAL's cause, not rasterio's "see previous exception", reaches the tile's error
+        raise RasterioIOError(f"{redact(src.name)}: cannot read rows {box.row}-{box.row_stop - 1}, cols {box.col}-"
+                              f"{box.col_stop - 1}: {gdal_cause(exc)}") from exc
     valid = np.asarray(~np.ma.getmaskarray(data).any(axis=0))  # (rows, cols): data is (bands, rows, cols)
     return np.ma.getdata(data), valid
+
+
+def gdal_cause(exc: BaseException) -> str:
+    """GDAL's own reason for a failed read: the innermost message of ``exc``'s cause chain.
+
+    rasterio raises ``RasterioIOError("Read failed. See previous exception for details.")`` and chains
+    GDAL's errors (``CPLE_*``) as its causes; the innermost is the root (a short TIFF tile, a VRT source
+    that does not exist...).
+    """
+    messages = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        messages.append(str(cur).strip())
+        cur = cur.__cause__ or cur.__context__
+    useful = [m for m in messages if m and "see previous exception" not in m.lower()]
+    return redact_text(useful[-1] if useful else messages[0])
+
+
+def missing_sources(src: rasterio.io.DatasetReader) -> list[str]:
+    """The local files a dataset (a VRT) is built from that do not exist."""
+    try:
+        files = list(src.files)
+    except Exception:  # some drivers cannot list their files
+        return []
+    own = Path(src.name)
+    return [f for f in files[1:] if "://" not in f and not f.startswith("/vsi") and not Path(f).exists()
+            and Path(f) != own]
+
+
+def unreadable_message(src: rasterio.io.DatasetReader, exc: BaseException, where: str = "") -> str:
+    """An :class:`InputError` message for a raster whose pixels GDAL cannot read: the file, GDAL's cause, the fix."""
+    missing = missing_sources(src)
+    name = redact(src.name)
+    if missing:
+        return (f"{name}: cannot read its pixels{where}: its source file(s) {', '.join(missing)} do not exist "
+                f"(GDAL: {gdal_cause(exc)}); restore them or fix the paths in the VRT")
+    return (f"{name}: cannot read its pixels{where}: GDAL: {gdal_cause(exc)}; the file is damaged or incomplete "
+            "(e.g. a truncated download): fetch or write it again")
+
+
+def probe_pixels(src: rasterio.io.DatasetReader, band_indexes: list[int]) -> None:
+    """Read the first and the last block of ``band_indexes`` at full resolution; :class:`InputError` if GDAL cannot.
+
+    A truncated file (its last bytes, which hold the last blocks of a COG, are gone) or a VRT whose source is
+    missing fails here, at planning, with GDAL's cause, instead of as tiles without pixels later.
+    """
+    bh, bw = src.block_shapes[0]
+    last = Window(((src.width - 1) // bw) * bw, ((src.height - 1) // bh) * bh, 1, 1)
+    for window in (Window(0, 0, 1, 1), last):
+        try:
+            src.read(band_indexes, window=window)
+        except RasterioIOError as exc:
+            raise InputError(unreadable_message(src, exc)) from exc
 
 
 def load_aoi(path: str | Path, crs: CRS | None):

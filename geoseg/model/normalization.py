@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from geoseg.config import Normalization
 from geoseg.errors import InputError
-from geoseg.io.raster import read_masked
+from geoseg.io.raster import read_masked, unreadable_message
 from geoseg.io.urls import redact
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,17 @@ def scene_stats(src: rasterio.io.DatasetReader, band_indexes: list[int], norm: N
         data = read_masked(src, band_indexes, out_shape=out_shape, resampling=Resampling.nearest)
         valid = ~np.ma.getmaskarray(data).any(axis=0)
         pixels = np.ma.getdata(data)[:, valid]
+        error: RasterioIOError | None = None
     except RasterioIOError as exc:
         # a damaged block must fail only the tiles that read it, not the whole scene
-        log.warning("%s: unreadable block(s) (%s); scene statistics from the readable row strips", src.name, exc)
-        pixels = _pixels_by_strips(src, band_indexes, factor)
+        log.warning("%s: unreadable block(s) (%s); scene statistics from the readable row strips", redact(src.name),
+                    unreadable_message(src, exc))
+        pixels, error = _pixels_by_strips(src, band_indexes, factor)
     if pixels.shape[1] == 0 and factor > 1:  # valid pixels too sparse for the decimated read: look at every pixel
-        pixels = _pixels_by_strips(src, band_indexes, 1)
+        pixels, error = _pixels_by_strips(src, band_indexes, 1)
     if pixels.shape[1] == 0:
+        if error is not None:  # nothing read, and GDAL said why: that, not "no valid pixels"
+            raise InputError(unreadable_message(src, error)) from error
         raise InputError(no_valid_pixels_message(src, band_indexes))
     return stats_from_pixels(pixels, norm)
 
@@ -78,20 +82,24 @@ def no_valid_pixels_message(src: rasterio.io.DatasetReader, band_indexes: list[i
             "data, fix its nodata value (e.g. rio edit-info --nodata), or choose other bands with --bands")
 
 
-def _pixels_by_strips(src: rasterio.io.DatasetReader, band_indexes: list[int], factor: int) -> np.ndarray:
-    """Valid ``(bands, n)`` pixels read strip by strip (one block row high), skipping unreadable strips."""
+def _pixels_by_strips(src: rasterio.io.DatasetReader, band_indexes: list[int],
+                      factor: int) -> tuple[np.ndarray, RasterioIOError | None]:
+    """Valid ``(bands, n)`` pixels read strip by strip (one block row high), skipping unreadable strips;
+    and the last read error (None if every strip was read)."""
     step = max(src.block_shapes[0][0], factor)
     parts = []
+    error: RasterioIOError | None = None
     for row in range(0, src.height, step):
         h = min(step, src.height - row)
         window = Window(0, row, src.width, h)
         shape = (len(band_indexes), max(1, h // factor), max(1, src.width // factor))
         try:
             data = read_masked(src, band_indexes, window=window, out_shape=shape, resampling=Resampling.nearest)
-        except RasterioIOError:
+        except RasterioIOError as exc:
+            error = exc
             continue
         parts.append(np.ma.getdata(data)[:, ~np.ma.getmaskarray(data).any(axis=0)])
-    return np.concatenate(parts, axis=1) if parts else np.empty((len(band_indexes), 0))
+    return (np.concatenate(parts, axis=1) if parts else np.empty((len(band_indexes), 0))), error
 
 
 def stats_from_pixels(values: np.ndarray, norm: Normalization) -> BandStats:

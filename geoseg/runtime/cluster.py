@@ -88,3 +88,35 @@ def local_node_cpus() -> int:
         if node.get("NodeID") == node_id and node.get("Alive", True):
             return int(node.get("Resources", {}).get("CPU", 0))
     return 0
+
+
+def autoscaler_present() -> bool:
+    """Whether an autoscaler that can add nodes watches the connected cluster.
+
+    Ray 2.x runs a monitor on every head; without an autoscaling config (``ray.init()``, ``ray start --head``)
+    it uses the read-only provider, which only mirrors the running nodes: their node types are named
+    ``node_<node id>``. A monitor with a config (``ray up``, a cluster launcher) names real node types; KubeRay's
+    autoscaler v2 marks itself in the GCS. No status at all: no autoscaler.
+    """
+    import json
+
+    import ray
+    from ray._private import ray_constants
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    try:
+        raylet: Any = ray._raylet  # the GCS keys are not in Ray's type stubs
+        v2 = _internal_kv_get(raylet.GCS_AUTOSCALER_V2_ENABLED_KEY, namespace=raylet.GCS_AUTOSCALER_STATE_NAMESPACE)
+        if v2 == b"1":
+            return True
+        raw = _internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)
+    except Exception as exc:  # an older or newer Ray without these keys: assume none
+        log.debug("autoscaler status unreadable: %s", exc)
+        return False
+    return _config_has_node_types(json.loads(raw)) if raw else False
+
+
+def _config_has_node_types(status: dict) -> bool:
+    """True when the monitor's status names node types of a config (not only read-only ``node_<id>`` mirrors)."""
+    mapping = (status.get("autoscaler_report") or {}).get("node_type_mapping") or {}
+    return any(node_type != f"node_{node_id}" for node_id, node_type in mapping.items())

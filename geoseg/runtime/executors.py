@@ -22,7 +22,7 @@ from geoseg.config import RuntimeConfig
 from geoseg.errors import ConfigError
 from geoseg.model.checkpoint import ModelPayload
 from geoseg.model.predict import Predictor, SceneJob, TileProcessor, TileResult
-from geoseg.runtime.cluster import connect, local_node_cpus, shutdown, worker_env
+from geoseg.runtime.cluster import autoscaler_present, connect, local_node_cpus, shutdown, worker_env
 from geoseg.runtime.maps import ray_ordered_map
 from geoseg.tiling import Tile
 
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 ACTOR_GRACE_S = 20.0
 """Seconds the pool waits for the other actors once the first is up, before it starts work without them."""
+
+PROGRESS_S = 15.0
+"""While no actor is up (an autoscaler adding nodes), a progress line every this many seconds."""
 
 @dataclass(frozen=True)
 class Task:
@@ -125,9 +128,13 @@ class RayExecutor:
         gpus = int(resources.get("GPU", 0))
         cpus = int(resources.get("CPU", 1))
         use_gpu = device == "cuda" or (device == "auto" and gpus > 0)
-        if device == "cuda" and gpus == 0 and runtime.num_workers is None:
-            raise ConfigError("--device cuda: the Ray cluster has no GPU; use --device auto or cpu, or set --workers "
-                              "(`runtime.num_workers`) to wait for an autoscaler to add GPU nodes")
+        if device == "cuda" and gpus == 0:
+            if not autoscaler_present():  # nothing will ever add one: say so now, not after the start timeout
+                raise ConfigError("--device cuda: the Ray cluster has 0 GPUs and no autoscaler can add them; run with "
+                                  "--device cpu or --device auto, or add GPU nodes to the cluster")
+            if runtime.num_workers is None:
+                raise ConfigError("--device cuda: the Ray cluster has 0 GPUs yet; use --device auto or cpu, or set "
+                                  "--workers (`runtime.num_workers`) to wait for its autoscaler to add GPU nodes")
         if use_gpu:
             n = runtime.num_workers or gpus
             # two concurrent calls per GPU actor: one reads and normalises while the other runs the model
@@ -162,20 +169,28 @@ class RayExecutor:
         for _ in range(n):
             actor = self._new_actor()
             self._starting[actor.ready.remote()] = actor
-        deadline = time.monotonic() + self.start_timeout
+        started = time.monotonic()
+        deadline = started + self.start_timeout
+        need = f"{n} actor(s) with {_resources(options)}"
         while not self.actors:  # work starts once one actor is up
             left = deadline - time.monotonic()
-            done, _ = ray.wait(list(self._starting), num_returns=1, timeout=max(left, 0)) if left > 0 and self._starting else ([], [])
+            done: list[Any] = []
+            if left > 0 and self._starting:
+                done, _ = ray.wait(list(self._starting), num_returns=1, timeout=min(left, PROGRESS_S))
+                if not done and time.monotonic() < deadline:
+                    log.warning("waiting for the cluster to provide %s: %.0f s of %.0f s (`runtime.actor_start_timeout_s`)"
+                                "; cluster now: %s", need, time.monotonic() - started, self.start_timeout,
+                                _resources(ray.cluster_resources()))
+                    continue
             if not done:
                 if not self._starting and self._start_error is not None:
                     raise ConfigError(
-                        f"no model actor could start: {self._start_failures} tries failed in a row ({n} wanted with "
-                        f"{options}); last error: {_last_line(self._start_error)}. Check the workers' image and that "
-                        "the model fits their memory (runtime.threads_per_worker, batch_size, device)"
+                        f"no model actor could start: {self._start_failures} tries failed in a row ({need}); last error: {_last_line(self._start_error)}. Check the workers' image and that "
+                        "the model fits their memory (`runtime.threads_per_worker`, --batch-size, --device)"
                     ) from self._start_error
-                raise ConfigError(f"no model actor could start within runtime.actor_start_timeout_s="
-                                  f"{self.start_timeout:.0f} s ({n} wanted with {options}; cluster: {resources}); "
-                                  "add nodes or lower --workers (`runtime.num_workers`)")
+                raise ConfigError(f"no model actor could start within {self.start_timeout:.0f} s "
+                                  f"(`runtime.actor_start_timeout_s`): {need} wanted, the cluster has "
+                                  f"{_resources(resources)}; add nodes or lower --workers (`runtime.num_workers`)")
             self._admit(done[0])
         ready = ray.wait(list(self._starting), num_returns=len(self._starting), timeout=ACTOR_GRACE_S)[0] if self._starting else []
         for ref in ready:
@@ -327,6 +342,14 @@ class _TileActor:
 
     def process(self, job: SceneJob, tiles: tuple[Tile, ...]) -> list[TileResult]:
         return self.processor.process(job, list(tiles))
+
+
+def _resources(res: dict[str, Any]) -> str:
+    """Ray resources (actor options or the cluster's) in words: ``1 GPU + 1 CPU each``, ``2 CPU, 0 GPU``."""
+    if "num_cpus" in res or "num_gpus" in res:
+        parts = [f"{res[k]:g} {name}" for k, name in (("num_gpus", "GPU"), ("num_cpus", "CPU")) if k in res]
+        return " + ".join(parts) + " each"
+    return ", ".join(f"{res.get(k, 0):g} {k}" for k in ("CPU", "GPU"))
 
 
 def _last_line(exc: Exception) -> str:

@@ -17,7 +17,7 @@ from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError
 from geoseg.io.inputs import SceneInput
 from geoseg.io.quality import resolve_quality
-from geoseg.io.raster import RasterInfo, box_intersects, load_aoi, open_raster, resolve_bands
+from geoseg.io.raster import RasterInfo, box_intersects, load_aoi, open_raster, probe_pixels, resolve_bands
 from geoseg.io.urls import redact
 from geoseg.model.checkpoint import Checkpoint, ModelCard
 from geoseg.model.normalization import scene_stats
@@ -73,6 +73,7 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
                 f"({', '.join(card.bands)}); pass one band per model input, in that order (`bands` in a config)"
             )
         idx = resolve_bands(info, list(wanted))
+        probe_pixels(src, idx)
         stats = scene_stats(src, idx, card.normalization)
     if info.grid.crs is None:
         raise InputError(f"{path}: has no CRS; outputs must be georeferenced, so assign one (e.g. with rio edit-info)")

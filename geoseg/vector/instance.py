@@ -26,11 +26,11 @@ class InstanceWriter:
         src = grid
         self.path = Path(path)
         if self.path.exists() and not overwrite:
-            raise OutputError(f"{self.path}: already exists; add --overwrite to replace it (the `overwrite` argument "
-                              "from Python), or choose another path")
+            raise OutputError(f"{self.path}: already exists; add --overwrite to replace it, "
+                              "or choose another path")
         if src.width * src.height + 1 > np.iinfo(np.uint32).max:
             raise ConfigError(f"instance raster: {src.width}x{src.height} px needs ids above 2^32; "
-                              "drop instance_path for rasters of more than 4.29e9 pixels")
+                              "leave out --instance for rasters of more than 4.29e9 pixels")
         if not self.path.parent.is_dir():
             raise OutputError(f"{self.path.parent}: directory does not exist; create it or choose another path")
         self.scratch = temp_sibling(self.path, "scratch")

@@ -39,8 +39,7 @@ def check_output_path(path: str | Path, overwrite: bool) -> tuple[Path, str]:
     if driver is None:
         raise OutputError(f"{path}: unknown polygon format {path.suffix!r}; use one of {', '.join(FORMATS)}")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists; add --overwrite to replace it (the `overwrite` argument from Python), "
-                          "or choose another path")
+        raise OutputError(f"{path}: already exists; add --overwrite to replace it, or choose another path")
     if not path.parent.is_dir():
         raise OutputError(f"{path.parent}: directory does not exist; create it or choose another output path")
     return path, driver
@@ -107,7 +106,7 @@ def _reproject(gdf, out_crs):
         return gdf
     if gdf.crs is None:
         raise ConfigError(f"polygons have no CRS, so they cannot be written in {out_crs.to_string()}; "
-                          "set their CRS first or pass crs=None")
+                          "give the class map a CRS first (e.g. rio edit-info --crs) or leave out --crs")
     return gdf.to_crs(out_crs)
 
 

@@ -128,3 +128,59 @@ def test_unreadable_input_is_an_input_error(tmp_path):
     bad.write_text("hello")
     with pytest.raises(InputError, match="cannot open as a raster"):
         open_raster(bad)
+
+
+def _missing_source_vrt(tmp_path):
+    """A VRT over a crop of the NC scene whose source file was deleted afterwards: (vrt, source)."""
+    from rasterio.shutil import copy as rio_copy
+    from rasterio.windows import Window
+
+    from tests.helpers import crop_raster
+
+    source = crop_raster(NC_IMAGE, tmp_path / "gone.tif", Window(0, 0, 64, 64))
+    vrt = tmp_path / "v.vrt"
+    rio_copy(source, vrt, driver="VRT")
+    source.unlink()
+    return vrt, source
+
+
+def test_gdal_cause_is_the_innermost_message_of_the_chain():
+    from rasterio.errors import RasterioIOError
+
+    from geoseg.io.raster import gdal_cause
+
+    root = OSError("f.tif: TIFFFillTile: got 0 bytes, expected 512")
+    middle = OSError("TIFFReadEncodedTile() failed.")
+    middle.__cause__ = root
+    top = RasterioIOError("Read failed. See previous exception for details.")
+    top.__cause__ = middle
+    assert gdal_cause(top) == "f.tif: TIFFFillTile: got 0 bytes, expected 512"
+    assert gdal_cause(RasterioIOError("plain")) == "plain"
+
+
+def test_probe_pixels_names_the_missing_source_of_a_vrt(tmp_path):
+    from geoseg.io.raster import probe_pixels
+
+    vrt, source = _missing_source_vrt(tmp_path)
+    with rasterio.open(vrt) as src, pytest.raises(InputError) as err:
+        probe_pixels(src, [1, 2])
+    assert str(vrt) in str(err.value) and str(source) in str(err.value) and "do not exist" in str(err.value)
+
+
+def test_probe_pixels_passes_a_readable_raster(make_raster):
+    from geoseg.io.raster import probe_pixels
+
+    path = make_raster(np.ones((2, 70, 90), np.uint8))
+    with rasterio.open(path) as src:
+        probe_pixels(src, [1, 2])  # no error
+
+
+def test_a_failed_window_read_names_the_file_the_window_and_gdals_cause(tmp_path):
+    from rasterio.errors import RasterioIOError
+
+    vrt, source = _missing_source_vrt(tmp_path)
+    with rasterio.open(vrt) as src, pytest.raises(RasterioIOError) as err:
+        read_window(src, [1], PixelBox(8, 4, 16, 16))
+    msg = str(err.value)
+    assert str(vrt) in msg and "rows 4-19, cols 8-23" in msg and "No such file" in msg
+    assert "see previous exception" not in msg.lower()

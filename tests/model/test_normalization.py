@@ -78,3 +78,18 @@ def test_valid_pixels_too_sparse_for_the_decimated_read_still_give_statistics(ma
     with rasterio.open(path) as src:
         stats = scene_stats(src, [1], Normalization(low=0, high=100))
     assert stats.offset == (1.0,) and stats.scale == (255.0,)
+
+
+def test_scene_stats_of_a_scene_gdal_cannot_read_at_all_give_gdals_cause_not_no_valid_pixels(tmp_path):
+    from rasterio.shutil import copy as rio_copy
+    from rasterio.windows import Window
+
+    from tests.helpers import NC_IMAGE, crop_raster
+
+    source = crop_raster(NC_IMAGE, tmp_path / "gone.tif", Window(0, 0, 64, 64))
+    vrt = tmp_path / "v.vrt"
+    rio_copy(source, vrt, driver="VRT")
+    source.unlink()
+    with rasterio.open(vrt) as src, pytest.raises(InputError) as err:
+        scene_stats(src, [2, 3, 4], Normalization())
+    assert "no valid pixels" not in str(err.value) and str(source) in str(err.value)

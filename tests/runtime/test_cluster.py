@@ -42,3 +42,23 @@ def test_a_local_ray_started_by_the_job_keeps_token_auth_without_warning(tmp_pat
     assert done.returncode == 0, done.stderr
     assert "MODE token 2" in done.stdout  # Ray's default (token authentication) is kept, not disabled
     assert "Token authentication" not in done.stderr
+
+
+def test_a_read_only_monitor_is_no_autoscaler_but_one_with_node_types_is():
+    from geoseg.runtime.cluster import _config_has_node_types
+
+    readonly = {"autoscaler_report": {"node_type_mapping": {"abc": "node_abc", "def": "node_def"}}}
+    launcher = {"autoscaler_report": {"node_type_mapping": {"abc": "head", "def": "gpu_worker"}}}
+    assert not _config_has_node_types(readonly)
+    assert _config_has_node_types(launcher)
+    assert not _config_has_node_types({})
+
+
+@pytest.mark.slow
+def test_a_local_ray_has_no_autoscaler(ray_cluster):
+    import time
+
+    from geoseg.runtime.cluster import autoscaler_present
+
+    time.sleep(1)  # the monitor writes its first status within a second of start
+    assert autoscaler_present() is False

@@ -126,7 +126,7 @@ def test_actors_that_can_never_start_fail_clearly_after_the_timeout(ray_cluster,
 
     # 3 CPUs per actor on a 2-CPU cluster: nothing can be scheduled (as when an autoscaler adds no nodes)
     rt = RuntimeConfig(num_workers=1, threads_per_worker=3, actor_start_timeout_s=3)
-    with pytest.raises(ConfigError, match="no model actor could start within runtime.actor_start_timeout_s=3"):
+    with pytest.raises(ConfigError, match=r"no model actor could start within 3 s \(`runtime.actor_start_timeout_s`\)"):
         RayExecutor(checkpoint_payload(default_checkpoint), "cpu", rt, batch_size=2)
     assert ray_cluster.available_resources().get("CPU") == 2  # the pending actor was cancelled
 
@@ -177,3 +177,33 @@ def test_an_existing_ray_connection_keeps_small_jobs_on_ray(ray_cluster, monkeyp
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert run_in_process(RuntimeConfig(), 0.1) == (False, "")
+
+
+@pytest.mark.slow
+def test_cuda_on_a_cluster_without_gpus_or_autoscaler_fails_at_once_naming_gpus(ray_cluster, default_checkpoint):
+    import time
+
+    from geoseg.errors import ConfigError
+
+    rt = RuntimeConfig(num_workers=1, actor_start_timeout_s=600)
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="0 GPUs and no autoscaler can add them; run with --device cpu or --device auto"):
+        RayExecutor(checkpoint_payload(default_checkpoint), "cuda", rt, batch_size=2)
+    assert time.monotonic() - t0 < 30
+
+
+@pytest.mark.slow
+def test_while_an_autoscaler_may_add_gpus_the_wait_prints_progress(ray_cluster, default_checkpoint, monkeypatch, caplog):
+    import logging
+
+    from geoseg.errors import ConfigError
+    from geoseg.runtime import executors
+
+    monkeypatch.setattr(executors, "autoscaler_present", lambda: True)
+    monkeypatch.setattr(executors, "PROGRESS_S", 1.0)
+    rt = RuntimeConfig(num_workers=1, actor_start_timeout_s=3)
+    with caplog.at_level(logging.WARNING, "geoseg.runtime.executors"), pytest.raises(ConfigError, match="within 3 s"):
+        RayExecutor(checkpoint_payload(default_checkpoint), "cuda", rt, batch_size=2)
+    waits = [r.getMessage() for r in caplog.records if "waiting for the cluster to provide" in r.getMessage()]
+    assert len(waits) >= 2 and "1 GPU + 1 CPU each" in waits[0] and "0 GPU" in waits[0]
+    assert ray_cluster.available_resources().get("CPU") == 2  # the pending actor was cancelled
