@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from geoseg.config import Normalization
 from geoseg.errors import InputError
-from geoseg.io.raster import read_masked, unreadable_message
+from geoseg.io.raster import gdal_cause, read_masked, unreadable_message
 from geoseg.io.urls import redact
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ def scene_stats(src: rasterio.io.DatasetReader, band_indexes: list[int], norm: N
         error: RasterioIOError | None = None
     except RasterioIOError as exc:
         # a damaged block must fail only the tiles that read it, not the whole scene
-        log.warning("%s: unreadable block(s) (%s); scene statistics from the readable row strips", redact(src.name),
-                    unreadable_message(src, exc))
+        log.warning("%s: unreadable block(s) (GDAL: %s); scene statistics from the readable row strips",
+                    redact(src.name), gdal_cause(exc))
         pixels, error = _pixels_by_strips(src, band_indexes, factor)
     if pixels.shape[1] == 0 and factor > 1:  # valid pixels too sparse for the decimated read: look at every pixel
         pixels, error = _pixels_by_strips(src, band_indexes, 1)
