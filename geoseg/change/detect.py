@@ -72,6 +72,7 @@ from geoseg.config import ChangeConfig
 from geoseg.errors import InputError
 from geoseg.grid import GeoGrid
 from geoseg.io.cog import StitchedRaster, open_scratch
+from geoseg.io.lock import OutputLock
 from geoseg.io.publish import Staging, write_json
 from geoseg.io.sink.postgis import LoadReport, RunInfo, open_sink, output_key
 from geoseg.tiling import PixelBox
@@ -126,7 +127,13 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
             raise InputError(f"{role} {p}: no such file")
     check_overlap(paths)  # before any segmentation, sink or window work
     db = open_sink(sink)  # before any work: the database is reachable and its tables are ready
-    staging = Staging(str(output), overwrite, CHANGE_FILES)
+    lock = OutputLock(output, "change").acquire()  # one writer per output
+    try:
+        staging = Staging(str(output), overwrite, CHANGE_FILES)
+    except BaseException:
+        lock.release()
+        lock.remove_created_dir()
+        raise
     try:
         dates = resolve_dates(paths, {"before": before_confidence, "after": after_confidence},
                               segment_cfg, staging.dir, progress)
@@ -151,6 +158,7 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
         write_json(staging.path("transitions.json"), doc)
         write_extras(staging.dir, dates, grid, legend, doc)
         report = ChangeReport.from_document(doc)
+        lock.verify()  # still the only writer: publishing may replace files
         if db is None:
             return ChangeResult(str(output), staging.publish(CHANGE_FILES), report)
         config = {"dates": paths, "options": options.model_dump(mode="json")}
@@ -161,6 +169,8 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
         return ChangeResult(str(output), files, report, load.report)
     finally:
         staging.discard()
+        lock.release()
+        lock.remove_created_dir()  # only if this run made it and it is empty
 
 
 # --------------------------------------------------------------------------- the two passes

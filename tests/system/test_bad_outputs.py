@@ -267,3 +267,24 @@ def test_a_real_sigint_to_the_cli_process_exits_130_and_the_rerun_resumes(tmp_pa
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"({saved} resumed from an interrupted run)" in r.stdout
+
+
+def test_a_change_run_into_an_output_a_live_run_is_writing_fails_at_once(tmp_path):
+    from tests.helpers import blobs, write_map
+
+    b = write_map(tmp_path / "before_classes.tif", blobs(0))
+    a = write_map(tmp_path / "after_classes.tif", blobs(1))
+    out, _ = prior_output(tmp_path)
+    p = holder(str(out))
+    try:
+        before = snapshot(out)
+        r = CliRunner().invoke(main, ["-q", "change", b, a, "--output", str(out), "--min-confidence", "0", "--overwrite"])
+        assert r.exit_code == ExitCode.BAD_INPUT, r.output
+        assert "another run is writing to this output (`geoseg segment` on host" in r.output and f"pid {p.pid}" in r.output
+        assert snapshot(out) == before
+    finally:
+        p.kill()
+        p.wait()
+    r = CliRunner().invoke(main, ["-q", "change", b, a, "--output", str(out), "--min-confidence", "0"])
+    assert r.exit_code == 0, r.output  # the dead holder's lock is taken over
+    assert not (out / LOCK_NAME).exists() and (out / "transitions.json").exists()
