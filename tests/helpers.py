@@ -559,3 +559,23 @@ def assert_card_scores_recomputed(path) -> None:
     assert pooled["pixels"] == ok.sum()
     assert pooled["miou"] == pytest.approx(iou.mean(), abs=0.005)
     assert pooled["overall_accuracy"] == pytest.approx(np.trace(cm) / cm.sum(), abs=0.005)
+
+
+# ---------------------------------------------------------------------------------------------
+# What an output location holds (bad-input tests: a failed run leaves it byte-identical)
+# ---------------------------------------------------------------------------------------------
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` (folders as None, files as their bytes): what the output location holds."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def prior_output(tmp_path: Path) -> tuple[Path, dict[str, bytes | None]]:
+    """An output folder that already holds something (a file the user keeps there), and its snapshot."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("kept\n")
+    return out, snapshot(out)

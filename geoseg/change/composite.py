@@ -39,7 +39,7 @@ from geoseg.grid import GeoGrid
 from geoseg.io import styles
 from geoseg.io.cog import StitchedRaster
 from geoseg.io.lock import OutputLock
-from geoseg.io.publish import Staging, write_json
+from geoseg.io.publish import Staging, output_write_error, write_json
 from geoseg.io.urls import redact
 
 __all__ = ["CompositeResult", "composite", "composite_block", "composite_files"]
@@ -120,6 +120,11 @@ def composite(maps: Sequence[str | Path], output: str | Path, *, name: str = "co
         try:
             doc = _write(dates, g, staging.dir, name, min_looks, block_size)
             files = staging.publish(composite_files(name).values())
+        except Exception as exc:  # a full or read-only disk: say so, naming the output
+            error = output_write_error(output, exc)
+            if error is None:
+                raise
+            raise error from exc
         finally:
             staging.discard()
     finally:

@@ -73,7 +73,7 @@ from geoseg.errors import InputError
 from geoseg.grid import GeoGrid
 from geoseg.io.cog import StitchedRaster, open_scratch
 from geoseg.io.lock import OutputLock
-from geoseg.io.publish import Staging, write_json
+from geoseg.io.publish import Staging, output_write_error, write_json
 from geoseg.io.sink.postgis import LoadReport, RunInfo, open_sink, output_key
 from geoseg.tiling import PixelBox
 
@@ -167,6 +167,11 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
             load_change(load, report, staging.path("change_polygons.gpkg"))
             files = staging.publish(CHANGE_FILES)
         return ChangeResult(str(output), files, report, load.report)
+    except Exception as exc:  # a full or read-only disk: say so, naming the output
+        error = output_write_error(output, exc)
+        if error is None:
+            raise
+        raise error from exc
     finally:
         staging.discard()
         lock.release()

@@ -53,7 +53,7 @@ class LockOwner:
         """The owner recorded in a lock's content; None when it cannot be read (being written, or damaged)."""
         try:
             doc = json.loads(data)
-            return cls(str(doc["host"]), int(doc["pid"]), str(doc["started"]), str(doc.get("command", "geoseg")),
+            return cls(str(doc["host"]), int(doc["pid"]), str(doc.get("started", "?")), str(doc.get("command", "geoseg")),
                        doc.get("pidns"), str(doc.get("id", "")))
         except (ValueError, TypeError, KeyError):
             return None

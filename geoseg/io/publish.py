@@ -8,12 +8,12 @@ existing result.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterable
@@ -25,7 +25,8 @@ import numpy as np
 from geoseg.errors import OutputError
 from geoseg.io import storage
 from geoseg.io.cog import atomic_path
-from geoseg.io.lock import pid_alive, pid_namespace
+from geoseg.io.lock import LockOwner
+from geoseg.io.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Staging:
             _remove_dead_staging(parent)
             self.dir = parent / f"{STAGING_PREFIX}{self.id}"
             self.dir.mkdir()
-            (self.dir / OWNER_FILE).write_text(json.dumps(_owner()))
+            (self.dir / OWNER_FILE).write_bytes(LockOwner.me("staging").to_bytes())
         except OSError as exc:
             raise OutputError(f"{parent}: cannot create the output directory ({exc}); choose a writable --output") from exc
 
@@ -133,11 +134,6 @@ STAGING_PREFIX = ".geoseg-staging-"
 OWNER_FILE = ".owner.json"
 
 
-def _owner() -> dict:
-    """Who owns a staging directory: host, PID namespace and process id."""
-    return {"host": socket.gethostname(), "pidns": pid_namespace(), "pid": os.getpid()}
-
-
 def _remove_dead_staging(parent: Path) -> None:
     """Delete staging directories in ``parent`` left by runs on this host whose process is gone.
 
@@ -145,16 +141,53 @@ def _remove_dead_staging(parent: Path) -> None:
     judged: containers sharing a host name (host networking) and a volume see each
     other's PIDs as absent, so their live staging directories are left alone.
     """
-    me = _owner()
     for d in parent.glob(f"{STAGING_PREFIX}*"):
         try:
-            owner = json.loads((d / OWNER_FILE).read_text())
-            pid = int(owner["pid"])
-        except (OSError, ValueError, TypeError, KeyError):
+            owner = LockOwner.from_bytes((d / OWNER_FILE).read_bytes())
+        except OSError:
             continue
-        if owner.get("host") == me["host"] and owner.get("pidns") == me["pidns"] and not pid_alive(pid):
+        if owner is not None and owner.is_dead():
             log.info("removing %s, left by a run that no longer exists", d)
             shutil.rmtree(d, ignore_errors=True)
+
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)
+DISK_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+"""Write failures of an output location (also as the text of GDAL's errors, which carry no errno)."""
+
+
+def output_write_error(out: str | Path, exc: BaseException, kept: str = "") -> OutputError | None:
+    """An :class:`OutputError` naming ``out`` if ``exc`` is a full, read-only or over-quota disk, else None.
+
+    ``kept``: what the run leaves for a rerun (appended to the message).
+    """
+    if isinstance(exc, OutputError) or not isinstance(exc, Exception):
+        return None
+    said = getattr(exc, "errno", None) in DISK_ERRNOS or any(m in str(exc) for m in DISK_MESSAGES)
+    state = None if said else _disk_state(out)  # GDAL's words may be only "failed to write/read ..."
+    if not said and state is None:
+        return None
+    cause = f"{state}: {exc}" if state else str(exc)
+    return OutputError(f"{redact(str(out))}: cannot write the outputs ({cause}); free space (or quota) there, or "
+                       f"choose another --output. Nothing was published{kept}")
+
+
+def _disk_state(out: str | Path) -> str | None:
+    """What is wrong with the local filesystem of ``out`` (or its nearest existing parent): read-only, or under
+    1 MiB free; None when nothing is (or it is not local)."""
+    if storage.is_remote(out):
+        return None
+    path = Path(out)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return "Read-only file system"
+    free = st.f_bavail * st.f_frsize
+    return f"No space left on device ({free // 1024} KiB free)" if free < 2**20 else None
 
 
 def write_json(path: Path, data: Any) -> Path:

@@ -13,18 +13,17 @@ are published.
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 from geoseg.config import SegmentConfig
-from geoseg.errors import ConfigError, ExitCode, GeosegError, OutputError, RunInterrupted, TileError
+from geoseg.errors import ConfigError, ExitCode, GeosegError, RunInterrupted, TileError
 from geoseg.io import storage
 from geoseg.io.inputs import expand_inputs
 from geoseg.io.lock import OutputLock
-from geoseg.io.publish import Staging, json_text, write_json
+from geoseg.io.publish import Staging, json_text, output_write_error, write_json
 from geoseg.io.sink.postgis import RunInfo, Sink, open_sink, output_key
 from geoseg.io.urls import redact
 from geoseg.model.checkpoint import checkpoint_payload, load_checkpoint
@@ -50,10 +49,6 @@ PARALLEL_VECTORIZE_MIN_CPUS = 4
 
 RUN_FILES = ("stats.json", "stats.csv", "manifest.json")
 """Files of the whole run, published after the per-input files (``manifest.json`` last)."""
-
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)
-DISK_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system")
-"""Write failures of the output location (also as the text of GDAL's errors, which carry no errno)."""
 
 FAILED_MANIFEST = "manifest.failed.json"
 """Published instead of the outputs when tiles failed: which tiles, and why."""
@@ -89,14 +84,12 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
                                   [p.grid for p in run.plans], cfg.runtime.checkpoint_tiles,
                                   cfg.runtime.checkpoint_seconds)
         return _run(run, staging, journal, sink, lock, progress, t_start)
-    except GeosegError:
-        raise
-    except Exception as exc:  # OSError, or GDAL's CPLE_* errors that carry the OS's words
-        if getattr(exc, "errno", None) not in DISK_ERRNOS and not any(m in str(exc) for m in DISK_MESSAGES):
+    except Exception as exc:  # a full or read-only disk (OSError, or GDAL's errors in the OS's words)
+        error = output_write_error(cfg.output, exc, "; finished tiles are kept for a rerun where the journal "
+                                                    "could be written")
+        if error is None:
             raise
-        raise OutputError(f"{redact(cfg.output)}: cannot write the outputs ({exc}); free space (or quota) there, "
-                          "or choose another --output. Nothing was published; finished tiles are kept for a rerun "
-                          "where the journal could be written") from exc
+        raise error from exc
     except (KeyboardInterrupt, SystemExit) as exc:
         code = ExitCode.TERMINATED if isinstance(exc, SystemExit) and exc.code == ExitCode.TERMINATED else None
         if isinstance(exc, SystemExit) and code is None:
@@ -212,17 +205,18 @@ def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str
     info = RunInfo("segment", output_key(cfg.output), run.ckpt.model_id, manifest["config"], started=run.started)
     if sink is not None:
         manifest["sink"] = {"url": sink.target.masked, "schema": sink.target.schema, "run_id": str(info.run_id)}
-    files = written + [item_name(w.stem) for w in run.writers] + list(RECORD_FILES) + list(RUN_FILES)
-    manifest["files"] = sorted(f for f in files if f != "manifest.json")  # what --overwrite replaces next time
+    names = [*written, *(item_name(w.stem) for w in run.writers), *RECORD_FILES, *RUN_FILES]  # what write_records writes
+    manifest["files"] = sorted(n for n in names if n != "manifest.json")  # what --overwrite replaces next time
     write_json(staging.path("manifest.json"), manifest)
     tables = {w.stem: class_table(w.counts, w.area_m2, run.ckpt.card.class_names) for w in run.writers}
     quality = {w.stem: w.quality_summary() for w in run.writers if w.quality_source is not None}
     write_json(staging.path("stats.json"), stats_document(tables, quality))
     write_stats_csv(staging.path("stats.csv"), tables)
     records = write_records(run, staging.dir, tables)
+    assert set(records) <= set(names), records  # every record is listed in the manifest
     loaded = None
     if sink is None:
-        files = staging.publish(written + records + list(RUN_FILES))
+        files = staging.publish(names)
     else:
         with sink.load(info) as load:
             load.replace_output()  # a rerun into this output replaces its rows
@@ -230,7 +224,7 @@ def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str
                 load.insert("class_areas", [asdict(r) for r in tables[w.stem]], input=w.stem)
                 if "polygons" in w.files:
                     load.copy_polygons("landcover_polygons", staging.path(w.files["polygons"]), input=w.stem)
-            files = staging.publish(written + records + list(RUN_FILES))
+            files = staging.publish(names)
         loaded = load.report
     try:  # the result is published: failing to tidy up is not a failed run
         if journal:

@@ -45,9 +45,12 @@ def test_stitched_raster_is_invariant_to_tile_size(tmp_path_factory, width, heig
 def test_dead_staging_is_removed_only_when_its_owner_is_provably_gone(tmp_path):
     """Same host and PID namespace and no such process: removed. Another PID namespace (containers
     sharing a host name and a volume) cannot be judged from here: kept."""
-    from geoseg.io.publish import OWNER_FILE, STAGING_PREFIX, _owner, _remove_dead_staging
+    from dataclasses import asdict
 
-    me = _owner()
+    from geoseg.io.lock import LockOwner
+    from geoseg.io.publish import OWNER_FILE, STAGING_PREFIX, _remove_dead_staging
+
+    me = asdict(LockOwner.me("staging"))
     dead_pid = 2**22 + 12345  # above pid_max's default: no such process
     cases = {"dead": {**me, "pid": dead_pid}, "alive": me, "other-ns": {**me, "pidns": -1, "pid": dead_pid},
              "other-host": {**me, "host": me["host"] + "-x", "pid": dead_pid}, "junk": {"pid": "x"}}
@@ -116,11 +119,14 @@ def test_existing_outputs_are_named_in_the_error_at_most_four(tmp_path):
 
 
 def test_a_staging_folder_names_its_owner_and_is_discarded_once_or_twice(tmp_path):
-    from geoseg.io.publish import OWNER_FILE, STAGING_PREFIX, Staging, _owner
+    from geoseg.io.lock import LockOwner
+    from geoseg.io.publish import OWNER_FILE, STAGING_PREFIX, Staging
 
     s = Staging(tmp_path / "out", False, ["a.tif"])
     assert s.dir.parent == tmp_path / "out" and s.dir.name == f"{STAGING_PREFIX}{s.id}"
-    assert json.loads((s.dir / OWNER_FILE).read_text()) == _owner()
+    owner = LockOwner.from_bytes((s.dir / OWNER_FILE).read_bytes())
+    assert owner is not None and owner.command == "staging" and not owner.is_dead()
+    assert (owner.host, owner.pid) == (LockOwner.me("x").host, LockOwner.me("x").pid)
     s.path("a.tif").write_text("x")
     s.discard()
     s.discard()  # already gone: still fine (a failed run's cleanup may run twice)

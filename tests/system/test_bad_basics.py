@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from geoseg.errors import ExitCode
-from tests.helpers import write_raster
-from tests.system.test_bad_inputs import prior_output, scene, segment, snapshot
+from tests.helpers import prior_output, snapshot, write_raster
+from tests.system.test_bad_inputs import scene, segment
 
 NAMES = ["blue", "green", "red", "nir", "swir1", "swir2"]
 
@@ -155,3 +155,21 @@ def test_the_catalogue_lists_every_case():
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 50
     for case in CASES:
         assert f"[{case}]" in doc
+
+
+def test_a_full_disk_under_composite_and_change_exits_2_naming_the_output(tmp_path, mount):
+    """The same translation of a full disk serves every command that publishes (io.publish.output_write_error)."""
+    from click.testing import CliRunner
+
+    from geoseg.cli import main
+    from tests.change.test_composite import cloudy_looks
+
+    _, _, paths = cloudy_looks(tmp_path, n=2, shape=(400, 400))
+    small = mount("size=64k")
+    for args in (["composite", *paths], ["change", paths[0], paths[1], "--min-confidence", "0"]):
+        out = small / args[0]
+        r = CliRunner().invoke(main, ["-q", *args, "--output", str(out)])
+        assert r.exit_code == ExitCode.BAD_INPUT, (args[0], r.output)
+        assert f"{out}: cannot write the outputs" in r.output and "No space left on device" in r.output
+        assert "choose another --output" in r.output and "Traceback" not in r.output
+        assert not out.exists()  # the folder it made is gone again

@@ -21,22 +21,7 @@ from rasterio.windows import Window
 
 from geoseg.cli import main
 from geoseg.errors import ExitCode
-from tests.helpers import NC_IMAGE, REPO, crop_raster
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root`` (folders as None, files as their bytes): what the output location holds."""
-    if not root.exists():
-        return {}
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
-
-
-def prior_output(tmp_path: Path) -> tuple[Path, dict[str, bytes | None]]:
-    """An output folder that already holds something (a file the user keeps there), and its snapshot."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "notes.txt").write_text("kept\n")
-    return out, snapshot(out)
+from tests.helpers import NC_IMAGE, REPO, crop_raster, prior_output, snapshot
 
 
 def segment(*args: str, local: bool = True) -> tuple[int, str]:

@@ -21,25 +21,10 @@ from rasterio.windows import Window
 from geoseg.cli import main
 from geoseg.errors import ExitCode
 from geoseg.io import storage
-from tests.helpers import NC_IMAGE, crop_raster, write_raster
+from tests.helpers import NC_IMAGE, crop_raster, prior_output, snapshot, write_raster
 
 KEY_ID = "AKIAGEOSEG13PRESIGN"
 """The access key id the presigned URLs are signed with (not the one the test server's other clients use)."""
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root`` (folders as None, files as their bytes): what the output location holds."""
-    if not root.exists():
-        return {}
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
-
-
-def prior_output(tmp_path: Path) -> tuple[Path, dict[str, bytes | None]]:
-    """An output folder that already holds something (a file the user keeps there), and its snapshot."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "notes.txt").write_text("kept\n")
-    return out, snapshot(out)
 
 
 def segment(*args: str) -> tuple[int, str]:

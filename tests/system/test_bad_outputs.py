@@ -24,8 +24,8 @@ from geoseg.errors import ExitCode
 from geoseg.io import storage
 from geoseg.io.lock import LOCK_NAME, LockOwner, OutputLock
 from geoseg.segment.journal import JOURNAL_DIR
-from tests.helpers import NC_IMAGE, REPO, crop_raster
-from tests.system.test_bad_inputs import prior_output, scene, segment, snapshot
+from tests.helpers import NC_IMAGE, REPO, crop_raster, prior_output, snapshot
+from tests.system.test_bad_inputs import scene, segment
 
 HOLD = ("import sys, time; from geoseg.io.lock import OutputLock; l = OutputLock(sys.argv[1], 'segment').acquire(); "
         "print('held', flush=True); time.sleep(120)")

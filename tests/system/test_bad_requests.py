@@ -21,22 +21,17 @@ from rasterio.windows import Window
 
 from geoseg.cli import main
 from geoseg.errors import ExitCode
-from tests.helpers import CHANGE_ORIGIN, CLASS_NAMES, NC_IMAGE, crop_raster, small_card, write_map, write_raster
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root`` (folders as None, files as their bytes): what the output location holds."""
-    if not root.exists():
-        return {}
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
-
-
-def prior_output(tmp_path: Path) -> tuple[Path, dict[str, bytes | None]]:
-    """An output folder that already holds something (a file the user keeps there), and its snapshot."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "notes.txt").write_text("kept\n")
-    return out, snapshot(out)
+from tests.helpers import (
+    CHANGE_ORIGIN,
+    CLASS_NAMES,
+    NC_IMAGE,
+    crop_raster,
+    prior_output,
+    small_card,
+    snapshot,
+    write_map,
+    write_raster,
+)
 
 
 def geoseg(*args: str) -> tuple[int, str]:
