@@ -1,4 +1,4 @@
-"""Configs (geoseg.config): YAML loading, unknown keys named, flag overrides, bad values.
+"""geoseg.config.base: YAML loading, unknown keys named, flag overrides, bad values.
 
 Oracles: the shipped configs and small YAML files with known mistakes.
 """
