@@ -24,7 +24,7 @@ FLAGS: dict[str, str] = {
     "steps": "--steps", "seed": "--seed", "min_confidence": "--min-confidence", "mmu_ha": "--mmu-ha",
     "grid": "--grid", "block_size": "--block-size", "native_resolution": "--native-resolution",
     "leave_one_scene_out.enabled": "--leave-one-scene-out", "leave_one_scene_out.steps": "--loso-steps",
-    "quality.mask": "--mask", "quality.format": "--mask-format",
+    "quality.mask": "--mask", "quality.format": "--mask-format", "stats_from": "--stats-from",
 }
 """Config key -> the command-line flag (or argument) that sets it, in every command that has it."""
 

@@ -25,6 +25,8 @@ from geoseg.cli import options
 @click.option("--batch-size", type=int, help="Tiles per forward pass (default 4).")
 @click.option("--native-resolution", is_flag=True, default=None,
               help="Predict at the input's own pixel size, even where the model was trained for another (card `gsd_m`).")
+@click.option("--stats-from", help="Scale inputs by this raster's percentiles (the scene a strip or small crop was cut from), "
+              "or by a geoseg manifest.json's. Default: each input's own.")
 @click.option("--mask", help="Quality raster (QA_PIXEL, QA_RADSAT, SCL, Fmask or 0/1), any grid: flagged pixels become nodata. "
               "{stem} stands for each input's stem. Default: a QA_PIXEL/SCL/Fmask band of the input, if any.")
 @click.option("--mask-format", type=click.Choice(["auto", "landsat_qa_pixel", "landsat_qa_radsat", "s2_scl", "fmask", "binary"]),
@@ -34,7 +36,7 @@ from geoseg.cli import options
 @options.overwrite
 @click.pass_context
 def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi, device, engine, workers, batch_size,
-            native_resolution, mask, mask_format, sink, local, overwrite):
+            native_resolution, stats_from, mask, mask_format, sink, local, overwrite):
     """Segment INPUT rasters (GeoTIFF/COG/VRT, local or s3://) into class and confidence COGs, polygons and stats.
 
     \b
@@ -64,6 +66,7 @@ def command(ctx, inputs, output, config_path, model, tile_size, halo, bands, aoi
         "engine": engine,
         "batch_size": batch_size,
         "native_resolution": native_resolution,
+        "stats_from": stats_from,
         "overwrite": overwrite,
         "sink": sink,
         "runtime.num_workers": workers,

@@ -68,6 +68,7 @@ class SegmentConfig(Strict):
     aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons in any CRS: only tiles touching it run, output is 255 outside")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto` (GPU actors when the cluster has GPUs), `cpu`, `cuda`")
     engine: Literal["auto", "torch", "onnxruntime"] = Field("auto", description="inference engine: `auto` = ONNX Runtime on CPU when its export agrees with PyTorch on >= 99.5 % of pixels, PyTorch on GPU; `torch`; `onnxruntime` (CPU only)")
+    stats_from: str | None = Field(None, description="scale every input by the percentiles of this raster instead of its own (`--stats-from`): the scene a strip or small crop was cut from, so its pixels get the same classes as there; or a geoseg `manifest.json` (its first input's `normalization_stats`); `null`: each input's own (a warning names inputs with under 4096 valid pixels)")
     native_resolution: bool = Field(False, description="predict at each input's own pixel size; default: where the model card's `gsd_m` differs by more than 20 %, tiles are resampled to it for the model and the predictions back to the input grid (`--native-resolution`)")
     overwrite: bool = Field(False, description="replace existing outputs")
     resume: bool = Field(True, description="journal finished tiles under the output and reuse them when an interrupted run is rerun")

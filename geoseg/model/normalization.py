@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
@@ -29,13 +29,22 @@ log = logging.getLogger(__name__)
 STATS_MAX_SIDE = 2048
 """Longest side (pixels) of the decimated read used to estimate scene percentiles."""
 
+MIN_STATS_PIXELS = 4096
+"""Fewer valid pixels than this (a 64 x 64 patch, a thin strip) give unreliable percentiles: the
+segment run then warns and points to ``stats_from`` (the scene the input was cut from)."""
+
+MIN_STATS_SIDE = 64
+"""Inputs narrower than this (pixels) warn too: a strip's percentiles are those of a few land covers only."""
+
 
 @dataclass(frozen=True, slots=True)
 class BandStats:
-    """Per-band scaling of one scene: ``offset`` and ``scale`` in the raster's DN units."""
+    """Per-band scaling of one scene: ``offset`` and ``scale`` in the raster's DN units;
+    ``pixels``: how many valid pixels they were estimated from (0: not known)."""
 
     offset: tuple[float, ...]
     scale: tuple[float, ...]
+    pixels: int = field(default=0, compare=False)
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"offset": list(self.offset), "scale": list(self.scale)}
@@ -105,7 +114,23 @@ def _pixels_by_strips(src: rasterio.io.DatasetReader, band_indexes: list[int],
 def stats_from_pixels(values: np.ndarray, norm: Normalization) -> BandStats:
     """Per-band percentiles of a ``(bands, n)`` array of valid pixel values."""
     lo, hi = np.percentile(values.astype(np.float64), [norm.low, norm.high], axis=1)
-    return BandStats(tuple(float(v) for v in lo), tuple(float(max(h - lw, 1e-6)) for lw, h in zip(lo, hi)))
+    return BandStats(tuple(float(v) for v in lo), tuple(float(max(h - lw, 1e-6)) for lw, h in zip(lo, hi)),
+                     pixels=int(values.shape[1]))
+
+
+def stats_from_dict(data: dict, bands: int, source: str) -> BandStats:
+    """:class:`BandStats` of a ``{"offset": [...], "scale": [...]}`` mapping (a manifest's
+    ``normalization_stats``) for ``bands`` bands; :class:`InputError` naming ``source`` if it is not one."""
+    try:
+        offset, scale = [float(v) for v in data["offset"]], [float(v) for v in data["scale"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{source}: normalization_stats must be {{\"offset\": [...], \"scale\": [...]}} "
+                         "numbers, one per band") from exc
+    if len(offset) != bands or len(scale) != bands or not all(math.isfinite(v) for v in offset + scale) \
+            or min(scale) <= 0:
+        raise InputError(f"{source}: normalization_stats has {len(offset)} offset(s) and {len(scale)} scale(s); "
+                         f"the model takes {bands} band(s), and scales must be finite and > 0")
+    return BandStats(tuple(offset), tuple(scale))
 
 
 def apply(data: np.ndarray, stats: BandStats, norm: Normalization) -> np.ndarray:

@@ -33,6 +33,34 @@ CONFIDENCE_NODATA = 255
 """Nodata of the confidence raster (valid values are 0..100)."""
 
 
+MIN_MODEL_SIDE = 64
+"""Smallest side (pixels) the network is run on: thinner inputs (a strip, a tiny scene) get a border
+halo up to this, so their pixels are not all at the encoder's edge."""
+
+REFLECT_MIN = 8
+"""Sides of at least this many pixels are padded by reflection; thinner ones by repeating the edge
+(a reflected 1-3 px strip is a stripe pattern the network never saw; measured in docs/bad-inputs.md)."""
+
+
+def pad_for_model(batch: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """``batch`` ``(batch, bands, rows, cols)`` padded to sides that are multiples of 32 and at least
+    :data:`MIN_MODEL_SIDE`, split evenly between both sides (float32, C-contiguous); and the
+    ``(top, left)`` offset of the original pixels in it. Unchanged when no padding is needed."""
+    _, _, h, w = batch.shape
+    x = np.ascontiguousarray(batch, dtype=np.float32)
+    out = x
+    offsets = []
+    for axis, n in ((2, h), (3, w)):
+        pad = max(MIN_MODEL_SIDE, -(-n // 32) * 32) - n
+        before = pad // 2
+        offsets.append(before)
+        if pad:
+            widths = [(0, 0)] * 4
+            widths[axis] = (before, pad - before)
+            out = np.pad(out, widths, mode="reflect" if n >= REFLECT_MIN else "edge")
+    return np.ascontiguousarray(out), (offsets[0], offsets[1])
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
     import torch
@@ -90,26 +118,19 @@ class Predictor:
         """ONNX Runtime logits ``(batch, classes, rows, cols)``, padded to multiples of 32 as in :meth:`_probs`."""
         assert self._ort is not None
         _, _, h, w = batch.shape
-        ph, pw = (-h) % 32, (-w) % 32
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        if ph or pw:
-            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if ph < h and pw < w else "edge")
-        return self._ort.logits(x)[:, :, :h, :w]
+        x, (top, left) = pad_for_model(batch)
+        return self._ort.logits(x)[:, :, top:top + h, left:left + w]
 
     def _probs(self, batch: np.ndarray):
         """Softmax probabilities as a tensor on the device, ``(batch, classes, rows, cols)``.
 
-        Inputs whose sides are not multiples of 32 are reflect-padded for the encoder and
-        the padding is cropped from the output.
+        Inputs are padded by :func:`pad_for_model` and the padding is cropped from the output.
         """
         torch = self._torch
         assert self.net is not None
         _, _, h, w = batch.shape
-        ph, pw = (-h) % 32, (-w) % 32
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+        padded, (top, left) = pad_for_model(batch)
+        x = torch.from_numpy(padded)
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.device == "cuda":
@@ -117,7 +138,7 @@ class Predictor:
                     logits = self.net(x)
             else:
                 logits = self.net(x)
-            return torch.softmax(logits.float(), dim=1)[:, :, :h, :w]
+            return torch.softmax(logits.float(), dim=1)[:, :, top:top + h, left:left + w]
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Softmax class probabilities, ``(batch, classes, rows, cols)`` float32 on the host."""

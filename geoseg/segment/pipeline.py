@@ -37,7 +37,7 @@ from geoseg.segment.manifest import (
     build_manifest,
     failure_message,
 )
-from geoseg.segment.plan import ScenePlan, Tiling, journal_key, plan_scene
+from geoseg.segment.plan import ScenePlan, Tiling, journal_key, plan_scene, reference_stats
 from geoseg.segment.records import RECORD_FILES, item_name, write_records
 from geoseg.segment.stats import class_table, stats_document, write_stats_csv
 from geoseg.segment.stitch import SceneWriter, scene_files
@@ -76,7 +76,8 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
         scenes = expand_inputs(cfg.inputs, cfg.stac_asset)
         ckpt = load_checkpoint(cfg.model)
         tiling = Tiling.resolve(cfg, ckpt)
-        run = RunRecord(cfg, ckpt, [plan_scene(s, cfg, ckpt, tiling) for s in scenes], tiling, started)
+        reference = reference_stats(cfg, ckpt.card)
+        run = RunRecord(cfg, ckpt, [plan_scene(s, cfg, ckpt, tiling, reference) for s in scenes], tiling, started)
         run.timings["plan"] = time.perf_counter() - t_start
         staging = Staging(cfg.output, cfg.overwrite, _final_names(run))
         if cfg.resume:

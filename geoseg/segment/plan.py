@@ -15,12 +15,13 @@ from typing import Any
 
 from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError
+from geoseg.io import storage
 from geoseg.io.inputs import SceneInput
 from geoseg.io.quality import resolve_quality
 from geoseg.io.raster import RasterInfo, box_intersects, load_aoi, open_raster, probe_pixels, resolve_bands
 from geoseg.io.urls import redact
 from geoseg.model.checkpoint import Checkpoint, ModelCard
-from geoseg.model.normalization import scene_stats
+from geoseg.model.normalization import MIN_STATS_PIXELS, MIN_STATS_SIDE, BandStats, scene_stats, stats_from_dict
 from geoseg.model.predict import SceneJob
 from geoseg.tiling import Tile, TileGrid
 
@@ -58,8 +59,10 @@ class ScenePlan:
     outside_aoi: int = 0
 
 
-def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: Tiling) -> ScenePlan:
-    """Open the scene (header and a decimated read only), choose bands, scene stats, tiles."""
+def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: Tiling,
+               reference: BandStats | None = None) -> ScenePlan:
+    """Open the scene (header and a decimated read only), choose bands, scene stats (``reference``,
+    from :func:`reference_stats`, instead when given), tiles."""
     card = ckpt.card
     path = scene.path
     with open_raster(path) as src:
@@ -74,7 +77,12 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
             )
         idx = resolve_bands(info, list(wanted))
         probe_pixels(src, idx)
-        stats = scene_stats(src, idx, card.normalization)
+        stats = reference if reference is not None else scene_stats(src, idx, card.normalization)
+    if reference is None and (stats.pixels < MIN_STATS_PIXELS or min(info.grid.width, info.grid.height) < MIN_STATS_SIDE):
+        log.warning("%s: %d x %d px with %d valid pixel(s): its own percentiles are not those of the scene it "
+                    "belongs to, so classes may differ from the same pixels in a larger raster; give the scene it "
+                    "was cut from with --stats-from (`stats_from` in a config)", redact(path), info.grid.width,
+                    info.grid.height, stats.pixels)
     if info.grid.crs is None:
         raise InputError(f"{path}: has no CRS; outputs must be georeferenced, so assign one (e.g. with rio edit-info)")
     aoi = load_aoi(cfg.aoi, info.grid.crs) if cfg.aoi else None
@@ -90,6 +98,37 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
     quality = resolve_quality(info, cfg.quality, scene.stem, idx, dict(scene.assets) if scene.assets else None)
     job = SceneJob(path, idx, stats, info.grid, aoi, model_zoom(info, card, cfg.native_resolution), quality)
     return ScenePlan(path, scene.stem, info, grid, job, tiles, outside)
+
+
+def reference_stats(cfg: SegmentConfig, card: ModelCard) -> BandStats | None:
+    """The scaling ``stats_from`` names, for every input of the run (None when it is not set): the
+    scene statistics of a raster (over the bands ``cfg.bands`` or the card's, resolved on that raster),
+    or the first input's ``normalization_stats`` of a geoseg ``manifest.json``."""
+    source = cfg.stats_from
+    if source is None:
+        return None
+    shown = f"--stats-from {redact(source)}"
+    if source.lower().endswith(".json"):
+        import json
+
+        if not storage.exists(source):
+            raise InputError(f"{shown}: no such file; give a raster or the manifest.json of a geoseg run")
+        try:
+            entries = json.loads(storage.read_bytes(source))["inputs"]
+            data = entries[0]["normalization_stats"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise InputError(f"{shown}: not a geoseg manifest.json (no inputs[0].normalization_stats); give "
+                             "the manifest.json a segment run wrote, or a raster") from exc
+        return stats_from_dict(data, len(card.bands), shown)
+    try:
+        with open_raster(source) as src:
+            info = RasterInfo.from_dataset(source, src)
+            idx = resolve_bands(info, list(cfg.bands if cfg.bands is not None else card.bands))
+            stats = scene_stats(src, idx, card.normalization)
+    except (InputError, ConfigError) as exc:  # the message names the file; say which flag gave it
+        raise type(exc)(f"--stats-from: {exc}") from exc
+    log.info("%s: every input scaled by this raster's percentiles (bands %s)", shown, idx)
+    return stats
 
 
 RESAMPLE_TOLERANCE = 0.2

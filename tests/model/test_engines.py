@@ -62,12 +62,17 @@ def test_the_bundled_model_on_onnx_runtime_maps_a_real_scene_like_pytorch(defaul
     np.testing.assert_allclose(ort_pred.probabilities(x).sum(axis=1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize("h,w,mode", [(45, 71, "reflect"), (5, 70, "edge")])
-def test_onnx_runtime_pads_odd_sizes_like_the_pytorch_path(small_payload, cache, h, w, mode):
+@pytest.mark.parametrize("h,w,rows,cols", [(45, 71, (9, 10, "reflect"), (12, 13, "reflect")),
+                                           (5, 70, (29, 30, "edge"), (13, 13, "reflect"))])
+def test_onnx_runtime_pads_odd_sizes_like_the_pytorch_path(small_payload, cache, h, w, rows, cols):
+    """Both engines see the input centred in a halo to sides of >= 64 px, multiples of 32 (by hand here)."""
     x = np.random.default_rng(h * w).normal(size=(2, 3, h, w)).astype(np.float32)
     ort = Predictor.from_payload(prepare_payload(small_payload, "onnxruntime", "cpu"), "cpu", threads=1)
-    padded = np.pad(x, ((0, 0), (0, 0), (0, (-h) % 32), (0, (-w) % 32)), mode=mode)
-    np.testing.assert_allclose(ort.probabilities(x), ort.probabilities(padded)[:, :, :h, :w], atol=1e-6)
+    padded = np.pad(x, ((0, 0), (0, 0), rows[:2], (0, 0)), mode=rows[2])
+    padded = np.pad(padded, ((0, 0), (0, 0), (0, 0), cols[:2]), mode=cols[2])
+    assert padded.shape[2:] == (64, 96)
+    np.testing.assert_allclose(ort.probabilities(x),
+                               ort.probabilities(padded)[:, :, rows[0]:rows[0] + h, cols[0]:cols[0] + w], atol=1e-6)
     torch_pred = Predictor.from_payload(prepare_payload(small_payload, "torch", "cpu"), "cpu", threads=1)
     np.testing.assert_allclose(ort.probabilities(x), torch_pred.probabilities(x), atol=1e-4)
     classes, conf = ort.classify(x)

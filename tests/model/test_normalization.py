@@ -10,7 +10,7 @@ import rasterio
 
 from geoseg.errors import InputError
 from geoseg.io.raster import read_window
-from geoseg.model.normalization import Normalization, apply, scene_stats
+from geoseg.model.normalization import BandStats, Normalization, apply, scene_stats, stats_from_dict
 from geoseg.tiling import PixelBox
 
 
@@ -23,6 +23,7 @@ def test_scene_stats_ignore_nodata_and_scale_to_unit_range(make_raster):
         stats = scene_stats(src, [1, 2], norm)
         data, _ = read_window(src, [1, 2], PixelBox(0, 0, 100, 100))
     assert stats.offset == (100.0, 100.0) and stats.scale == (99.0, 99.0)
+    assert stats.pixels == 90 * 100  # the valid pixels they were estimated from
     x = apply(data[:, 10:, :], stats, norm)
     assert x.min() == 0.0 and x.max() == 1.0
 
@@ -93,3 +94,12 @@ def test_scene_stats_of_a_scene_gdal_cannot_read_at_all_give_gdals_cause_not_no_
     with rasterio.open(vrt) as src, pytest.raises(InputError) as err:
         scene_stats(src, [2, 3, 4], Normalization())
     assert "no valid pixels" not in str(err.value) and str(source) in str(err.value)
+
+
+def test_stats_from_a_manifest_mapping_round_trip_and_refuse_what_is_not_one():
+    stats = BandStats((1.0, 2.0, 3.0), (10.0, 20.0, 30.0), pixels=5)
+    assert stats_from_dict(stats.to_dict(), 3, "m.json") == stats  # ``pixels`` is not part of the scaling
+    for bad, needle in [({"offset": [1, 2, 3]}, "must be"), ({"offset": [1, 2], "scale": [1, 1]}, "takes 3 band"),
+                        ({"offset": [1, 2, 3], "scale": [1, 0, 1]}, "> 0"), ({"offset": "abc", "scale": [1]}, "must be")]:
+        with pytest.raises(InputError, match=needle):
+            stats_from_dict(bad, 3, "m.json")

@@ -8,9 +8,11 @@ bottom-right padding is cropped off by hand.
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geoseg.model.checkpoint import build_network, save_checkpoint
-from geoseg.model.predict import Predictor
+from geoseg.model.predict import Predictor, pad_for_model
 from tests.helpers import small_card
 
 
@@ -28,22 +30,45 @@ def test_predictor_pads_odd_sizes_and_crops_back(small_predictor):
     assert conf.max() <= 100 and classes.max() < 4
 
 
-@pytest.mark.parametrize("h,w,mode", [(45, 71, "reflect"), (33, 40, "reflect"), (70, 64, "reflect"),
-                                      (5, 70, "edge")])
-def test_padding_is_added_and_cropped_at_the_bottom_right(small_predictor, h, w, mode):
-    """The probabilities of an odd-sized input are those of the padded input's top-left h x w pixels
-    (reflect padding; edge padding when a side is shorter than its padding)."""
+def _centred_halo(x: np.ndarray, side: int, axis: int) -> tuple[np.ndarray, int]:
+    """The oracle: pad ``axis`` to ``side`` px, half before (rounded down), reflecting when >= 8 px, else edge."""
+    n = x.shape[axis]
+    before = (side - n) // 2
+    widths = [(0, 0)] * 4
+    widths[axis] = (before, side - n - before)
+    return np.pad(x, widths, mode="reflect" if n >= 8 else "edge"), before
+
+
+@pytest.mark.parametrize("h,w,sides", [(45, 71, (64, 96)), (33, 40, (64, 64)), (70, 64, (96, 64)), (5, 70, (64, 96)),
+                                       (1, 200, (64, 224)), (128, 3, (128, 64))])
+def test_thin_and_odd_inputs_are_centred_in_a_halo_that_is_cropped_again(small_predictor, h, w, sides):
+    """The probabilities of an input whose side is not a multiple of 32 or under 64 px are those of the
+    centre of the input padded to such sides (reflection; edge repetition for sides under 8 px)."""
     x = np.random.default_rng(h * w).normal(size=(2, 3, h, w)).astype(np.float32)
-    ph, pw = (-h) % 32, (-w) % 32
-    padded = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
-    assert padded.shape[2] % 32 == 0 and padded.shape[3] % 32 == 0
-    want = small_predictor.probabilities(padded)[:, :, :h, :w]
+    padded, top = _centred_halo(x, sides[0], 2)
+    padded, left = _centred_halo(padded, sides[1], 3)
+    assert pad_for_model(x)[1] == (top, left)
+    np.testing.assert_array_equal(pad_for_model(x)[0], padded)
+    want = small_predictor.probabilities(padded)[:, :, top:top + h, left:left + w]
     got = small_predictor.probabilities(x)
     assert got.shape == (2, 4, h, w)
     np.testing.assert_allclose(got, want, atol=1e-5)
     classes, conf = small_predictor.classify(x)
     np.testing.assert_array_equal(classes, got.argmax(1))  # the same probabilities, reduced on the device
     np.testing.assert_array_equal(conf, np.round(got.max(1) * 100))
+
+
+@given(h=st.integers(1, 140), w=st.integers(1, 140))
+@settings(max_examples=60, deadline=None)
+def test_the_model_halo_gives_sides_the_encoder_takes_and_keeps_every_pixel(h, w):
+    x = np.arange(h * w, dtype=np.float32).reshape(1, 1, h, w)
+    padded, (top, left) = pad_for_model(x)
+    H, W = padded.shape[2:]
+    assert H % 32 == W % 32 == 0 and min(H, W) >= 64 and H - h < max(64, 32) and W - w < max(64, 32)
+    assert abs((H - h - top) - top) <= 1 and abs((W - w - left) - left) <= 1  # centred
+    np.testing.assert_array_equal(padded[:, :, top:top + h, left:left + w], x)
+    if h >= 64 and w >= 64 and h % 32 == w % 32 == 0:
+        assert padded.shape == x.shape
 
 
 def test_devices_resolve_and_predictors_load_from_a_checkpoint_or_a_payload(tmp_path):

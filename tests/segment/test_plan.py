@@ -14,7 +14,8 @@ from geoseg.errors import AOIError
 from geoseg.io.inputs import SceneInput
 from geoseg.model.checkpoint import Checkpoint, load_checkpoint
 from geoseg.segment.journal import run_key
-from geoseg.segment.plan import Tiling, journal_key, plan_scene
+from geoseg.segment.plan import Tiling, journal_key, plan_scene, reference_stats
+from tests.helpers import NC_IMAGE, ZION_IMAGE
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +149,20 @@ def test_inputs_at_another_pixel_size_are_resampled_for_the_model_and_written_on
     agree = {k: float((maps[k] == oracle).mean()) for k in ("zoomed", "native")}
     assert agree["zoomed"] >= 0.9, agree
     assert agree["zoomed"] > agree["native"] + 0.02, agree
+
+
+def test_stats_from_a_raster_are_its_percentiles_over_the_models_bands_and_replace_each_inputs_own():
+    """Oracle: numpy's 2/98 % percentiles of the NC scene's green, red, nir (bands 2-4), nodata 0 excluded."""
+    import rasterio
+
+    ckpt = load_checkpoint()
+    cfg = SegmentConfig(stats_from=str(NC_IMAGE))
+    ref = reference_stats(cfg, ckpt.card)
+    with rasterio.open(NC_IMAGE) as src:
+        data = src.read([2, 3, 4]).reshape(3, -1).astype(float)
+    data = data[:, (data != 0).all(axis=0)]
+    lo, hi = np.percentile(data, [2, 98], axis=1)
+    np.testing.assert_allclose(ref.offset, lo)
+    np.testing.assert_allclose(ref.scale, hi - lo)
+    zion = plan_scene(SceneInput(str(ZION_IMAGE), "zion"), cfg, ckpt, Tiling(256, 32), ref)
+    assert zion.job.stats == ref and reference_stats(SegmentConfig(), ckpt.card) is None

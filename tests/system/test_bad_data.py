@@ -134,3 +134,94 @@ def test_vectorize_onto_an_existing_output_names_the_flag_not_a_python_argument(
     assert str(target) in msg and "--overwrite" in msg
     assert "argument" not in msg and "Python" not in msg and "=True" not in msg
     assert snapshot(out) == before
+
+
+# ---------------------------------------------------------------- thin strips and small inputs
+
+def _strip_agreement(tmp_path: Path, full, columns: list[int], width: int, *extra: str) -> tuple[float, str]:
+    """Share of the pixels of ``width``-px strips (full height) of the NC scene, at ``columns``, whose class
+    equals the whole-scene run's (``full``); and the run's printed output."""
+    import numpy as np
+    import rasterio
+
+    agree, out = [], ""
+    tmp_path.mkdir()
+    for c0 in columns:
+        strip = crop_raster(NC_IMAGE, tmp_path / f"strip{c0}.tif", Window(c0, 0, width, full.shape[0]))
+        code, text = segment(str(strip), "--output", str(tmp_path / f"o{c0}"), *extra)
+        assert code == 0, text
+        out += text
+        with rasterio.open(tmp_path / f"o{c0}" / f"strip{c0}_classes.tif") as s:
+            agree.append(float((s.read(1) == full[:, c0:c0 + width]).mean()))
+    return float(np.mean(agree)), out
+
+
+@pytest.fixture(scope="module")
+def nc_full(tmp_path_factory):
+    import rasterio
+
+    out = tmp_path_factory.mktemp("nc_full")
+    code, text = segment(str(NC_IMAGE), "--output", str(out))
+    assert code == 0, text
+    with rasterio.open(out / f"{NC_IMAGE.stem}_classes.tif") as s:
+        return s.read(1), out
+
+
+@pytest.mark.parametrize("width,floor,gain", [(1, 0.62, 0.05), (32, 0.88, 0.1)])
+def test_a_thin_strip_warns_and_with_stats_from_its_scene_gets_that_scenes_classes(tmp_path, nc_full, width, floor, gain,
+                                                                                   caplog):
+    """A strip cut from the NC scene, against the same pixels of the whole-scene run. Its own percentiles
+    (a few land covers only) warn, naming --stats-from; with --stats-from the scene, the strip is scaled
+    like the scene and centred in a halo (measured at these columns: 1 px 0.57 own -> 0.65 with the
+    scene's percentiles, 32 px 0.80 -> 0.91; a 1-px strip has no spatial context to recover)."""
+    full, _ = nc_full
+    columns = [40, 200, 380]
+    own, _ = _strip_agreement(tmp_path / "own", full, columns, width)
+    warned = [r.getMessage() for r in caplog.records if "its own percentiles" in r.getMessage()]
+    assert len(warned) == len(columns) and all("--stats-from" in w and f"{width} x 443 px" in w for w in warned)
+    caplog.clear()
+    scaled, _ = _strip_agreement(tmp_path / "scene", full, columns, width, "--stats-from", str(NC_IMAGE))
+    assert not [r for r in caplog.records if "its own percentiles" in r.getMessage()]
+    print(f"width {width}: own {own:.3f}, --stats-from {scaled:.3f}")
+    assert scaled >= floor and scaled >= own + gain
+
+
+def test_stats_from_a_manifest_equals_stats_from_its_raster_byte_for_byte(tmp_path, nc_full):
+    import rasterio
+
+    full, out = nc_full
+    strip = crop_raster(NC_IMAGE, tmp_path / "s.tif", Window(100, 0, 48, full.shape[0]))
+    maps = []
+    for name, source in (("raster", NC_IMAGE), ("manifest", out / "manifest.json")):
+        code, text = segment(str(strip), "--output", str(tmp_path / name), "--stats-from", str(source))
+        assert code == 0, text
+        with rasterio.open(tmp_path / name / "s_classes.tif") as s:
+            maps.append(s.read())
+    assert (maps[0] == maps[1]).all()
+
+
+@pytest.mark.parametrize("content,needle", [
+    (None, "no such file"), ('{"inputs": []}', "not a geoseg manifest.json"),
+    ('{"inputs": [{"normalization_stats": {"offset": [1, 2], "scale": [1, 1]}}]}', "the model takes 3 band(s)"),
+])
+def test_stats_from_a_missing_or_wrong_json_exits_2_naming_the_flag(tmp_path, content, needle):
+    source = tmp_path / "stats.json"
+    if content is not None:
+        source.write_text(content)
+    code, out = segment(str(NC_IMAGE), "--output", str(tmp_path / "o"), "--stats-from", str(source))
+    assert code == ExitCode.BAD_INPUT and "--stats-from" in out and needle in one_line(out), out
+    assert not (tmp_path / "o").exists()
+
+
+def test_stats_from_a_raster_without_the_models_bands_exits_2_naming_the_flag_and_file(tmp_path):
+    import numpy as np
+    import rasterio
+
+    one_band = tmp_path / "one.tif"
+    with rasterio.open(NC_IMAGE) as src:
+        profile = {**src.profile, "count": 1}
+    with rasterio.open(one_band, "w", **profile) as dst:
+        dst.write(np.full((1, profile["height"], profile["width"]), 7, dtype=profile["dtype"]))
+    code, out = segment(str(NC_IMAGE), "--output", str(tmp_path / "o"), "--stats-from", str(one_band))
+    assert code == ExitCode.BAD_INPUT and one_line(out).count("--stats-from") >= 1 and "one.tif" in out, out
+    assert not (tmp_path / "o").exists()
