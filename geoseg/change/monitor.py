@@ -5,7 +5,11 @@ A run, for every region of the catalogue (``configs/monitor_*.yaml``, :class:`Mo
 1. finds the periods that have imagery (:func:`discover`, forms below);
 2. segments, in period order, every period newer than the last one stored (the first
    run backfills them all), with the AOI of the region (:func:`geoseg.segment.pipeline.segment`),
-   and stores its class areas (:class:`geoseg.change.history.HistoryStore`);
+   and stores its class areas (:class:`geoseg.change.history.HistoryStore`); a period of several images
+   (acquisitions) is segmented image by image into ``acquisitions/`` and composited
+   (:func:`geoseg.change.composite.composite`, ``min_looks``) into one map, ``<period>_classes.tif``,
+   whose share of clear looks (0-100) is also its ``<period>_confidence.tif``: its areas are stored
+   and it is what change detection compares (:func:`_segment_period`);
 3. compares each stored period with the one before it, unless already done
    (:func:`geoseg.change.detect.detect_change`; with ``guards.persistence: k`` the next ``k``
    periods must confirm the change, so the newest ``k`` periods wait for later runs), and
@@ -28,11 +32,15 @@ a load that failed is caught up by the next run, and a failed load fails only it
 
 * a pattern with ``{period}``: ``data/pucallpa/landsat_{period}.tif``; periods are the
   values of ``{period}`` in the files that exist (or the listed ``periods``);
-* a STAC ItemCollection / Item JSON (``.json``): one period per Item, from its
+* a STAC ItemCollection / Item JSON (``.json``): the period of an Item is its
   ``datetime`` cut to ``stac_period`` (``year`` ``2020``, ``month`` ``2020-07`` or ``date``
   ``2020-07-14``); the asset is ``stac_asset`` or the first GeoTIFF/COG asset;
 * a prefix ending in ``/`` (``s3://bucket/scenes/``): every ``.tif`` directly under it,
   the period being the first date-like token of its name (``2020``, ``2020-07``, ``2020-07-14``).
+
+Several images of one period (STAC items cut to the same period, prefix files with the same token, or
+the matches of an extra ``*`` in the pattern, ``landsat_{period}_*.tif``, whose period must then be a
+date-like token) make that period a composite; :func:`discover` lists them.
 
 Periods are ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` strings, which sort chronologically; a
 listed period of another form is a config error, a discovered one (``landsat_2020_old.tif``
