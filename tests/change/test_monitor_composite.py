@@ -104,6 +104,12 @@ def test_a_period_of_three_acquisitions_is_their_composite(tmp_path, scenes):
     assert rep["dates"]["after"]["confidence"].endswith("periods/2000/2000_confidence.tif")
     assert rep["dates"]["before"]["classes"].endswith("periods/1985/img_1985_a_classes.tif")
 
+    # the STAC Item of the period holds the composite and the change to it
+    item = json.loads((root / "history/stac/city/2000.json").read_text())
+    assert item["assets"]["classes"]["href"] == "../../../regions/city/periods/2000/2000_classes.tif"
+    assert item["assets"]["confidence"]["href"].endswith("2000/2000_confidence.tif")
+    assert any(k.startswith("change_") for k in item["assets"])
+
     # a one-image period is stored as before: its own segment outputs, its stats.json areas
     one = store.region_state("city")["periods"]["1985"]
     assert one["image"] == f"{scenes}/img_1985_a.tif" and "composite" not in one
