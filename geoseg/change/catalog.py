@@ -74,7 +74,7 @@ def _composite_item(store, region: str, period: str) -> dict[str, Any] | None:
         return None
     names = {**composite_files(period), "confidence": f"{period}_confidence.tif"}
     classes = first["assets"].get("classes", {}).get("classification:classes", [])
-    assets = {}
+    assets: dict[str, dict[str, Any]] = {}
     for key, title, role in (("classes", "composite class map", "data"),
                              ("confidence", "share of clear looks, percent (the period's confidence)", "data"),
                              ("share", "share of clear looks, percent", "data"), ("looks", "clear looks", "data"),
