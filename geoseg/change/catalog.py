@@ -4,7 +4,8 @@ Layout under the output root::
 
     history/stac/catalog.json                   root Catalog: one child Collection per region
     history/stac/<region>/collection.json       the region: one Item per stored period
-    history/stac/<region>/<period>.json         Item: that period's segment outputs, and the change
+    history/stac/<region>/<period>.json         Item: that period's segment outputs (a composite of several
+                                                acquisitions: the composite's files), and the change
                                                 from the previous period once compared (``change_*`` assets)
     history/report.html                         per region: class-area and change-type time series, the
                                                 latest change map and transition matrix
@@ -43,6 +44,8 @@ def _item_of(store, uri: str, name_suffix: str) -> dict[str, Any] | None:
 def period_item(store, region: str, period: str, state: dict) -> dict[str, Any] | None:
     """The Item of one region and period, or None when its segment Item is missing (outputs of an older geoseg)."""
     seg = _item_of(store, store.period_dir(region, period), "_item.json")
+    if seg is None and state["periods"].get(period, {}).get("composite"):
+        seg = _composite_item(store, region, period)
     if seg is None:
         return None
     assets = _rebase(seg["assets"], f"../../../regions/{region}/periods/{period}")
@@ -60,6 +63,27 @@ def period_item(store, region: str, period: str, state: dict) -> dict[str, Any] 
     doc["properties"] = {"datetime": stac.stac_datetime(period, datetime.now(UTC)), "created": stac.now(),
                          **props}
     return doc
+
+
+def _composite_item(store, region: str, period: str) -> dict[str, Any] | None:
+    """A period of several acquisitions: its first acquisition's Item with the composite's files as assets."""
+    from geoseg.change.composite import composite_files
+
+    first = _item_of(store, storage.join(store.period_dir(region, period), "acquisitions"), "_item.json")
+    if first is None:
+        return None
+    names = {**composite_files(period), "confidence": f"{period}_confidence.tif"}
+    classes = first["assets"].get("classes", {}).get("classification:classes", [])
+    assets: dict[str, dict[str, Any]] = {}
+    for key, title, role in (("classes", "composite class map", "data"),
+                             ("confidence", "share of clear looks, percent (the period's confidence)", "data"),
+                             ("share", "share of clear looks, percent", "data"), ("looks", "clear looks", "data"),
+                             ("summary", "composite summary", "metadata")):
+        name = names[key]
+        assets[key] = {"href": f"./{name}", "title": title, "roles": [role],
+                       "type": stac.MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")}
+    assets["classes"]["classification:classes"] = [{k: v for k, v in c.items() if k != "percent"} for c in classes]
+    return dict(first, assets=assets)
 
 
 def write_catalog(store) -> list[str]:

@@ -42,7 +42,7 @@ from geoseg.io.lock import OutputLock
 from geoseg.io.publish import Staging, output_write_error, write_json
 from geoseg.io.urls import redact
 
-__all__ = ["CompositeResult", "composite", "composite_block", "composite_files"]
+__all__ = ["CompositeResult", "class_rows", "composite", "composite_block", "composite_files"]
 
 MAX_LOOKS = 254
 """Most inputs one composite takes (``looks`` is uint8, 255 is its nodata)."""
@@ -68,6 +68,15 @@ def composite_files(name: str) -> dict[str, str]:
     for kind in ("classes", "share", "looks"):
         files.update({f"{kind}_{k}": v for k, v in styles.sidecar_names(files[kind], pam=False).items()})
     return files
+
+
+def class_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Class areas of a composite (its ``<name>_composite.json``) as ``stats.json`` rows of ``geoseg segment``:
+    ``class_id, class_name, pixels, area_ha, percent`` (of the mapped area) and ``valid_area_ha``."""
+    total = sum(c["area_ha"] for c in document["classes"])
+    return [{"class_id": c["class_id"], "class_name": c["name"], "pixels": c["pixels"], "area_ha": c["area_ha"],
+             "percent": round(100.0 * c["area_ha"] / total, 4) if total else 0.0, "valid_area_ha": round(total, 4)}
+            for c in document["classes"]]
 
 
 def composite_block(classes: np.ndarray, confidence: np.ndarray | None, n_classes: int,

@@ -5,7 +5,11 @@ A run, for every region of the catalogue (``configs/monitor_*.yaml``, :class:`Mo
 1. finds the periods that have imagery (:func:`discover`, forms below);
 2. segments, in period order, every period newer than the last one stored (the first
    run backfills them all), with the AOI of the region (:func:`geoseg.segment.pipeline.segment`),
-   and stores its class areas (:class:`geoseg.change.history.HistoryStore`);
+   and stores its class areas (:class:`geoseg.change.history.HistoryStore`); a period of several images
+   (acquisitions) is segmented image by image into ``acquisitions/`` and composited
+   (:func:`geoseg.change.composite.composite`, ``min_looks``) into one map, ``<period>_classes.tif``,
+   whose share of clear looks (0-100) is also its ``<period>_confidence.tif``: its areas are stored
+   and it is what change detection compares (:func:`_segment_period`);
 3. compares each stored period with the one before it, unless already done
    (:func:`geoseg.change.detect.detect_change`; with ``guards.persistence: k`` the next ``k``
    periods must confirm the change, so the newest ``k`` periods wait for later runs), and
@@ -28,11 +32,15 @@ a load that failed is caught up by the next run, and a failed load fails only it
 
 * a pattern with ``{period}``: ``data/pucallpa/landsat_{period}.tif``; periods are the
   values of ``{period}`` in the files that exist (or the listed ``periods``);
-* a STAC ItemCollection / Item JSON (``.json``): one period per Item, from its
+* a STAC ItemCollection / Item JSON (``.json``): the period of an Item is its
   ``datetime`` cut to ``stac_period`` (``year`` ``2020``, ``month`` ``2020-07`` or ``date``
   ``2020-07-14``); the asset is ``stac_asset`` or the first GeoTIFF/COG asset;
 * a prefix ending in ``/`` (``s3://bucket/scenes/``): every ``.tif`` directly under it,
   the period being the first date-like token of its name (``2020``, ``2020-07``, ``2020-07-14``).
+
+Several images of one period (STAC items cut to the same period, prefix files with the same token, or
+the matches of an extra ``*`` in the pattern, ``landsat_{period}_*.tif``, whose period must then be a
+date-like token) make that period a composite; :func:`discover` lists them.
 
 Periods are ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` strings, which sort chronologically; a
 listed period of another form is a config error, a discovered one (``landsat_2020_old.tif``
@@ -126,8 +134,6 @@ def _load_region(sink: Sink, store, region: str, run: RunInfo, res: RegionResult
 
 
 def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: RaySession, res: RegionResult, progress: bool) -> None:
-    from geoseg.segment.pipeline import segment
-
     images = discover(region.imagery, region.periods or cfg.periods, stac_asset=region.stac_asset,
                       stac_period=region.stac_period)
     stored = store.region_state(region.name)["periods"]
@@ -141,22 +147,62 @@ def _run_region(region: RegionConfig, cfg: MonitorConfig, store, ray: RaySession
                         region.name, period, last)
             continue
         ray.ensure()
-        out = store.period_dir(region.name, period)
         log.info("region %s: segmenting period %s (%s)", region.name, period, image)
-        summary = segment(cfg.segment.model_copy(update={"inputs": [image], "output": out, "aoi": region.aoi,
-                                                         "overwrite": True}), progress=progress)
-        names = {storage.name(f): f for f in summary.files}
+        rows, entry = _segment_period(region, cfg, store, period, image, progress)
+        store.record_period(region.name, period, rows, entry)
+        res.segmented.append(period)
+    _compare_periods(region, cfg, store, res)
+
+
+LOOKS_DIR = "acquisitions"
+"""Sub-folder of a period with several images: the segment outputs of each, composited into the period."""
+
+
+def _segment_period(region: RegionConfig, cfg: MonitorConfig, store, period: str, image: str | list[str],
+                    progress: bool) -> tuple[list[dict], dict]:
+    """Segment a period's image(s) with the region's AOI: ``(class-area rows, state entry)`` of its class map.
+
+    One image: its segment outputs in the period folder. Several: each segmented into ``acquisitions/``,
+    then composited (:func:`geoseg.change.composite.composite`, ``min_looks``) into ``<period>_classes.tif``;
+    the composite's share of clear looks (0-100) is written as ``<period>_confidence.tif`` too, the
+    confidence that change detection's ``min_confidence`` guard reads. Areas are the composite's.
+    """
+    from geoseg.segment.pipeline import segment
+
+    images = [image] if isinstance(image, str) else list(image)
+    out = store.period_dir(region.name, period)
+    seg_out = out if len(images) == 1 else storage.join(out, LOOKS_DIR)
+    summary = segment(cfg.segment.model_copy(update={"inputs": images, "output": seg_out, "aoi": region.aoi,
+                                                     "overwrite": True}), progress=progress)
+    names = {storage.name(f): f for f in summary.files}
+    rel = ("regions", region.name, "periods", period)
+    entry = {"image": image, "model": summary.manifest["model"]["id"]}
+    if len(images) == 1:
         classes = next(n for n in names if n.endswith("_classes.tif"))
         stats = json.loads(storage.read_bytes(storage.join(out, "stats.json")))
         (s,) = stats["inputs"].values()
-        rel = ("regions", region.name, "periods", period)
         confidence = classes[:-len("_classes.tif")] + "_confidence.tif"
-        store.record_period(region.name, period, [{**r, "valid_area_ha": s["valid_area_ha"]} for r in s["classes"]], {
-            "image": image, "classes": "/".join((*rel, classes)),
-            "confidence": "/".join((*rel, confidence)) if confidence in names else None,
-            "model": summary.manifest["model"]["id"], "processed": datetime.now(UTC).isoformat()})
-        res.segmented.append(period)
-    _compare_periods(region, cfg, store, res)
+        rows = [{**r, "valid_area_ha": s["valid_area_ha"]} for r in s["classes"]]
+        entry.update({"classes": "/".join((*rel, classes)),
+                      "confidence": "/".join((*rel, confidence)) if confidence in names else None})
+    else:
+        from geoseg.change.composite import class_rows, composite, composite_files
+
+        maps = sorted(f for n, f in names.items() if n.endswith("_classes.tif"))
+        min_looks = min(cfg.min_looks, len(maps))
+        if min_looks < cfg.min_looks:
+            log.warning("region %s: period %s has %d image(s), fewer than min_looks %d: a pixel needs all of them",
+                        region.name, period, len(maps), cfg.min_looks)
+        result = composite(maps, out, name=period, min_looks=min_looks, block_size=cfg.block_size, overwrite=True)
+        files = composite_files(period)
+        confidence = f"{period}_confidence.tif"
+        storage.write_bytes(storage.join(out, confidence), storage.read_bytes(storage.join(out, files["share"])))
+        rows = class_rows(result.document)
+        entry.update({"classes": "/".join((*rel, files["classes"])), "confidence": "/".join((*rel, confidence)),
+                      "composite": "/".join((*rel, files["summary"])), "min_looks": min_looks,
+                      "acquisitions": ["/".join((*rel, LOOKS_DIR, storage.name(m))) for m in maps]})
+    entry["processed"] = datetime.now(UTC).isoformat()
+    return rows, entry
 
 
 def _compare_periods(region: RegionConfig, cfg: MonitorConfig, store, res: RegionResult) -> None:
@@ -201,19 +247,24 @@ STAC_CUT = {"year": 4, "month": 7, "date": 10}
 
 
 def discover(imagery: str, periods: list[str] | None = None, *, stac_asset: str | None = None,
-             stac_period: str = "date") -> dict[str, str]:
-    """``{period: image path or URI}`` in period order; with ``periods``, exactly those (a missing one is an error)."""
+             stac_period: str = "date") -> dict[str, str | list[str]]:
+    """``{period: image}`` in period order; with ``periods``, exactly those (a missing one is an error).
+
+    A period with one image maps to its path or URI (as it always did), one with several (STAC items cut to
+    the same ``stac_period``, files of a prefix with the same period token, a pattern with an extra ``*``)
+    to the sorted list of them.
+    """
     if imagery.lower().endswith(".json"):
         found = _from_stac(imagery, stac_asset, stac_period)
     elif "{period}" in imagery:
         if periods is not None:
-            out = {p: imagery.replace("{period}", p) for p in periods}
-            absent = [(p, u) for p, u in out.items() if not storage.exists(u)]
+            out = {p: _pattern_images(imagery, p) for p in periods}
+            absent = [(p, imagery.replace("{period}", p)) for p, u in out.items() if not u]
             if absent:
                 p, u = absent[0]
                 raise InputError(f"no image for period {p}: {u} does not exist ({len(absent)} of {len(out)} periods "
                                  "missing); add the image or remove the period from `periods`")
-            return dict(sorted(out.items()))
+            return {p: _one_or_list(out[p]) for p in sorted(out)}
         found = _from_pattern(imagery)
     elif imagery.endswith("/"):
         found = _from_prefix(imagery)
@@ -223,7 +274,7 @@ def discover(imagery: str, periods: list[str] | None = None, *, stac_asset: str 
     odd = sorted(p for p in found if not re.match(PERIOD_FORMAT, p))
     if odd:
         log.warning("imagery %s: skipped %s: not a period (YYYY, YYYY-MM or YYYY-MM-DD)", imagery,
-                    ", ".join(found.pop(p) for p in odd))
+                    ", ".join(", ".join(found.pop(p)) for p in odd))
     if periods is not None:
         missing = [p for p in periods if p not in found]
         if missing:
@@ -232,49 +283,60 @@ def discover(imagery: str, periods: list[str] | None = None, *, stac_asset: str 
         found = {p: found[p] for p in periods}
     if not found:
         raise InputError(f"imagery {imagery}: no image found; check the pattern/prefix and that the files exist")
-    return dict(sorted(found.items()))
+    return {p: _one_or_list(found[p]) for p in sorted(found)}
 
 
-def _from_pattern(pattern: str) -> dict[str, str]:
+def _one_or_list(images: list[str]) -> str | list[str]:
+    return images[0] if len(images) == 1 else sorted(images)
+
+
+def _pattern_images(pattern: str, period: str) -> list[str]:
+    """The images of one listed ``period``: the file itself, or the matches of the pattern's extra ``*``."""
+    path = pattern.replace("{period}", period)
+    if "*" in pattern:
+        return storage.glob(path)
+    return [path] if storage.exists(path) else []
+
+
+def _from_pattern(pattern: str) -> dict[str, list[str]]:
+    """Periods of the files matching ``pattern``; with an extra ``*``, the period is a ``YYYY[-MM[-DD]]`` token."""
     head, _, tail = pattern.partition("{period}")
     wildcard = pattern.replace("{period}", "*")
     hits = storage.glob(wildcard)
-    rx = re.compile(re.escape(head) + r"(?P<period>[^/]+?)" + re.escape(tail.replace("{period}", "")) + "$")
-    out: dict[str, str] = {}
+    tail = tail.replace("{period}", "")
+    if "*" in pattern:  # the glob could take any part of the name: the period must look like one
+        def esc(part: str) -> str:
+            return "[^/]*".join(re.escape(x) for x in part.split("*"))
+        rx = re.compile(esc(head) + r"(?<!\d)(?P<period>\d{4}(?:-\d{2}(?:-\d{2})?)?)(?!\d)" + esc(tail) + "$")
+    else:
+        rx = re.compile(re.escape(head) + r"(?P<period>[^/]+?)" + re.escape(tail) + "$")
+    out: dict[str, list[str]] = {}
     for h in hits:
         m = rx.match(h)
         if m:
-            out[m["period"]] = h
+            out.setdefault(m["period"], []).append(h)
     return out
 
 
-def _from_prefix(prefix: str) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _from_prefix(prefix: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
     for name in storage.listdir(prefix):
         if not name.lower().endswith((".tif", ".tiff")):
             continue
         m = PERIOD_TOKEN.search(name)
-        if m is None:
-            continue
-        if m[1] in out:
-            raise InputError(f"{prefix}: {name} and {storage.name(out[m[1]])} have the same period {m[1]}; keep one "
-                             "image per period (or use a {period} pattern)")
-        out[m[1]] = storage.join(prefix, name)
+        if m is not None:
+            out.setdefault(m[1], []).append(storage.join(prefix, name))
     return out
 
 
-def _from_stac(uri: str, asset: str | None, cut: str) -> dict[str, str]:
+def _from_stac(uri: str, asset: str | None, cut: str) -> dict[str, list[str]]:
     from geoseg.io.inputs import read_stac
 
-    out: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
     for scene in read_stac(uri, asset):
         if not scene.acquired:
             raise InputError(f"{uri}: item {scene.stem!r} has no properties.datetime, so its period is unknown")
-        period = scene.acquired[: STAC_CUT[cut]]
-        if period in out:
-            raise InputError(f"{uri}: items {scene.stem!r} and another share the period {period}; set stac_period "
-                             "to a finer unit or keep one item per period")
-        out[period] = scene.path
+        out.setdefault(scene.acquired[: STAC_CUT[cut]], []).append(scene.path)
     return out
 
 

@@ -7,7 +7,8 @@ change types, guard removals). ``geoseg change`` calls it for its run;
 
 :func:`load_region` brings the sink up to date with one region of the monitor's history
 store (:class:`~geoseg.change.history.HistoryStore`), in one transaction under the region's
-lock: every period (class areas, and land-cover polygons when the periods keep them) and
+lock: every period (class areas, from the composite for a period of several acquisitions, and
+land-cover polygons when the periods keep them) and
 every comparison whose ``processed`` stamp in ``history/state.json`` the sink does not hold
 yet is loaded, replacing the rows the sink had for that region and period. So a rerun
 loads nothing twice, a period redone in the store replaces its rows, two monitor runs at
@@ -78,6 +79,13 @@ def _load_period(load: Load, store: HistoryStore, region: str, period: str, entr
         load.delete(table, **key)
     out = store.period_dir(region, period)
     stem = storage.name(entry["classes"])[: -len("_classes.tif")]
+    if entry.get("composite"):  # several acquisitions: the composite's areas (no land-cover polygons)
+        from geoseg.change.composite import class_rows
+
+        doc = json.loads(storage.read_bytes(store.uri(*entry["composite"].split("/"))))
+        rows = [{k: v for k, v in r.items() if k != "valid_area_ha"} for r in class_rows(doc)]
+        load.insert("class_areas", rows, input=stem, **key)
+        return
     stats = json.loads(storage.read_bytes(storage.join(out, "stats.json")))
     rows = stats["inputs"][stem]["classes"]
     load.insert("class_areas", rows, input=stem, **key)

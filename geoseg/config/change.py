@@ -57,7 +57,7 @@ class RegionConfig(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="region id (letters, digits, `_.-`)")
     aoi: str | None = Field(None, description="GeoJSON/GeoPackage polygons in any CRS; `null`: the whole image")
-    imagery: str = Field(description="where each period's image is: a pattern with `{period}` (`data/pucallpa/landsat_{period}.tif`, local or `s3://`), a STAC ItemCollection `.json` (one period per item, from its `datetime`), or a directory / `s3://` prefix ending in `/` (each `.tif`, period = the first `YYYY[-MM[-DD]]` in its name)")
+    imagery: str = Field(description="where each period's image is: a pattern with `{period}` (`data/pucallpa/landsat_{period}.tif`, local or `s3://`), a STAC ItemCollection `.json` (one period per item, from its `datetime`), or a directory / `s3://` prefix ending in `/` (each `.tif`, period = the first `YYYY[-MM[-DD]]` in its name); several images of one period (items or files with the same period, or an extra `*` in the pattern: `landsat_{period}_*.tif`) are composited, see `min_looks`")
     periods: list[PeriodStr] | None = Field(None, description="this region's periods (overrides `periods`); a listed period without an image fails the region")
     stac_asset: str | None = Field(None, description="STAC asset key; null: the first GeoTIFF/COG asset")
     stac_period: Literal["year", "month", "date"] = Field("date", description="STAC: period of an item's datetime")
@@ -72,6 +72,7 @@ class MonitorConfig(Strict):
     guards: MonitorGuardsConfig = Field(default_factory=MonitorGuardsConfig, description="guards against false change")
     segment: SegmentConfig = Field(default_factory=SegmentConfig, description="any `geoseg segment` key (`model`, `bands`, `tile_size`, `runtime`, `outputs`, ...) except `inputs`, `output`, `aoi`, `sink`")
     block_size: int = Field(BLOCK_SIZE, ge=16, description="change detection window, px")
+    min_looks: int = Field(1, ge=1, description="a period of several images (acquisitions) is one composite map (`geoseg composite`: per pixel the most frequent clear class); a pixel needs this many clear looks, else nodata (a period with fewer images: all of them); one-image periods are not composited")
     sink: SinkUrl = Field(None, description=SINK_HELP + ": the history, each region and period once (`--sink`)")
 
     @field_validator("segment")
