@@ -282,6 +282,14 @@ class QualityReader:
         """``(codes, clear)`` over ``box`` of the input's grid."""
         return read_quality(self.ds, self.source, box.to_window())
 
+    def clear_overview(self, shape: tuple[int, int]) -> np.ndarray:
+        """Whether each pixel is clear (no masked flag), the whole scene read decimated to ``(rows, cols)``
+        by nearest neighbour (the grid of :func:`geoseg.model.normalization.scene_stats`' read)."""
+        from rasterio.enums import Resampling
+
+        data = read_masked(self.ds, [self.source.band], out_shape=(1, *shape), resampling=Resampling.nearest)
+        return decode(self.source.format, np.ma.getdata(data)[0], self.source.masked, np.ma.getmaskarray(data)[0])[1]
+
     def close(self) -> None:
         for ds in reversed(self._own):
             ds.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,18 +51,30 @@ class BandStats:
         return {"offset": list(self.offset), "scale": list(self.scale)}
 
 
-def scene_stats(src: rasterio.io.DatasetReader, band_indexes: list[int], norm: Normalization) -> BandStats:
+def scene_stats(src: rasterio.io.DatasetReader, band_indexes: list[int], norm: Normalization,
+                clear: Callable[[tuple[int, int]], np.ndarray] | None = None) -> BandStats:
     """Estimate per-band percentiles of ``src`` over its valid pixels.
 
     ``band_indexes`` are 1-based rasterio band indexes. Reads at most
     ``STATS_MAX_SIDE`` pixels along the longest side (nearest resampling, so GDAL
     uses an overview when there is one); nodata values and internal masks are honoured.
+    ``clear``: ``(rows, cols) -> bool array`` of the pixels a quality mask leaves clear on that
+    decimated grid (:meth:`geoseg.io.quality.QualityReader.clear_overview`): clouds, shadows and
+    snow then do not stretch the percentiles; all valid pixels are used when fewer than
+    :data:`MIN_STATS_PIXELS` (and under half of them) are clear (a scene all cloud).
     """
     factor = max(1, math.ceil(max(src.width, src.height) / STATS_MAX_SIDE))
     out_shape = (len(band_indexes), max(1, src.height // factor), max(1, src.width // factor))
     try:
         data = read_masked(src, band_indexes, out_shape=out_shape, resampling=Resampling.nearest)
         valid = ~np.ma.getmaskarray(data).any(axis=0)
+        if clear is not None:
+            kept = valid & clear(out_shape[1:])
+            if kept.any() and kept.sum() >= min(MIN_STATS_PIXELS, valid.sum() // 2):
+                valid = kept
+            else:
+                log.warning("%s: only %d clear pixel(s) in the decimated read; scene statistics from all %d valid "
+                            "pixels, cloud included", redact(src.name), int(kept.sum()), int(valid.sum()))
         pixels = np.ma.getdata(data)[:, valid]
         error: RasterioIOError | None = None
     except RasterioIOError as exc:

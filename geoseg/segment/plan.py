@@ -17,7 +17,7 @@ from geoseg.config import SegmentConfig
 from geoseg.errors import AOIError, ConfigError, InputError
 from geoseg.io import storage
 from geoseg.io.inputs import SceneInput
-from geoseg.io.quality import resolve_quality
+from geoseg.io.quality import QualityReader, QualitySource, resolve_quality
 from geoseg.io.raster import RasterInfo, box_intersects, load_aoi, open_raster, probe_pixels, resolve_bands
 from geoseg.io.urls import redact
 from geoseg.model.checkpoint import Checkpoint, ModelCard
@@ -77,7 +77,8 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
             )
         idx = resolve_bands(info, list(wanted))
         probe_pixels(src, idx)
-        stats = reference if reference is not None else scene_stats(src, idx, card.normalization)
+        quality = resolve_quality(info, cfg.quality, scene.stem, idx, dict(scene.assets) if scene.assets else None)
+        stats = reference if reference is not None else _own_stats(src, idx, card, quality, info)
     if reference is None and (stats.pixels < MIN_STATS_PIXELS or min(info.grid.width, info.grid.height) < MIN_STATS_SIDE):
         log.warning("%s: %d x %d px with %d valid pixel(s): its own percentiles are not those of the scene it "
                     "belongs to, so classes may differ from the same pixels in a larger raster; give the scene it "
@@ -95,9 +96,19 @@ def plan_scene(scene: SceneInput, cfg: SegmentConfig, ckpt: Checkpoint, tiling: 
         if not kept:
             raise AOIError(f"AOI {cfg.aoi} does not overlap {path}; check the AOI and its CRS")
         tiles = kept
-    quality = resolve_quality(info, cfg.quality, scene.stem, idx, dict(scene.assets) if scene.assets else None)
     job = SceneJob(path, idx, stats, info.grid, aoi, model_zoom(info, card, cfg.native_resolution), quality)
     return ScenePlan(path, scene.stem, info, grid, job, tiles, outside)
+
+
+def _own_stats(src, idx: list[int], card: ModelCard, quality: QualitySource | None, info: RasterInfo) -> BandStats:
+    """The scene's percentiles over its clear pixels when it has a quality source, else over all valid ones."""
+    if quality is None:
+        return scene_stats(src, idx, card.normalization)
+    reader = QualityReader(quality, info.grid, src)
+    try:
+        return scene_stats(src, idx, card.normalization, clear=reader.clear_overview)
+    finally:
+        reader.close()
 
 
 def reference_stats(cfg: SegmentConfig, card: ModelCard) -> BandStats | None:

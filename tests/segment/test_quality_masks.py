@@ -1,7 +1,9 @@
-"""Quality masks in ``segment``: flagged pixels are nodata, everything else is what an unmasked run gives.
+"""Quality masks in ``segment``: flagged pixels are nodata, everything else is what an unmasked run gives
+when scaled like the masked one (the scene's percentiles over its clear pixels only).
 
-Oracles: the same scene without its quality band (pixel-identical elsewhere), the bit patterns written
-into the QA band, pixel count x pixel area for the masked hectares.
+Oracles: the same scene without its quality band run with ``stats_from`` the masked run's manifest
+(pixel-identical elsewhere), numpy's percentiles over the clear pixels, the bit patterns written into the
+QA band, pixel count x pixel area for the masked hectares.
 """
 
 from __future__ import annotations
@@ -68,16 +70,41 @@ def _read(path):
         return ds.read(1)
 
 
-def test_flagged_pixels_are_nodata_and_the_rest_equals_an_unmasked_run(runs):
+def _plain_like(scenes, masked_out, out) -> np.ndarray:
+    """Classes of the scene without its quality band, scaled like the masked run ``masked_out``."""
+    segment(segment_config([scenes["plain"]], out, tile_size=128, halo=16, outputs=FAST,
+                           stats_from=str(masked_out / "manifest.json")), progress=False)
+    return _read(out / "scene_classes.tif")
+
+
+def test_scene_percentiles_come_from_the_clear_pixels_only(scenes, runs):
+    """A bright cloud no longer stretches the scaling: the masked run's stats are numpy's 2/98 % percentiles
+    of the clear, valid pixels (the decimated read is every pixel at this size); the plain run's differ."""
     plain, masked = runs
+    bands = _bands()[1:]  # green, red, nir
+    clear = (bands != 0).all(axis=0)
+    for block in (CLOUD, SHADOW, SNOW):
+        clear[block] = False
+    lo, hi = np.percentile(bands[:, clear].astype(float), [2, 98], axis=1)
+    got = json.loads((masked / "manifest.json").read_text())["inputs"][0]["normalization_stats"]
+    np.testing.assert_allclose(got["offset"], lo)
+    np.testing.assert_allclose(got["scale"], hi - lo)
+    other = json.loads((plain / "manifest.json").read_text())["inputs"][0]["normalization_stats"]
+    assert other != got
+
+
+def test_flagged_pixels_are_nodata_and_the_rest_equals_an_unmasked_run(scenes, runs):
+    _, masked = runs
     flagged = np.zeros((SIZE, SIZE), bool)
     for block in (CLOUD, SHADOW, SNOW):
         flagged[block] = True
+    like = masked.parent / "plain_like_masked"
+    _plain_like(scenes, masked, like)
     for kind in ("classes", "confidence"):
-        a, b = _read(plain / f"scene_{kind}.tif"), _read(masked / f"scene_{kind}.tif")
+        a, b = _read(like / f"scene_{kind}.tif"), _read(masked / f"scene_{kind}.tif")
         assert (b[flagged] == 255).all()
         np.testing.assert_array_equal(b[~flagged], a[~flagged])
-    assert (_read(plain / "scene_classes.tif")[flagged] != 255).any()  # the blocks did hold classes before
+    assert (_read(like / "scene_classes.tif")[flagged] != 255).any()  # the blocks did hold classes before
 
 
 def test_stats_exclude_the_masked_area_and_report_it_per_flag(runs):
@@ -124,7 +151,7 @@ def test_flags_left_out_of_masked_flags_are_reported_but_keep_their_classes(scen
     segment(segment_config([scenes["masked"]], tmp_path / "o", tile_size=128, halo=16, outputs=FAST,
                            quality={"masked_flags": flags}), progress=False)
     classes = _read(tmp_path / "o" / "scene_classes.tif")
-    np.testing.assert_array_equal(classes[SNOW], _read(plain / "scene_classes.tif")[SNOW])
+    np.testing.assert_array_equal(classes[SNOW], _plain_like(scenes, tmp_path / "o", tmp_path / "p")[SNOW])
     assert (classes[CLOUD] == 255).all()
     q = json.loads((tmp_path / "o" / "stats.json").read_text())["inputs"]["scene"]["quality"]
     assert q["flags"]["snow"] == {"pixels": 800, "area_ha": 800 * PIXEL_M2 / 1e4, "masked": False}
@@ -243,7 +270,7 @@ def test_an_scl_file_on_the_input_grid_is_found_by_its_name(scenes, runs, tmp_pa
     assert m["flags"]["cloud"]["pixels"] == 20 * SIZE and m["flags"]["cirrus"]["pixels"] == 10 * SIZE
     classes = _read(tmp_path / "o" / "scene_classes.tif")
     assert (classes[:30] == 255).all()
-    np.testing.assert_array_equal(classes[30:], _read(plain / "scene_classes.tif")[30:])
+    np.testing.assert_array_equal(classes[30:], _plain_like(scenes, tmp_path / "o", tmp_path / "p")[30:])
 
 
 def test_a_stac_asset_is_the_mask_of_each_item(scenes, runs, tmp_path):
