@@ -17,6 +17,7 @@ from geoseg.config import TrainConfig
 from geoseg.errors import TrainingError
 from geoseg.model.checkpoint import ModelCard, build_network
 from geoseg.model.metrics import confusion_matrix, scores
+from geoseg.model.predict import pad_for_model
 from geoseg.train.data import Scene, prepare_data, sample_chips
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,9 @@ def evaluate_scenes(net, scenes: list[Scene], n_classes: int, device: str = "cpu
             rs, cs = s.val_box
             x = s.image[:, rs, cs]
             h, w = x.shape[1:]
-            ph, pw = (-h) % 32, (-w) % 32
-            t = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(x))[None], (0, pw, 0, ph), mode="reflect")
-            pred = net(t.to(device)).argmax(1)[0, :h, :w].cpu().numpy().astype(np.uint8)
+            padded, (top, left) = pad_for_model(x[None])  # as segment pads it, so the card's scores are its
+            pred = net(torch.from_numpy(padded).to(device)).argmax(1)[0, top:top + h, left:left + w]
+            pred = pred.cpu().numpy().astype(np.uint8)
             cm = confusion_matrix(s.labels[rs, cs], pred, n_classes)
             per_scene[s.name] = cm
             total += cm

@@ -441,3 +441,37 @@ def test_a_database_without_postgis_and_a_user_who_may_not_add_it_gets_told_what
     finally:
         pg.rows(f"DROP DATABASE {db}")
         pg.rows(f"DROP ROLE {role}")
+
+
+def test_a_monitor_period_of_several_acquisitions_loads_its_composites_areas(pg, tmp_path):
+    """Period 2000 has three images (``img_{period}_*.tif``): the sink's class areas of that period are the
+    pixel counts of the composite class map the history holds (counted here with numpy), 1985's those of its
+    one image's map; the composite period has no land-cover polygons, the single one has."""
+    import rasterio
+    from rasterio.windows import Window
+
+    d = tmp_path / "imagery"
+    d.mkdir()
+    for name, year, col in (("1985_a", "1985", 120), ("2000_a", "2000", 120), ("2000_b", "1985", 120),
+                            ("2000_c", "2000", 120)):
+        crop_raster(PUCALLPA / f"landsat_{year}.tif", d / f"img_{name}.tif", Window(col, 70, 96, 96),
+                    blockxsize=32, blockysize=32)
+    root = tmp_path / "root"
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(f"output_root: {root}\nsink: '{pg.url}'\nregions:\n  - name: city\n    imagery: {d}/img_{{period}}_*.tif\n"
+                   "guards:\n  min_confidence: 0\n  mmu_ha: 0.5\n"
+                   f"segment:\n  model: {SPECTRAL_MODEL}\n  outputs:\n    polygons: true\n  runtime:\n    local: true\n")
+    r = CliRunner().invoke(main, ["monitor", "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    store = HistoryStore(str(root))
+    for period in ("1985", "2000"):
+        classes = next(Path(store.period_dir("city", period)).glob("*_classes.tif"))
+        with rasterio.open(classes) as s:
+            counts = np.bincount(s.read(1).ravel(), minlength=256)
+        rows = pg.rows("SELECT class_id, pixels FROM {s}.class_areas WHERE region = 'city' AND period = %s "
+                       "ORDER BY class_id", period)
+        assert rows and all(counts[cid] == n for cid, n in rows), (period, rows)
+        assert sum(n for _, n in rows) == counts[:255].sum()
+    assert classes.name == "2000_classes.tif" and (classes.parent / "2000_composite.json").is_file()
+    polygons = dict(pg.rows("SELECT period, count(*) FROM {s}.landcover_polygons GROUP BY period"))
+    assert polygons.get("1985", 0) > 0 and "2000" not in polygons
