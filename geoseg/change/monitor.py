@@ -198,11 +198,30 @@ def _segment_period(region: RegionConfig, cfg: MonitorConfig, store, period: str
         confidence = f"{period}_confidence.tif"
         storage.write_bytes(storage.join(out, confidence), storage.read_bytes(storage.join(out, files["share"])))
         rows = class_rows(result.document)
+        if cfg.segment.outputs.polygons:
+            _composite_polygons(cfg, storage.join(out, files["classes"]), storage.join(out, f"{period}_polygons.gpkg"))
         entry.update({"classes": "/".join((*rel, files["classes"])), "confidence": "/".join((*rel, confidence)),
                       "composite": "/".join((*rel, files["summary"])), "min_looks": min_looks,
                       "acquisitions": ["/".join((*rel, LOOKS_DIR, storage.name(m))) for m in maps]})
     entry["processed"] = datetime.now(UTC).isoformat()
     return rows, entry
+
+
+def _composite_polygons(cfg: MonitorConfig, classes: str, polygons: str) -> None:
+    """Land-cover polygons of a composite class map (local or ``s3://``), with the segment outputs' MMU and
+    simplification, written to ``polygons`` (the layer a period's ``*_polygons.gpkg`` has)."""
+    import tempfile
+    from pathlib import Path
+
+    from geoseg.vector.polygons import vectorize_to_file
+
+    o = cfg.segment.outputs
+    with tempfile.TemporaryDirectory(prefix="geoseg-composite-") as tmp:
+        src = storage.download(classes, Path(tmp) / storage.name(classes)) if storage.is_remote(classes) else classes
+        dst = Path(tmp) / storage.name(polygons)
+        vectorize_to_file(src, dst, overwrite=True, mmu_m2=o.mmu_ha * 1e4, simplify_m=o.simplify_m,
+                          block_size=o.vectorize_block)
+        storage.upload(dst, polygons)
 
 
 def _compare_periods(region: RegionConfig, cfg: MonitorConfig, store, res: RegionResult) -> None:

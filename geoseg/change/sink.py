@@ -79,15 +79,14 @@ def _load_period(load: Load, store: HistoryStore, region: str, period: str, entr
         load.delete(table, **key)
     out = store.period_dir(region, period)
     stem = storage.name(entry["classes"])[: -len("_classes.tif")]
-    if entry.get("composite"):  # several acquisitions: the composite's areas (no land-cover polygons)
+    if entry.get("composite"):  # several acquisitions: the composite's areas
         from geoseg.change.composite import class_rows
 
         doc = json.loads(storage.read_bytes(store.uri(*entry["composite"].split("/"))))
         rows = [{k: v for k, v in r.items() if k != "valid_area_ha"} for r in class_rows(doc)]
-        load.insert("class_areas", rows, input=stem, **key)
-        return
-    stats = json.loads(storage.read_bytes(storage.join(out, "stats.json")))
-    rows = stats["inputs"][stem]["classes"]
+    else:
+        stats = json.loads(storage.read_bytes(storage.join(out, "stats.json")))
+        rows = stats["inputs"][stem]["classes"]
     load.insert("class_areas", rows, input=stem, **key)
     polygons = storage.join(out, f"{stem}_polygons.gpkg")
     if storage.exists(polygons):
