@@ -165,7 +165,8 @@ def _segment_period(region: RegionConfig, cfg: MonitorConfig, store, period: str
     One image: its segment outputs in the period folder. Several: each segmented into ``acquisitions/``,
     then composited (:func:`geoseg.change.composite.composite`, ``min_looks``) into ``<period>_classes.tif``;
     the composite's share of clear looks (0-100) is written as ``<period>_confidence.tif`` too, the
-    confidence that change detection's ``min_confidence`` guard reads. Areas are the composite's.
+    confidence that change detection's ``min_confidence`` guard reads. Areas are the composite's, and so are
+    the land-cover polygons (``<period>_polygons.gpkg``) when ``segment.outputs.polygons`` is on.
     """
     from geoseg.segment.pipeline import segment
 
