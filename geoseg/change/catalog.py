@@ -82,6 +82,10 @@ def _composite_item(store, region: str, period: str) -> dict[str, Any] | None:
         name = names[key]
         assets[key] = {"href": f"./{name}", "title": title, "roles": [role],
                        "type": stac.MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")}
+    polygons = f"{period}_polygons.gpkg"
+    if storage.exists(storage.join(store.period_dir(region, period), polygons)):
+        assets["polygons"] = {"href": f"./{polygons}", "title": "land-cover polygons of the composite",
+                              "roles": ["data"], "type": stac.MEDIA_TYPES[".gpkg"]}
     assets["classes"]["classification:classes"] = [{k: v for k, v in c.items() if k != "percent"} for c in classes]
     return dict(first, assets=assets)
 

@@ -108,6 +108,7 @@ def test_a_period_of_three_acquisitions_is_their_composite(tmp_path, scenes):
     item = json.loads((root / "history/stac/city/2000.json").read_text())
     assert item["assets"]["classes"]["href"] == "../../../regions/city/periods/2000/2000_classes.tif"
     assert item["assets"]["confidence"]["href"].endswith("2000/2000_confidence.tif")
+    assert "polygons" not in item["assets"] and not (period / "2000_polygons.gpkg").exists()  # outputs.polygons: false
     assert any(k.startswith("change_") for k in item["assets"])
 
     # a one-image period is stored as before: its own segment outputs, its stats.json areas

@@ -481,3 +481,5 @@ def test_a_monitor_period_of_several_acquisitions_loads_its_composites_areas(pg,
     with rasterio.open(classes) as s:
         px = abs(s.transform.a * s.transform.e)
     assert {int(k): round(v / px) for k, v in area.items()} == {k: int(counts[k]) for k in range(255) if counts[k]}
+    item = json.loads((root / "history/stac/city/2000.json").read_text())  # and the period's STAC Item lists them
+    assert item["assets"]["polygons"]["href"] == "../../../regions/city/periods/2000/2000_polygons.gpkg"
