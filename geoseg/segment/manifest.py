@@ -151,10 +151,10 @@ def build_manifest(run: RunRecord) -> dict[str, Any]:
 
 
 def redacted_config(cfg: SegmentConfig) -> dict[str, Any]:
-    """The resolved config as written: every input, output, model, AOI and mask location :func:`redact`-ed."""
+    """The resolved config as written: every input, output, model, AOI, stats source and mask location :func:`redact`-ed."""
     doc = cfg.model_dump(mode="json")
     doc["inputs"] = [redact(i) for i in doc["inputs"]]
-    for key in ("output", "model", "aoi"):
+    for key in ("output", "model", "aoi", "stats_from"):
         if doc.get(key):
             doc[key] = redact(doc[key])
     if doc["quality"].get("mask"):

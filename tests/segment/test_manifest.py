@@ -43,8 +43,10 @@ def test_the_written_config_names_inputs_output_model_and_aoi_without_query_stri
     from geoseg.segment.manifest import redacted_config
 
     cfg = SegmentConfig(inputs=["https://u:p@h/a.tif?X-Amz-Signature=s1", "/local/b#1.tif"], output="s3://bk/out",
-                        model="https://h/model?token=t", aoi="https://h/aoi.geojson?sig=s2")
+                        model="https://h/model?token=t", aoi="https://h/aoi.geojson?sig=s2",
+                        stats_from="https://u:p@h/scene.tif?X-Amz-Signature=s3")
     doc = redacted_config(cfg)
     assert doc["inputs"] == ["https://h/a.tif", "/local/b#1.tif"] and doc["output"] == "s3://bk/out"
     assert doc["model"] == "https://h/model" and doc["aoi"] == "https://h/aoi.geojson"
+    assert doc["stats_from"] == "https://h/scene.tif"
     assert cfg.inputs[0].endswith("s1")  # what the run reads is untouched
