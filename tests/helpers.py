@@ -106,6 +106,16 @@ UTM12_30M = from_origin(500000, 4200000, 30, 30)
 """30 m pixels in UTM zone 12N (EPSG:32612): the default grid of the rasters written here."""
 
 
+def write_stac_items(path: Path, items: list[tuple[str, str, str]]) -> Path:
+    """A STAC ItemCollection at ``path`` of ``(id, datetime, image href)`` Items, each with one GeoTIFF asset."""
+    import json
+
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": i, "properties": {"datetime": when},
+         "assets": {"image": {"href": href, "type": "image/tiff; application=geotiff"}}} for i, when, href in items]}))
+    return path
+
+
 def write_raster(path: Path, array: np.ndarray, *, crs: str | None = "EPSG:32612", transform=None, nodata=None,
                  descriptions: list[str] | None = None, tags: dict | None = None, blocksize: int | None = None,
                  compress: str | None = None) -> Path:

@@ -39,7 +39,7 @@ from geoseg.grid import GeoGrid
 from geoseg.io import styles
 from geoseg.io.cog import StitchedRaster
 from geoseg.io.lock import OutputLock
-from geoseg.io.publish import Staging, output_write_error, write_json
+from geoseg.io.publish import Staging, naming_write_errors, write_json
 from geoseg.io.urls import redact
 
 __all__ = ["CompositeResult", "class_rows", "composite", "composite_block", "composite_files"]
@@ -127,13 +127,9 @@ def composite(maps: Sequence[str | Path], output: str | Path, *, name: str = "co
     try:
         staging = Staging(output, overwrite, composite_files(name).values())
         try:
-            doc = _write(dates, g, staging.dir, name, min_looks, block_size)
-            files = staging.publish(composite_files(name).values())
-        except Exception as exc:  # a full or read-only disk: say so, naming the output
-            error = output_write_error(output, exc)
-            if error is None:
-                raise
-            raise error from exc
+            with naming_write_errors(output):  # a full or read-only disk: say so, naming the output
+                doc = _write(dates, g, staging.dir, name, min_looks, block_size)
+                files = staging.publish(composite_files(name).values())
         finally:
             staging.discard()
     finally:

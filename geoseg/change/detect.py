@@ -73,7 +73,7 @@ from geoseg.errors import InputError
 from geoseg.grid import GeoGrid
 from geoseg.io.cog import StitchedRaster, open_scratch
 from geoseg.io.lock import OutputLock
-from geoseg.io.publish import Staging, output_write_error, write_json
+from geoseg.io.publish import Staging, naming_write_errors, write_json
 from geoseg.io.sink.postgis import LoadReport, RunInfo, open_sink, output_key
 from geoseg.tiling import PixelBox
 
@@ -135,43 +135,39 @@ def detect_change(before: str, after: str, output: str, *, confirm: str | Sequen
         lock.remove_created_dir()
         raise
     try:
-        dates = resolve_dates(paths, {"before": before_confidence, "after": after_confidence},
-                              segment_cfg, staging.dir, progress)
-        names = dates["before"].class_names
-        for d in dates.values():
-            if d.class_names != names:
-                raise InputError(f"{d.classes}: classes {list(d.class_names)} differ from the "
-                                 f"before map's {list(names)}; compare maps of the same class scheme")
-        if not 2 <= len(names) <= MAX_CLASSES:
-            raise InputError(f"{dates['before'].classes}: {len(names)} classes {list(names)}; change codes support "
-                             f"2..{MAX_CLASSES} classes: merge classes first")
-        if options.min_confidence > 0:
-            for role in ("before", "after"):
-                if dates[role].confidence is None:
-                    raise InputError(
-                        f"{dates[role].classes}: no confidence raster found for the {role} date, so the confidence "
-                        f"guard cannot apply; pass --{role}-confidence FILE, or --min-confidence 0 to turn it off")
-        grid = common_grid(options.grid, dates)
-        legend = Legend.for_classes(names)
-        doc = _Comparison(dates, grid, legend, options).run(staging)
-        doc["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(staging.path("transitions.json"), doc)
-        write_extras(staging.dir, dates, grid, legend, doc)
-        report = ChangeReport.from_document(doc)
-        lock.verify()  # still the only writer: publishing may replace files
-        if db is None:
-            return ChangeResult(str(output), staging.publish(CHANGE_FILES), report)
-        config = {"dates": paths, "options": options.model_dump(mode="json")}
-        with db.load(RunInfo("change", output_key(str(output)), config=config)) as load:
-            load.replace_output()  # a rerun into this output replaces its rows
-            load_change(load, report, staging.path("change_polygons.gpkg"))
-            files = staging.publish(CHANGE_FILES)
-        return ChangeResult(str(output), files, report, load.report)
-    except Exception as exc:  # a full or read-only disk: say so, naming the output
-        error = output_write_error(output, exc)
-        if error is None:
-            raise
-        raise error from exc
+        with naming_write_errors(output):  # a full or read-only disk: say so, naming the output
+            dates = resolve_dates(paths, {"before": before_confidence, "after": after_confidence},
+                                  segment_cfg, staging.dir, progress)
+            names = dates["before"].class_names
+            for d in dates.values():
+                if d.class_names != names:
+                    raise InputError(f"{d.classes}: classes {list(d.class_names)} differ from the "
+                                     f"before map's {list(names)}; compare maps of the same class scheme")
+            if not 2 <= len(names) <= MAX_CLASSES:
+                raise InputError(f"{dates['before'].classes}: {len(names)} classes {list(names)}; change codes support "
+                                 f"2..{MAX_CLASSES} classes: merge classes first")
+            if options.min_confidence > 0:
+                for role in ("before", "after"):
+                    if dates[role].confidence is None:
+                        raise InputError(
+                            f"{dates[role].classes}: no confidence raster found for the {role} date, so the confidence "
+                            f"guard cannot apply; pass --{role}-confidence FILE, or --min-confidence 0 to turn it off")
+            grid = common_grid(options.grid, dates)
+            legend = Legend.for_classes(names)
+            doc = _Comparison(dates, grid, legend, options).run(staging)
+            doc["seconds"] = round(time.perf_counter() - t0, 3)
+            write_json(staging.path("transitions.json"), doc)
+            write_extras(staging.dir, dates, grid, legend, doc)
+            report = ChangeReport.from_document(doc)
+            lock.verify()  # still the only writer: publishing may replace files
+            if db is None:
+                return ChangeResult(str(output), staging.publish(CHANGE_FILES), report)
+            config = {"dates": paths, "options": options.model_dump(mode="json")}
+            with db.load(RunInfo("change", output_key(str(output)), config=config)) as load:
+                load.replace_output()  # a rerun into this output replaces its rows
+                load_change(load, report, staging.path("change_polygons.gpkg"))
+                files = staging.publish(CHANGE_FILES)
+            return ChangeResult(str(output), files, report, load.report)
     finally:
         staging.discard()
         lock.release()

@@ -16,7 +16,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,19 @@ def output_write_error(out: str | Path, exc: BaseException, kept: str = "") -> O
     cause = f"{state}: {exc}" if state else str(exc)
     return OutputError(f"{redact(str(out))}: cannot write the outputs ({cause}); free space (or quota) there, or "
                        f"choose another --output. Nothing was published{kept}")
+
+
+@contextmanager
+def naming_write_errors(out: str | Path, kept: str = "") -> Iterator[None]:
+    """Re-raise a full, read-only or over-quota disk met inside the block as :func:`output_write_error`'s
+    :class:`OutputError` naming ``out``; every other exception passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        error = output_write_error(out, exc, kept)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _disk_state(out: str | Path) -> str | None:

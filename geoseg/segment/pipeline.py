@@ -23,7 +23,7 @@ from geoseg.errors import ConfigError, ExitCode, GeosegError, RunInterrupted, Ti
 from geoseg.io import storage
 from geoseg.io.inputs import expand_inputs
 from geoseg.io.lock import OutputLock
-from geoseg.io.publish import Staging, json_text, output_write_error, write_json
+from geoseg.io.publish import Staging, json_text, naming_write_errors, write_json
 from geoseg.io.sink.postgis import RunInfo, Sink, open_sink, output_key
 from geoseg.io.urls import redact
 from geoseg.model.checkpoint import checkpoint_payload, load_checkpoint
@@ -72,25 +72,22 @@ def segment(cfg: SegmentConfig, progress: bool = True) -> RunSummary:
     run: RunRecord | None = None
     journal: TileJournal | None = None
     try:
-        sink = open_sink(cfg.sink)  # before any model work: the database is reachable and its tables are ready
-        scenes = expand_inputs(cfg.inputs, cfg.stac_asset)
-        ckpt = load_checkpoint(cfg.model)
-        tiling = Tiling.resolve(cfg, ckpt)
-        reference = reference_stats(cfg, ckpt.card)
-        run = RunRecord(cfg, ckpt, [plan_scene(s, cfg, ckpt, tiling, reference) for s in scenes], tiling, started)
-        run.timings["plan"] = time.perf_counter() - t_start
-        staging = Staging(cfg.output, cfg.overwrite, _final_names(run))
-        if cfg.resume:
-            journal = TileJournal(cfg.output, run_key(journal_key(ckpt, run.plans, tiling, cfg.device)),
-                                  [p.grid for p in run.plans], cfg.runtime.checkpoint_tiles,
-                                  cfg.runtime.checkpoint_seconds)
-        return _run(run, staging, journal, sink, lock, progress, t_start)
-    except Exception as exc:  # a full or read-only disk (OSError, or GDAL's errors in the OS's words)
-        error = output_write_error(cfg.output, exc, "; finished tiles are kept for a rerun where the journal "
-                                                    "could be written")
-        if error is None:
-            raise
-        raise error from exc
+        # a full or read-only disk (OSError, or GDAL's errors in the OS's words): an error naming the output
+        with naming_write_errors(cfg.output, "; finished tiles are kept for a rerun where the journal "
+                                             "could be written"):
+            sink = open_sink(cfg.sink)  # before any model work: the database is reachable and its tables are ready
+            scenes = expand_inputs(cfg.inputs, cfg.stac_asset)
+            ckpt = load_checkpoint(cfg.model)
+            tiling = Tiling.resolve(cfg, ckpt)
+            reference = reference_stats(cfg, ckpt.card)
+            run = RunRecord(cfg, ckpt, [plan_scene(s, cfg, ckpt, tiling, reference) for s in scenes], tiling, started)
+            run.timings["plan"] = time.perf_counter() - t_start
+            staging = Staging(cfg.output, cfg.overwrite, _final_names(run))
+            if cfg.resume:
+                journal = TileJournal(cfg.output, run_key(journal_key(ckpt, run.plans, tiling, cfg.device)),
+                                      [p.grid for p in run.plans], cfg.runtime.checkpoint_tiles,
+                                      cfg.runtime.checkpoint_seconds)
+            return _run(run, staging, journal, sink, lock, progress, t_start)
     except (KeyboardInterrupt, SystemExit) as exc:
         code = ExitCode.TERMINATED if isinstance(exc, SystemExit) and exc.code == ExitCode.TERMINATED else None
         if isinstance(exc, SystemExit) and code is None:

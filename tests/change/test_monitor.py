@@ -19,7 +19,7 @@ from geoseg.change.history import HistoryStore
 from geoseg.change.monitor import discover, run_monitor
 from geoseg.config import MonitorConfig, load_yaml
 from geoseg.errors import ConfigError, InputError
-from tests.helpers import PUCALLPA, REPO, SPECTRAL_MODEL, crop_raster
+from tests.helpers import PUCALLPA, REPO, SPECTRAL_MODEL, crop_raster, write_stac_items
 
 
 @pytest.fixture
@@ -209,11 +209,8 @@ def test_discovery_pattern_prefix_and_stac(tmp_path, imagery):
     assert discover(f"{d}/img_{{period}}.tif") == {"1985": f"{d}/img_1985.tif", "2000": f"{d}/img_2000.tif"}
     assert list(discover(f"{d}/img_{{period}}.tif", ["2000"])) == ["2000"]
     assert discover(f"{d}/") == {"1985": f"{d}/img_1985.tif", "2000": f"{d}/img_2000.tif"}
-    stac = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": f"scene-{y}", "properties": {"datetime": f"{y}-07-01T15:00:00Z"},
-         "assets": {"image": {"href": f"imagery/img_{y}.tif", "type": "image/tiff; application=geotiff"}}}
-        for y in ("1985", "2000")]}
-    (tmp_path / "items.json").write_text(json.dumps(stac))
+    write_stac_items(tmp_path / "items.json",
+                     [(f"scene-{y}", f"{y}-07-01T15:00:00Z", f"imagery/img_{y}.tif") for y in ("1985", "2000")])
     found = discover(str(tmp_path / "items.json"), stac_period="year")
     assert list(found) == ["1985", "2000"] and found["2000"].endswith("imagery/img_2000.tif")
     assert list(discover(str(tmp_path / "items.json"))) == ["1985-07-01", "2000-07-01"]

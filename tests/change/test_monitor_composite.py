@@ -19,7 +19,7 @@ from geoseg.change.monitor import discover, run_monitor
 from geoseg.config import MonitorConfig, load_yaml
 from geoseg.errors import InputError
 from tests.change.test_monitor import region, write_config
-from tests.helpers import PUCALLPA, crop_raster, read_band, write_map
+from tests.helpers import PUCALLPA, crop_raster, read_band, write_map, write_stac_items
 
 WINDOW = Window(120, 70, 96, 96)
 CLOUD = (slice(20, 60), slice(10, 50))
@@ -152,11 +152,8 @@ def test_discovery_groups_the_images_of_a_period(tmp_path):
         discover(f"{d}/l_{{period}}_*.tif", ["2019"])
     assert discover(f"{d}/") == {"2020": [f"{d}/l_2020_a.tif", f"{d}/l_2020_b.tif"],
                                  "2021": sorted([f"{d}/l_2021_a.tif", f"{d}/other_2021.tif"])}
-    stac = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": f"s-{day}", "properties": {"datetime": f"2020-07-{day}T15:00:00Z"},
-         "assets": {"image": {"href": f"scenes/l_{day}.tif", "type": "image/tiff; application=geotiff"}}}
-        for day in ("01", "14")]}
-    (tmp_path / "items.json").write_text(json.dumps(stac))
+    write_stac_items(tmp_path / "items.json",
+                     [(f"s-{d}", f"2020-07-{d}T15:00:00Z", f"scenes/l_{d}.tif") for d in ("01", "14")])
     by_month = discover(str(tmp_path / "items.json"), stac_period="month")
     assert list(by_month) == ["2020-07"] and [p.rsplit("/", 1)[1] for p in by_month["2020-07"]] == ["l_01.tif", "l_14.tif"]
     assert list(discover(str(tmp_path / "items.json"))) == ["2020-07-01", "2020-07-14"]
