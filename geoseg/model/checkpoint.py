@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,7 @@ class Checkpoint:
         names and shapes are those of the network the card describes; raises :class:`ModelError` naming the file."""
         weights = self.path / WEIGHTS_NAME
         stored = read_safetensors_header(weights)
-        expected = expected_shapes(self.card)
+        expected = cached_shapes(self.card)
         missing = sorted(set(expected) - set(stored))
         extra = sorted(set(stored) - set(expected))
         wrong = [k for k in expected if k in stored and tuple(stored[k]) != expected[k]]
@@ -156,6 +157,9 @@ class Checkpoint:
         raise ModelError(f"{weights}: weights do not match the network described by {self.path / CARD_NAME} ({what}): "
                          f"{'; '.join(details)}; give the {CARD_NAME} these weights were trained with, or retrain")
 
+
+SHAPES_VERSION = "1"
+"""Bumped when :func:`expected_shapes` changes, so old cache entries are not reused."""
 
 SAFETENSORS_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
                            "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
@@ -200,6 +204,42 @@ def expected_shapes(card: ModelCard) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
         net = build_network(card)
     return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def cache_dir() -> Path:
+    """``$GEOSEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/geoseg``, else ``~/.cache/geoseg``."""
+    if os.environ.get("GEOSEG_CACHE_DIR"):
+        return Path(os.environ["GEOSEG_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "geoseg"
+
+
+def cached_shapes(card: ModelCard) -> dict[str, tuple[int, ...]]:
+    """:func:`expected_shapes`, kept on disk under :func:`cache_dir` (``shapes/``), keyed by the card and the
+    versions of torch and segmentation-models-pytorch: a driver that has seen the card once validates weights
+    without importing torch (2-3 s and ~400 MB on a small machine)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        versions = [version(p) for p in ("torch", "segmentation-models-pytorch")]
+    except PackageNotFoundError:  # not installed the usual way: no key to trust
+        return expected_shapes(card)
+    key = hashlib.sha256(json.dumps([SHAPES_VERSION, versions, card.model_dump(mode="json")],
+                                    sort_keys=True).encode()).hexdigest()[:32]
+    path = cache_dir() / "shapes" / f"{key}.json"
+    try:
+        return {k: tuple(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # not cached yet (or an unreadable entry): build it
+    shapes = expected_shapes(card)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({k: list(v) for k, v in shapes.items()}))
+        tmp.replace(path)
+    except OSError as exc:  # a read-only home: validation still works, it is just not kept
+        log.debug("could not cache the tensor shapes in %s: %s", path.parent, exc)
+    return shapes
 
 
 def load_checkpoint(path: str | Path | None = None) -> Checkpoint:

@@ -147,3 +147,36 @@ def test_weights_of_another_architecture_are_refused_when_loaded(tmp_path):
     (tmp_path / "ck" / CARD_NAME).write_text(with_index.model_dump_json())
     with pytest.raises(ModelError, match="missing net.decoder.*unexpected decoder"):
         load_checkpoint(tmp_path / "ck")
+
+
+def test_a_card_seen_once_validates_weights_without_importing_torch(tmp_path):
+    # the driver validates weights against the card's tensor shapes; once cached, a fresh process does so
+    # without torch (start-up), and still refuses weights of another network
+    import subprocess
+    import sys
+
+    card = small_card()
+    save_checkpoint(tmp_path / "ck", card, build_network(card).state_dict())
+    other = small_card(arch_kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 4]})
+    save_checkpoint(tmp_path / "other", other, build_network(other).state_dict())
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / CARD_NAME).write_text((tmp_path / "ck" / CARD_NAME).read_text())
+    (tmp_path / "bad" / WEIGHTS_NAME).write_bytes((tmp_path / "other" / WEIGHTS_NAME).read_bytes())
+    code = (
+        "import sys\n"
+        "from geoseg.errors import ModelError\n"
+        "from geoseg.model.checkpoint import load_checkpoint\n"
+        f"load_checkpoint({str(tmp_path / 'ck')!r})\n"
+        "try:\n"
+        f"    load_checkpoint({str(tmp_path / 'bad')!r})\n"
+        "    print('accepted')\n"
+        "except ModelError as exc:\n"
+        "    print('refused', 'decoder' in str(exc))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {**__import__("os").environ, "GEOSEG_CACHE_DIR": str(tmp_path / "cache")}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert first.stdout.split() == ["refused", "True", "True"]  # cold cache: shapes built with torch
+    assert len(list((tmp_path / "cache" / "shapes").glob("*.json"))) == 1  # one card, one entry
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert again.stdout.split() == ["refused", "True", "False"]  # warm: the same answers, torch never imported

@@ -48,6 +48,23 @@ def test_onnx_runtime_logits_equal_pytorch_at_any_batch_and_size(small_payload, 
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
+def test_large_batches_are_run_in_calls_of_bounded_pixels_with_the_same_logits(small_payload, cache, monkeypatch):
+    # oracle: one session call per image; the split must not change a logit, nor the batch order
+    export = export_onnx(small_payload)
+    ort = OrtEngine(export.onnx, threads=1)
+    x = np.random.default_rng(3).random((5, 3, 64, 96), dtype=np.float32)
+    want = np.concatenate([ort.session.run(None, {"x": x[i : i + 1]})[0] for i in range(len(x))])
+    calls = []
+    run = ort.session.run
+    monkeypatch.setattr(ort, "session", type("S", (), {"run": lambda self, o, feed: calls.append(len(feed["x"])) or run(o, feed)})())
+    monkeypatch.setattr(engines, "ORT_CALL_PIXELS", 2 * 64 * 96)
+    np.testing.assert_allclose(ort.logits(x), want, atol=1e-5, rtol=1e-5)
+    assert calls == [2, 2, 1]
+    calls.clear()
+    monkeypatch.setattr(engines, "ORT_CALL_PIXELS", 10)  # smaller than one image: one image per call
+    assert ort.logits(x).shape == want.shape and calls == [1] * 5
+
+
 def test_the_bundled_model_on_onnx_runtime_maps_a_real_scene_like_pytorch(default_checkpoint, cache):
     """Classes on >= 99.5 % of pixels (in practice all) and confidence within 1 percentage point."""
     x, valid = normalized_scene(ZION_IMAGE, default_checkpoint.card)
