@@ -130,7 +130,12 @@ class TileJournal:
                 if r.confidence is not None:
                     arrays[f"confidence_{i}"] = r.confidence
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: a **dict might hold allow_pickle
+        # what np.savez_compressed writes (np.load reads it), at zlib level 1: ~3x faster than its level 6 on
+        # class and confidence tiles, for a chunk a few % larger; the journal is written while tiles run
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for key, value in arrays.items():
+                with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
         # names sort in write order, so a replay meets tiles in the order they finished
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
         storage.write_bytes(storage.join(self.root, name), buf.getvalue())

@@ -157,7 +157,7 @@ def _scene_writer(p: ScenePlan, cfg: SegmentConfig, run: RunRecord, staging: Sta
     return SceneWriter(p.info, p.stem, staging.dir, run.ckpt.card, confidence=out.confidence, polygons=out.polygons,
                        blocksize=out.blocksize, compress=out.compress,
                        vectorize={"mmu_m2": out.mmu_ha * 1e4, "simplify_m": out.simplify_m,
-                                  "block_size": out.vectorize_block}, quality=p.job.quality)
+                                  "block_size": out.vectorize_block}, quality=p.job.quality, model_id=run.ckpt.model_id)
 
 
 def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bool) -> list[str]:
@@ -184,7 +184,10 @@ def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bo
             map_fn = executor.map if executor.cpus >= PARALLEL_VECTORIZE_MIN_CPUS else None
         if run.failed:
             return []
-        return [n for w in run.writers for n in w.finish(run.ckpt.model_id, map_fn)]
+        t0 = time.perf_counter()
+        names = [n for w in run.writers for n in w.finish(run.ckpt.model_id, map_fn)]
+        run.timings["after_tiles"] = time.perf_counter() - t0  # the tail: COGs, quicklooks, the last polygons
+        return names
     finally:
         if executor is not None:
             executor.close()

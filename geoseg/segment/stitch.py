@@ -10,8 +10,13 @@ the stitched map does not depend on tile size or arrival order.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +29,11 @@ from geoseg.model.checkpoint import ModelCard
 from geoseg.model.predict import CONFIDENCE_NODATA, TileResult
 from geoseg.segment.stats import flag_table
 from geoseg.tiling import Tile
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from geoseg.vector.stream import StreamingVectorizer, StripAssembler
 
 
 class SceneWriter:
@@ -42,6 +52,7 @@ class SceneWriter:
         compress: str = "DEFLATE",
         vectorize: dict | None = None,
         quality: QualitySource | None = None,
+        model_id: str | None = None,
     ):
         self.info = info
         self.stem = stem
@@ -74,6 +85,29 @@ class SceneWriter:
         qmap = {**{c.value: (*c.rgb, 255) for c in quality_categories()}, QUALITY_NODATA: (0, 0, 0, 0)}
         self._quality = (StitchedRaster(self.dir / self.files["quality"], info.grid, QUALITY_NODATA, blocksize=blocksize,
                                         compress=compress, colormap=qmap) if quality is not None else None)
+        self._input_look: Future[str] = _background().submit(self._input_quicklook)
+        self.model_id = model_id
+        self._strips: StripAssembler | None = None
+        self._stream: StreamingVectorizer | None = None
+        if polygons and model_id is not None and not self.vectorize_options.get("mmu_m2"):
+            self._start_stream(model_id)
+
+    def _start_stream(self, model_id: str) -> None:
+        """Polygons vectorized block row by block row while tiles arrive (:mod:`geoseg.vector.stream`); with a
+        minimum mapping unit (two passes over the whole map) they are vectorized in :meth:`finish` instead."""
+        from geoseg.io.styles import Category, polygon_style
+        from geoseg.vector.frames import RegionContext
+        from geoseg.vector.polygons import DEFAULT_BLOCK
+        from geoseg.vector.stream import StreamingVectorizer, StripAssembler
+
+        block = int(self.vectorize_options.get("block_size", DEFAULT_BLOCK))
+        ctx = RegionContext.for_map(self.info.path, self.info.grid, self.card.class_names, model_id, self.info.acquired)
+        cats = [Category(c.id, c.name, "#{:02x}{:02x}{:02x}".format(*c.rgba()[:3])) for c in self.card.classes]
+        self._strips = StripAssembler(self.info.grid.width, self.info.grid.height, block, self._confidence is not None,
+                                      CONFIDENCE_NODATA)
+        self._stream = StreamingVectorizer(self.dir / self.files["polygons"], ctx, block,
+                                           float(self.vectorize_options.get("simplify_m", 0.0)),
+                                           conf_nodata=CONFIDENCE_NODATA, style=polygon_style(cats, "landcover"))
 
     def add(self, results: list[TileResult]) -> None:
         """Write the cores of ``results`` and count their classes."""
@@ -86,8 +120,12 @@ class SceneWriter:
                 self.flag_area_m2 += r.flag_area_m2
             if r.skipped:
                 self.skipped += 1
+                if self._strips is not None and self._stream is not None:
+                    self._stream.feed(self._strips.skip(r.tile.core))
                 continue
             assert r.classes is not None  # only skipped tiles carry no arrays
+            if self._strips is not None and self._stream is not None:
+                self._stream.feed(self._strips.add(r.tile.core, r.classes, r.confidence))
             self._classes.write(r.tile.core, r.classes)
             if self._confidence is not None:
                 assert r.confidence is not None  # predicted tiles (and their journal copies) carry confidence
@@ -125,26 +163,28 @@ class SceneWriter:
         }
         if self.info.acquired:
             tags["acquired"] = self.info.acquired
+        # the COG chains run side by side (GDAL releases the GIL) while the vectorizer thread ends its last rows
         t0 = time.perf_counter()
-        self._classes.to_cog(tags=tags, band_description="class",
-                             overview_resampling="MODE")
-        if self._confidence is not None:
-            self._confidence.to_cog(tags={**tags, "units": "percent (max softmax probability)"},
-                                    band_description="confidence", overview_resampling="AVERAGE")
-        if self._quality is not None:
-            assert self.quality_source is not None  # the quality raster exists only with a source
-            q = self.quality_source
-            self._quality.to_cog(tags={**tags, "flag_names": ",".join(("clear", *FLAGS)),
-                                       "flag_codes": ",".join(str(k) for k in range(len(FLAGS) + 1)),
-                                       "masked_flags": ",".join(q.masked), "quality_format": q.format,
-                                       "quality_source": f"{redact(q.path)} band {q.band}"},
-                                 band_description="quality", overview_resampling="MODE")
+        with ThreadPoolExecutor(3, thread_name_prefix="geoseg-cog") as pool:
+            jobs = [pool.submit(self._classes_chain, tags)]
+            if self._confidence is not None:
+                jobs.append(pool.submit(self._confidence_chain, tags))
+            if self._quality is not None:
+                jobs.append(pool.submit(self._quality_cog, tags))
+            for job in jobs:
+                job.result()
         self._styles()
-        self.seconds["cog"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        self._quicklooks()
-        self.seconds["quicklook"] += time.perf_counter() - t0
-        if "polygons" in self.files:
+        self.seconds["cog"] += time.perf_counter() - t0  # COGs, their quicklooks and styles, side by side
+        log.debug("%s: COGs, quicklooks and styles in %.2f s", self.stem, time.perf_counter() - t0)
+        self.composite = self._input_look.result()
+        if self._stream is not None:  # the rows left when the last tile landed: vectorized during the COGs
+            assert model_id == self.model_id, (model_id, self.model_id)  # the polygons carry the streamed id
+            t0 = time.perf_counter()
+            self.polygon_count = self._stream.finish()
+            log.debug("%s: waited %.2f s for the last polygons after the COGs", self.stem, time.perf_counter() - t0)
+            self.seconds["vectorize"] += self._stream.seconds
+            self._stream = None
+        elif "polygons" in self.files:
             t0 = time.perf_counter()
             conf = self.dir / self.files["confidence"] if self._confidence is not None else None
             self.polygon_count = vectorize_to_file(self.dir / self.files["classes"], self.dir / self.files["polygons"],
@@ -170,24 +210,68 @@ class SceneWriter:
                                          styles.raster_sld(Path(f["quality"]).stem, qcats, title="quality"),
                                          styles.pam_xml(qcats))
 
-    def _quicklooks(self) -> None:
-        """PNG quicklooks of the class map, the confidence and the input scene, on one grid."""
+    def _classes_chain(self, tags: dict[str, str]) -> None:
+        """The class COG, then its quicklook PNG."""
         from geoseg.io.styles import categories
         from geoseg.report import quicklook
 
+        self._classes.to_cog(tags=tags, band_description="class", overview_resampling="MODE")
         f = self.files
         quicklook.write_categorical(self.dir / f["classes"], self.dir / f["classes_png"], categories(self.card.classes))
-        if "confidence" in f:
-            quicklook.write_ramp(self.dir / f["confidence"], self.dir / f["confidence_png"])
-        self.composite = quicklook.write_scene(self.info.path, self.dir / f["input_png"])
+
+    def _confidence_chain(self, tags: dict[str, str]) -> None:
+        """The confidence COG, then its quicklook PNG."""
+        from geoseg.report import quicklook
+
+        assert self._confidence is not None  # only submitted with a confidence output
+        self._confidence.to_cog(tags={**tags, "units": "percent (max softmax probability)"},
+                                band_description="confidence", overview_resampling="AVERAGE")
+        quicklook.write_ramp(self.dir / self.files["confidence"], self.dir / self.files["confidence_png"])
+
+    def _quality_cog(self, tags: dict[str, str]) -> None:
+        assert self._quality is not None and self.quality_source is not None  # the raster exists only with a source
+        q = self.quality_source
+        self._quality.to_cog(tags={**tags, "flag_names": ",".join(("clear", *FLAGS)),
+                                   "flag_codes": ",".join(str(k) for k in range(len(FLAGS) + 1)),
+                                   "masked_flags": ",".join(q.masked), "quality_format": q.format,
+                                   "quality_source": f"{redact(q.path)} band {q.band}"},
+                             band_description="quality", overview_resampling="MODE")
+
+    def _input_quicklook(self) -> str:
+        """The input's quicklook PNG (read from the input alone: written while tiles are predicted)."""
+        from geoseg.report import quicklook
+
+        t0 = time.perf_counter()
+        try:
+            return quicklook.write_scene(self.info.path, self.dir / self.files["input_png"])
+        finally:
+            self.seconds["quicklook"] += time.perf_counter() - t0
 
     def close(self) -> None:
-        """Drop scratch files (after a failure)."""
+        """Drop scratch files (after a failure) and stop a vectorizer still running."""
+        if self._stream is not None:
+            self._stream.abort()
+            self._stream = None
+        if not self._input_look.cancel():
+            with contextlib.suppress(Exception):  # a failed run: only wait until it no longer writes
+                self._input_look.result()
         self._classes.close()
         if self._confidence is not None:
             self._confidence.close()
         if self._quality is not None:
             self._quality.close()
+
+
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _background() -> ThreadPoolExecutor:
+    """One worker thread for the input quicklooks of every writer (they read the inputs while tiles run)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="geoseg-quicklook"))
+        return _POOL[0]
 
 
 def scene_files(stem: str, confidence: bool = True, polygons: bool = True, quality: bool = False) -> dict[str, str]:

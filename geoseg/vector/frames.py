@@ -39,6 +39,14 @@ class RegionContext:
         return cls(redact(tags.get("source") or str(path)), GeoGrid.from_dataset(src), names, tags.get("model") or None,
                    acquisition_date(tags))
 
+    @classmethod
+    def for_map(cls, source: str, grid: GeoGrid, class_names: list[str], model: str | None,
+                acquired: str | None) -> RegionContext:
+        """The context :meth:`from_dataset` reads from a class map written with these tags (``source``
+        redacted, ``acquired`` as the ``acquired`` tag)."""
+        names = tuple(list(class_names) + ["unknown"] * (256 - len(class_names)))
+        return cls(redact(source), grid, names, model or None, acquisition_date({"acquired": acquired or ""}))
+
     def row_area_m2(self, box: PixelBox) -> np.ndarray:
         """Ground area (m²) of one pixel in each row of ``box``."""
         if self.grid.crs is None:

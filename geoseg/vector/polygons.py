@@ -244,15 +244,27 @@ def vectorize_block(task: BlockTask) -> BlockResult:
         classes = src.read(1, window=box.to_window())
     if task.remap is not None:
         classes = Remap(*task.remap).apply(classes, box, task.width)
-    blk = label_block(classes, box, task.width)
+    conf, conf_nodata = None, CLASS_NODATA
+    if task.confidence is not None:
+        with open_raster(task.confidence) as conf_src:
+            conf_nodata = conf_src.nodata if conf_src.nodata is not None else CLASS_NODATA
+            conf = conf_src.read(1, window=box.to_window())
+    return block_result(classes, box, task.width, conf, conf_nodata, keep_labels=task.keep_labels,
+                        nodata_polygons=task.nodata_polygons)
+
+
+def block_result(classes: np.ndarray, box: PixelBox, width: int, confidence: np.ndarray | None = None,
+                 conf_nodata: float = CLASS_NODATA, *, keep_labels: bool = False,
+                 nodata_polygons: bool = False) -> BlockResult:
+    """One block's :class:`BlockResult` from its arrays: ``classes`` (uint8, 255 nodata) and ``confidence``
+    (same shape, or None) of ``box``, a block of a raster ``width`` pixels wide."""
+    blk = label_block(classes, box, width)
     flat = blk.labels.ravel()
     npix = np.bincount(flat, minlength=blk.n + 1)
     csum: np.ndarray  # confidence sum and count per label (float64)
     ccnt: np.ndarray
-    if task.confidence is not None:
-        with open_raster(task.confidence) as conf_src:
-            conf_nodata = conf_src.nodata if conf_src.nodata is not None else CLASS_NODATA
-            conf = conf_src.read(1, window=box.to_window()).ravel()
+    if confidence is not None:
+        conf = confidence.ravel()
         ok = conf != conf_nodata
         csum = np.bincount(flat, weights=np.where(ok, conf, 0), minlength=blk.n + 1)
         ccnt = np.bincount(flat, weights=ok, minlength=blk.n + 1)
@@ -260,11 +272,11 @@ def vectorize_block(task: BlockTask) -> BlockResult:
         csum = ccnt = np.zeros(blk.n + 1)
     geoms = _polygonize(blk.labels, box, blk.n)
     nodata_geoms = []
-    if task.nodata_polygons:
+    if nodata_polygons:
         nd = classes == CLASS_NODATA
         if nd.any():
             nodata_geoms = _nodata_polygons(nd, box)
-    return BlockResult(blk.edges(), npix, csum, ccnt, geoms, blk.labels if task.keep_labels else None, nodata_geoms)
+    return BlockResult(blk.edges(), npix, csum, ccnt, geoms, blk.labels if keep_labels else None, nodata_geoms)
 
 
 @dataclass
@@ -283,22 +295,31 @@ def _vectorize_pass(path: str | Path, confidence: str | Path | None, block_size:
                     remap: Remap | None, ctx: RegionContext, inst: InstanceWriter | None,
                     map_fn: MapFn = map) -> Iterator[GeoDataFrame]:
     W, H = ctx.grid.width, ctx.grid.height
+    keep = simplify_m > 0 or inst is not None
+    tasks = (BlockTask(path, box, W, confidence=confidence,
+                       remap=remap.for_box(box, W) if remap is not None else None,
+                       keep_labels=keep, nodata_polygons=simplify_m > 0)
+             for row in block_rows(W, H, block_size) for box in row)
+    results = iter(map_fn(vectorize_block, tasks))
+    try:
+        yield from block_pass(ctx, block_size, simplify_m, results, inst)
+    finally:
+        close_map(results)
+
+
+def block_pass(ctx: RegionContext, block_size: int, simplify_m: float, results: Iterator[BlockResult],
+               inst: InstanceWriter | None = None) -> Iterator[GeoDataFrame]:
+    """The vectorizing pass over ``results``: one :class:`BlockResult` per block of ``ctx.grid``'s block grid
+    (``block_size``), in row-major order (``keep_labels`` and ``nodata_polygons`` set when simplifying)."""
+    W, H = ctx.grid.width, ctx.grid.height
     tol_px = 0.0
     if simplify_m > 0:
         mid = ctx.row_area_m2(PixelBox(0, H // 2, 1, 1))[0]
         tol_px = simplify_m / float(np.sqrt(mid))
     rows = list(block_rows(W, H, block_size))
     state = _Pass(ctx, Joiner(W, H), tol_px, inst, len(rows))
-    tasks = (BlockTask(path, box, W, confidence=confidence,
-                       remap=remap.for_box(box, W) if remap is not None else None,
-                       keep_labels=bool(tol_px) or inst is not None, nodata_polygons=bool(tol_px))
-             for row in rows for box in row)
-    results = iter(map_fn(vectorize_block, tasks))
-    try:
-        for bi, row in enumerate(rows):
-            yield from _vectorize_row(state, bi, row, results)
-    finally:
-        close_map(results)
+    for bi, row in enumerate(rows):
+        yield from _vectorize_row(state, bi, row, results)
 
 
 def _vectorize_row(state: _Pass, bi: int, row: list[PixelBox], results: Iterator[BlockResult]) -> Iterator[GeoDataFrame]:

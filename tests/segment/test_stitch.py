@@ -73,8 +73,9 @@ def _tile_results(truth: np.ndarray, conf: np.ndarray, tile_size: int, halo: int
     return out
 
 
+@pytest.mark.parametrize("model_id", [None, "model@test"], ids=["polygons_after_tiles", "polygons_streamed"])
 @pytest.mark.parametrize("tile_size,halo,seed", [(64, 8, 0), (96, 16, 1), (32, 0, 2)])
-def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile_size, halo, seed):
+def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile_size, halo, seed, model_id):
     """Tile results in shuffled batches: the class and confidence COGs are the map they were cut from,
     the class areas its pixel counts, the polygons its areas; a failed tile is reported with its window."""
     import geopandas as gpd
@@ -98,7 +99,7 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
     staging = tmp_path / "staging"
     staging.mkdir()
     card = small_card()
-    writer = SceneWriter(info, "scene", staging, card, blocksize=64)
+    writer = SceneWriter(info, "scene", staging, card, blocksize=64, model_id=model_id)
     assert writer.seconds == {"stitch": 0.0, "cog": 0.0, "vectorize": 0.0, "quicklook": 0.0} and writer.done == writer.skipped == 0
     for batch in np.array_split(order, 5):
         writer.add([results[i] for i in batch])
@@ -126,8 +127,8 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
     assert skipped > 0 and (writer.done, writer.skipped) == (len(results) - skipped, skipped)
     assert writer.failed == [{"tile": results[0].tile.index, "window": list(results[0].tile.core.to_window().flatten()),
                               "error": "simulated", "attempts": 3}]
-    gdf = gpd.read_file(staging / "scene_polygons.gpkg")
-    assert writer.polygon_count == len(gdf)
+    gdf = gpd.read_file(staging / "scene_polygons.gpkg", layer="landcover")
+    assert writer.polygon_count == len(gdf) and (gdf.model == "model@test").all() and (gdf.source == str(scene)).all()
     np.testing.assert_allclose(gdf.groupby("class_id").area_m2.sum().reindex(range(4), fill_value=0), counts * 900.0)
     # each polygon's mean confidence: the mean of the confidence raster over its pixels
     burned = rasterize(zip(gdf.geometry, gdf.index + 1), out_shape=truth.shape, transform=UTM12_30M, dtype="int32")

@@ -1,0 +1,116 @@
+"""Streaming vectorization (geoseg.vector.stream): block rows assembled from tiles in any order, and the
+polygons written from them while tiles arrive.
+
+Oracles: the class map's own slices (every strip equals the array rows it covers, each row once, in order);
+the file-based block-wise pass (:func:`vectorize_to_file`, itself checked against whole-raster GDAL polygonize
+in test_polygons.py) on the same map written as a GeoTIFF with the same tags: same ids, classes, attributes and
+geometry, with and without simplification.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geoseg.grid import GeoGrid
+from geoseg.tiling import PixelBox, TileGrid
+from geoseg.vector.frames import RegionContext
+from geoseg.vector.polygons import vectorize_to_file
+from geoseg.vector.stream import StreamingVectorizer, StripAssembler
+from tests.helpers import CLASS_NAMES, UTM12_30M, blobs, write_raster
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 70), w=st.integers(1, 70), tile=st.integers(13, 40), halo=st.integers(0, 6),
+       block=st.integers(1, 33), seed=st.integers(0, 2**16), skip_share=st.floats(0, 0.5))
+def test_strips_equal_the_map_rows_in_order_whatever_the_tile_order(h, w, tile, halo, block, seed, skip_share):
+    rng = np.random.default_rng(seed)
+    classes = rng.integers(0, 4, (h, w)).astype(np.uint8)
+    conf = rng.integers(0, 101, (h, w)).astype(np.uint8)
+    tiles = list(TileGrid(w, h, tile, halo))
+    skipped = {t.index for t in tiles if rng.random() < skip_share}
+    want_cls = classes.copy()
+    want_conf = conf.copy()
+    for t in tiles:
+        if t.index in skipped:
+            c = t.core
+            want_cls[c.row:c.row_stop, c.col:c.col_stop] = 255
+            want_conf[c.row:c.row_stop, c.col:c.col_stop] = 255
+    asm = StripAssembler(w, h, block, confidence=True, conf_nodata=255)
+    got = []
+    for i in rng.permutation(len(tiles)):
+        c = tiles[i].core
+        if tiles[i].index in skipped:
+            got += asm.skip(c)
+        else:
+            got += asm.add(c, classes[c.row:c.row_stop, c.col:c.col_stop], conf[c.row:c.row_stop, c.col:c.col_stop])
+        assert [s.row for s in got] == list(range(0, len(got) * block, block))  # in order, none twice
+    assert asm.done and len(got) == -(-h // block)
+    np.testing.assert_array_equal(np.concatenate([s.classes for s in got]), want_cls)
+    assert all(s.confidence is not None for s in got)
+    np.testing.assert_array_equal(np.concatenate([s.confidence for s in got if s.confidence is not None]), want_conf)
+
+
+def test_a_pixel_given_twice_is_an_error_not_a_silent_overwrite():
+    asm = StripAssembler(4, 4, 4, confidence=False)
+    assert asm.add(PixelBox(0, 0, 4, 2), np.zeros((2, 4), np.uint8)) == []
+    with pytest.raises(ValueError, match="more than once"):
+        asm.add(PixelBox(0, 1, 4, 3), np.zeros((3, 4), np.uint8))
+
+
+def _map(tmp_path, shape=(150, 130), seed=4):
+    classes = blobs(seed, shape)
+    classes[40:60, 10:30] = 255  # a nodata hole
+    conf = ((np.arange(shape[1])[None, :] * 7 + np.arange(shape[0])[:, None] * 3) % 90 + 10).astype(np.uint8)
+    conf[classes == 255] = 255
+    tags = {"class_names": ",".join(CLASS_NAMES), "model": "unet@1:abc", "source": "scene.tif", "acquired": "2015-08-18"}
+    cpath = write_raster(tmp_path / "classes.tif", classes, nodata=255, tags=tags)
+    fpath = write_raster(tmp_path / "conf.tif", conf, nodata=255)
+    grid = GeoGrid(shape[1], shape[0], UTM12_30M, rasterio.crs.CRS.from_epsg(32612))
+    ctx = RegionContext.for_map("scene.tif", grid, CLASS_NAMES, "unet@1:abc", "2015-08-18")
+    return classes, conf, cpath, fpath, ctx
+
+
+def _feed_in_tiles(vec, classes, conf, block, seed=0):
+    h, w = classes.shape
+    asm = StripAssembler(w, h, block, confidence=True)
+    tiles = list(TileGrid(w, h, 48, 8))
+    for i in np.random.default_rng(seed).permutation(len(tiles)):
+        c = tiles[i].core
+        vec.feed(asm.add(c, classes[c.row:c.row_stop, c.col:c.col_stop], conf[c.row:c.row_stop, c.col:c.col_stop]))
+    assert asm.done
+
+
+@pytest.mark.parametrize("block,simplify_m", [(32, 0.0), (64, 0.0), (1024, 0.0), (32, 45.0)])
+def test_streamed_polygons_equal_the_file_based_pass_on_the_finished_map(tmp_path, block, simplify_m):
+    classes, conf, cpath, fpath, ctx = _map(tmp_path)
+    vec = StreamingVectorizer(tmp_path / "streamed.gpkg", ctx, block, simplify_m, max_queued=1)
+    _feed_in_tiles(vec, classes, conf, block)
+    n = vec.finish()
+    want_n = vectorize_to_file(cpath, tmp_path / "file.gpkg", confidence=fpath, class_names=CLASS_NAMES,
+                               block_size=block, simplify_m=simplify_m)
+    got = gpd.read_file(tmp_path / "streamed.gpkg", layer="landcover").sort_values("polygon_id", ignore_index=True)
+    want = gpd.read_file(tmp_path / "file.gpkg", layer="landcover").sort_values("polygon_id", ignore_index=True)
+    assert n == want_n == len(got) and n > 20
+    assert got.drop(columns="geometry").equals(want.drop(columns="geometry"))
+    assert shapely.equals_exact(got.geometry.values, want.geometry.values, tolerance=0).all()
+    assert got.crs == want.crs and vec.seconds > 0
+
+
+def test_a_failure_in_the_thread_reaches_the_feeder_and_abort_leaves_no_file(tmp_path):
+    from geoseg.vector.stream import Strip
+
+    classes, conf, _, _, ctx = _map(tmp_path)
+    vec = StreamingVectorizer(tmp_path / "bad.gpkg", ctx, 32)
+    vec.feed([Strip(32, classes[32:64], conf[32:64])])  # row 32 before row 0
+    with pytest.raises(RuntimeError, match="out of order"):
+        vec.finish()
+    vec = StreamingVectorizer(tmp_path / "aborted.gpkg", ctx, 32)
+    vec.feed([Strip(0, classes[:32], conf[:32])])
+    vec.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif", "conf.tif"]  # no output, no temp file
