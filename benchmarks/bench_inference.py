@@ -18,6 +18,11 @@ PyTorch's (``auto`` uses an engine only at >= 99.5 %).
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # `python benchmarks/<script>.py` finds `benchmarks`
+
 import argparse
 import json
 import os

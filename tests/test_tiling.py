@@ -56,7 +56,7 @@ def test_grid_is_deterministic_and_indexed_row_major():
     tiles = list(g)
     assert tiles == list(TileGrid(1000, 700, 256, 32))
     assert [t.index for t in tiles] == list(range(len(g)))
-    assert g.shape == (4, 6)
+    assert g.shape == (4, 5)  # edge cores of 256 - 32 px, inner ones of 192: 224 + 3 x 192 + 72 = 1000
     last = tiles[-1]
     assert last.read == PixelBox(1000 - 256, 700 - 256, 256, 256)  # shifted back inside, no padding
 
@@ -90,19 +90,20 @@ def test_an_empty_raster_is_a_config_error(width, height):
 
 
 def test_the_smallest_core_is_one_pixel():
-    g = TileGrid(10, 3, 3, 1)  # tile 3, halo 1: 1 px cores along the long axis
-    assert g.core_size == 1 and g.shape == (1, 10)
-    assert g.tile(0, 4).core == PixelBox(4, 0, 1, 3) and g.tile(0, 4).read == PixelBox(3, 0, 3, 3)
+    g = TileGrid(10, 3, 3, 1)  # tile 3, halo 1: 1 px cores along the long axis, 2 px at its ends
+    assert g.core_size == 1 and g.shape == (1, 8)
+    assert [g.tile(0, c).core.width for c in range(8)] == [2, 1, 1, 1, 1, 1, 1, 2]
+    assert g.tile(0, 4).core == PixelBox(5, 0, 1, 3) and g.tile(0, 4).read == PixelBox(4, 0, 3, 3)
 
 
 def test_tiles_know_their_grid_position_and_reject_positions_outside():
-    g = TileGrid(300, 200, 128, 16)  # cores of 96 px: 4 columns, 3 rows
-    assert g.shape == (3, 4)
-    t = g.tile(2, 1)
-    assert (t.index, t.grid_row, t.grid_col) == (9, 2, 1)
-    assert t.core == PixelBox(96, 192, 96, 8) and t.read == PixelBox(80, 72, 128, 128)
-    for r, c in ((3, 0), (0, 4), (-1, 0), (0, -1), (3, 4)):
-        with pytest.raises(IndexError, match=rf"tile \({r}, {c}\) outside grid 3x4"):
+    g = TileGrid(300, 200, 128, 16)  # cores of 96 px, 112 at the edges: 112 + 96 + 92 columns, 112 + 88 rows
+    assert g.shape == (2, 3)
+    t = g.tile(1, 1)
+    assert (t.index, t.grid_row, t.grid_col) == (4, 1, 1)
+    assert t.core == PixelBox(112, 112, 96, 88) and t.read == PixelBox(96, 72, 128, 128)
+    for r, c in ((2, 0), (0, 3), (-1, 0), (0, -1), (2, 3)):
+        with pytest.raises(IndexError, match=rf"tile \({r}, {c}\) outside grid 2x3"):
             g.tile(r, c)
 
 
@@ -120,14 +121,27 @@ def test_pixel_boxes_as_windows_slices_and_relative_slices():
             bad.relative_to(outer)
 
 
-@pytest.mark.parametrize("extent,tiles", [(95, 1), (96, 1), (97, 4), (160, 5), (161, 6)])
+@pytest.mark.parametrize("extent,tiles", [(95, 1), (96, 1), (97, 2), (128, 2), (129, 3), (160, 3), (161, 4)])
 def test_an_axis_no_longer_than_one_tile_is_one_tile_without_halo(extent, tiles):
-    """Hand-counted: tile 96, halo 32 -> cores of 32 px; an axis of at most 96 px is read (and kept) whole."""
+    """Hand-counted: tile 96, halo 32 -> cores of 32 px, 64 px at the edges (two tiles cover 128 px); an axis of
+    at most 96 px is read (and kept) whole."""
     g = TileGrid(extent, 50, 96, 32)
     assert g.shape == (1, tiles)
     first, last = g.tile(0, 0), g.tile(0, tiles - 1)
     if tiles == 1:
         assert first.core == first.read == PixelBox(0, 0, extent, 50)
     else:
-        assert first.core == PixelBox(0, 0, 32, 50) and first.read == PixelBox(0, 0, 96, 50)
+        assert first.core == PixelBox(0, 0, 64, 50) and first.read == PixelBox(0, 0, 96, 50)
         assert last.core.col_stop == extent and last.read == PixelBox(extent - 96, 0, 96, 50)
+
+
+@settings(max_examples=200, deadline=None)
+@given(grids)
+def test_no_tile_is_needed_less(grid):
+    """The fewest tiles that give every core ``halo`` px of context: one tile fewer along an axis would have to
+    cover more than ``tile - halo`` at both edges plus ``tile - 2 halo`` in between (the layout's capacity)."""
+    rows, cols = grid.shape
+    for n, extent in ((rows, grid.height), (cols, grid.width)):
+        if n > 1:
+            capacity = 2 * (grid.tile_size - grid.halo) + (n - 3) * grid.core_size if n > 2 else grid.tile_size
+            assert extent > capacity

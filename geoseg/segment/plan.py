@@ -23,7 +23,7 @@ from geoseg.io.urls import redact
 from geoseg.model.checkpoint import Checkpoint, ModelCard
 from geoseg.model.normalization import MIN_STATS_PIXELS, MIN_STATS_SIDE, BandStats, scene_stats, stats_from_dict
 from geoseg.model.predict import SceneJob
-from geoseg.tiling import Tile, TileGrid
+from geoseg.tiling import TILE_LAYOUT, Tile, TileGrid
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def journal_key(ckpt: Checkpoint, plans: list[ScenePlan], tiling: Tiling, device
 
     return {
         "model": ckpt.weights_sha256, "card": hashlib.sha256(ckpt.card.model_dump_json().encode()).hexdigest(),
-        "device": device, "tile_size": tiling.tile_size, "halo": tiling.halo,
+        "device": device, "tile_size": tiling.tile_size, "halo": tiling.halo, "layout": TILE_LAYOUT,
         "scenes": [{"path": redact(p.path), "size": [p.info.grid.width, p.info.grid.height],
                     "transform": list(p.info.grid.transform)[:6],
                     "crs": p.info.grid.crs.to_string() if p.info.grid.crs else None, "bands": p.job.band_indexes,

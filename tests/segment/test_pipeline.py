@@ -123,7 +123,7 @@ def test_manifest_records_inputs_model_config_and_timings(nc_run):
     inp = m["inputs"][0]
     assert inp["sha256"] and inp["size_bytes"] == NC_IMAGE.stat().st_size and inp["bands"] == ["green", "red", "nir"]
     assert m["model"]["weights_sha256"] and m["config"]["tile_size"] == 256
-    assert m["tiles"]["total"] == 9 and m["tiles"]["failed"] == 0
+    assert m["tiles"]["total"] == 6 and m["tiles"]["failed"] == 0
     assert {"plan", "tiles", "total"} <= set(m["timings_s"]) and m["versions"]["torch"]
 
 
@@ -133,7 +133,7 @@ def test_nodata_in_gives_255_out_and_never_a_class(make_raster, tmp_path):
         profile = dict(transform=src.transform, crs=src.crs.to_string(), descriptions=list(src.descriptions))
     arr[:, 100:180, 200:330] = 65535          # a hole
     arr[2, 400, 10] = 65535                   # one band only
-    arr[:, :, :96] = 65535                    # a fully nodata strip: the 6 tiles whose 96-px cores lie in it are skipped
+    arr[:, :, :112] = 65535                   # a fully nodata strip: the 5 tiles whose 112-px edge cores lie in it are skipped
     path = make_raster(arr, nodata=65535, name="holes.tif", **profile)
     segment(segment_config([path], tmp_path / "o", tile_size=128, halo=16, outputs={"polygons": False}), progress=False)
     with rasterio.open(tmp_path / "o" / "holes_classes.tif") as cls:
@@ -141,7 +141,7 @@ def test_nodata_in_gives_255_out_and_never_a_class(make_raster, tmp_path):
     invalid = (arr == 65535).any(axis=0)
     assert (k[invalid] == 255).all() and (k[~invalid] != 255).all()
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert m["tiles"]["skipped"] == 6
+    assert m["tiles"]["skipped"] == 5
 
 
 def test_bands_by_index_give_the_same_map_as_by_name(tmp_path):
@@ -211,7 +211,7 @@ def test_a_failed_run_with_overwrite_leaves_the_previous_result_intact(tmp_path,
     assert after == before
     assert not list(out.glob(".geoseg-staging-*")), "a failed run must not leave its staging directory behind"
     m = json.loads((out / "manifest.failed.json").read_text())
-    assert m["status"] == "failed" and m["tiles"]["failed"] == 9
+    assert m["status"] == "failed" and m["tiles"]["failed"] == 6  # NC: 2 x 3 tiles of 256 px
     assert "simulated model crash" in m["inputs"][0]["failed_tiles"][0]["error"]
 
 

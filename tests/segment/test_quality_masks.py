@@ -244,12 +244,12 @@ def test_an_interrupted_masked_run_resumes_to_the_same_outputs(scenes, runs, tmp
 
     monkeypatch.setattr(TileProcessor, "process", crash_after_the_first_task)
     cfg = segment_config([scenes["masked"]], tmp_path / "o", tile_size=128, halo=16, outputs=FAST,
-                         runtime={"local": True, "checkpoint_tiles": 1, "max_task_retries": 0})
+                         runtime={"local": True, "checkpoint_tiles": 1, "max_task_retries": 0, "tiles_per_task": 2})
     with pytest.raises(TileError, match="simulated crash"):
         segment(cfg, progress=False)
     monkeypatch.undo()
     summary = segment(cfg, progress=False)
-    assert summary.tiles.resumed == 4  # the first task's tiles came from the journal, flag codes included
+    assert summary.tiles.resumed == 2  # the first task's tiles (of 2 x 2) came from the journal, flag codes included
     for kind in ("classes", "confidence", "quality"):
         np.testing.assert_array_equal(_read(tmp_path / "o" / f"scene_{kind}.tif"), _read(masked / f"scene_{kind}.tif"))
     q = [json.loads((d / "stats.json").read_text())["inputs"]["scene"]["quality"] for d in (tmp_path / "o", masked)]

@@ -87,7 +87,7 @@ def test_scene_writer_is_invariant_to_arrival_order_and_tile_size(tmp_path, tile
 
     h, w = 150, 170
     truth = blobs(seed, (h, w))
-    truth[:, :70] = 255  # a nodata strip wide enough to skip whole tiles
+    truth[:, :90] = 255  # a nodata strip wide enough to skip whole tiles (edge cores: 56-80 px)
     truth[100:110, 100:140] = 255
     conf = np.where(truth == 255, 255, (np.arange(w)[None, :] + np.arange(h)[:, None]) % 76 + 25).astype(np.uint8)
     scene = write_raster(tmp_path / "scene.tif", np.stack([truth] * 3).astype(np.uint16),

@@ -89,6 +89,6 @@ def test_segment_job_submitted_through_the_jobs_api(ray_head, tmp_path):
     assert status == JobStatus.SUCCEEDED, logs[-3000:]
     m = json.loads((out / "manifest.json").read_text())
     assert m["status"] == "success" and m["runtime"] == "Ray, 2 CPU actor(s), onnxruntime"
-    assert m["tiles"]["processed"] == 9 + 9
+    assert m["tiles"]["processed"] == 6 + 9  # NC: 2 x 3 tiles of 256 px, Zion: 3 x 3
     for stem in (NC_IMAGE.stem, ZION_IMAGE.stem):
         assert (out / f"{stem}_classes.tif").is_file() and (out / f"{stem}_polygons.gpkg").is_file()
