@@ -164,7 +164,9 @@ def test_small_jobs_without_a_cluster_address_run_in_process_and_say_why(monkeyp
     auto = RuntimeConfig(local_max_mpx=10)
     local, why = run_in_process(auto, 9.5)
     assert local and "9.50 Mpx <= runtime.local_max_mpx 10" in why
-    assert run_in_process(auto, 10.5) == (False, "")  # large enough to pay for Ray
+    assert run_in_process(auto, 10.5, gpu=True) == (False, "")  # on GPUs: large enough to pay for Ray (an actor each)
+    local, why = run_in_process(auto, 10.5)  # on CPU one process is as fast as local actors, with less memory
+    assert local and "10.50 Mpx on CPU without a cluster address: no Ray started" in why
     assert run_in_process(RuntimeConfig(local=False), 0.1) == (False, "")  # forced
     assert run_in_process(RuntimeConfig(local=True), 1e6)[0]
     assert run_in_process(RuntimeConfig(address="ray://head:10001"), 0.1) == (False, "")  # a cluster is named
