@@ -33,10 +33,13 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SCENE = REPO / "data" / "sample" / "zion_north_landsat8_2015_crop.tif"
 
 
-def build_mosaic(scene: Path, k: int, out: Path) -> Path:
-    """A VRT that tiles ``scene`` k x k times edge to edge (same pixels, shifted georeferencing)."""
+def build_mosaic(scene: Path, k: int, out: Path, gap: int = 0) -> Path:
+    """A VRT that tiles ``scene`` k x k times edge to edge (same pixels, shifted georeferencing); ``gap``: lines
+    of nodata between the copies (the scene must have a nodata value), so that no region spans two copies."""
     with rasterio.open(scene) as src:
         w, h, t, crs = src.width, src.height, src.transform, src.crs
+        if gap and src.nodata is None:
+            raise SystemExit(f"{scene}: --gap needs a scene with a nodata value")
         dtype = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}[src.dtypes[0]]
         bands = []
         for b in range(1, src.count + 1):
@@ -44,14 +47,14 @@ def build_mosaic(scene: Path, k: int, out: Path) -> Path:
                 f'<SimpleSource><SourceFilename relativeToVRT="0">{scene.resolve()}</SourceFilename>'
                 f"<SourceBand>{b}</SourceBand>"
                 f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
-                f'<DstRect xOff="{j * w}" yOff="{i * h}" xSize="{w}" ySize="{h}"/></SimpleSource>'
+                f'<DstRect xOff="{j * (w + gap)}" yOff="{i * (h + gap)}" xSize="{w}" ySize="{h}"/></SimpleSource>'
                 for i in range(k) for j in range(k)
             )
             nd = f"<NoDataValue>{src.nodata}</NoDataValue>" if src.nodata is not None else ""
             bands.append(f'<VRTRasterBand dataType="{dtype}" band="{b}"><Description>{src.descriptions[b - 1]}</Description>'
                          f"{nd}{sources}</VRTRasterBand>")
     gt = ", ".join(repr(v) for v in (t.c, t.a, t.b, t.f, t.d, t.e))
-    out.write_text(f'<VRTDataset rasterXSize="{w * k}" rasterYSize="{h * k}"><SRS>{crs.to_wkt()}</SRS>'
+    out.write_text(f'<VRTDataset rasterXSize="{(w + gap) * k - gap}" rasterYSize="{(h + gap) * k - gap}"><SRS>{crs.to_wkt()}</SRS>'
                    f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>")
     return out
 
@@ -166,6 +169,7 @@ def main() -> None:
     ap.add_argument("--halo", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--no-polygons", action="store_true", help="skip the polygon output (whole-map vectorization)")
+    ap.add_argument("--gap", type=int, default=0, help="nodata lines between the copies (no region spans two copies)")
     ap.add_argument("--ray", action="store_true", help="run on a local Ray (runtime.local: false) at every size")
     ap.add_argument("--no-agreement", action="store_true", help="skip the tiled-vs-single-pass agreement check")
     ap.add_argument("--work", type=Path, default=Path("/tmp/geoseg-bench"))
@@ -178,7 +182,7 @@ def main() -> None:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": ""}
     rows = []
     for k in args.sizes:
-        vrt = build_mosaic(args.scene, k, args.work / f"mosaic_{k}x{k}.vrt")
+        vrt = build_mosaic(args.scene, k, args.work / f"mosaic_{k}x{k}{'_gap' if args.gap else ''}.vrt", args.gap)
         with rasterio.open(vrt) as src:
             px = src.width * src.height
             size = f"{src.width}x{src.height}"
@@ -211,7 +215,7 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps({k2: v for k2, v in row.items() if k2 != "timings_s"}), flush=True)
-    result = {"agreement": agree, "polygons": not args.no_polygons, "ray": args.ray, "machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    result = {"agreement": agree, "polygons": not args.no_polygons, "ray": args.ray, "gap": args.gap, "machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
                           "cpu": _cpu_name()}, "tile_size": args.tile_size, "halo": args.halo, "rows": rows}
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
