@@ -7,7 +7,8 @@ Reports, for the bundled default model:
    on VRT mosaics of the Zion crop, Mpx/s, and tiled-vs-CPU agreement on the smallest mosaic;
 4. the GPU's busy share (``nvidia-smi`` utilization sampled every 200 ms) during each `segment` run and
    during the model loop, for the bundled model and for a resnet34 U-Net (random weights: speed only).
-Writes everything as JSON to $OUT/gpu_check.json when OUT is set. Takes 2-4 minutes on an H100/H200.
+Writes everything as JSON to $OUT/gpu_check.json when OUT is set. Meant to take under 5 minutes (not yet
+timed in this form: no GPU was lent since it gained parts 4 and the resnet34).
 """
 
 from __future__ import annotations

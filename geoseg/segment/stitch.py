@@ -11,8 +11,8 @@ the stitched map does not depend on tile size or arrival order.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -95,19 +95,19 @@ class SceneWriter:
     def _start_stream(self, model_id: str) -> None:
         """Polygons vectorized block row by block row while tiles arrive (:mod:`geoseg.vector.stream`); with a
         minimum mapping unit (two passes over the whole map) they are vectorized in :meth:`finish` instead."""
-        from geoseg.io.styles import Category, polygon_style
+        from geoseg.io.styles import categories, polygon_style
         from geoseg.vector.frames import RegionContext
         from geoseg.vector.polygons import DEFAULT_BLOCK
         from geoseg.vector.stream import StreamingVectorizer, StripAssembler
 
         block = int(self.vectorize_options.get("block_size", DEFAULT_BLOCK))
         ctx = RegionContext.for_map(self.info.path, self.info.grid, self.card.class_names, model_id, self.info.acquired)
-        cats = [Category(c.id, c.name, "#{:02x}{:02x}{:02x}".format(*c.rgba()[:3])) for c in self.card.classes]
         self._strips = StripAssembler(self.info.grid.width, self.info.grid.height, block, self._confidence is not None,
                                       CONFIDENCE_NODATA)
         self._stream = StreamingVectorizer(self.dir / self.files["polygons"], ctx, block,
                                            float(self.vectorize_options.get("simplify_m", 0.0)),
-                                           conf_nodata=CONFIDENCE_NODATA, style=polygon_style(cats, "landcover"))
+                                           conf_nodata=CONFIDENCE_NODATA,
+                                           style=polygon_style(categories(self.card.classes), "landcover"))
 
     def add(self, results: list[TileResult]) -> None:
         """Write the cores of ``results`` and count their classes."""
@@ -118,14 +118,12 @@ class SceneWriter:
                 self._quality.write(r.tile.core, r.quality)
                 self.flag_counts += r.flag_counts
                 self.flag_area_m2 += r.flag_area_m2
+            if self._strips is not None and self._stream is not None:  # complete block rows to the vectorizer
+                self._stream.feed(self._strips.add(r.tile.core, r.classes, r.confidence))  # skipped: no classes
             if r.skipped:
                 self.skipped += 1
-                if self._strips is not None and self._stream is not None:
-                    self._stream.feed(self._strips.skip(r.tile.core))
                 continue
             assert r.classes is not None  # only skipped tiles carry no arrays
-            if self._strips is not None and self._stream is not None:
-                self._stream.feed(self._strips.add(r.tile.core, r.classes, r.confidence))
             self._classes.write(r.tile.core, r.classes)
             if self._confidence is not None:
                 assert r.confidence is not None  # predicted tiles (and their journal copies) carry confidence
@@ -262,16 +260,10 @@ class SceneWriter:
             self._quality.close()
 
 
-_POOL: list[ThreadPoolExecutor] = []
-_POOL_LOCK = threading.Lock()
-
-
+@functools.cache
 def _background() -> ThreadPoolExecutor:
     """One worker thread for the input quicklooks of every writer (they read the inputs while tiles run)."""
-    with _POOL_LOCK:
-        if not _POOL:
-            _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="geoseg-quicklook"))
-        return _POOL[0]
+    return ThreadPoolExecutor(1, thread_name_prefix="geoseg-quicklook")
 
 
 def scene_files(stem: str, confidence: bool = True, polygons: bool = True, quality: bool = False) -> dict[str, str]:
