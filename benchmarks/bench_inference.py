@@ -8,7 +8,9 @@ as the model card says), in one process, alternating paths between repeats:
 * ``torch_cl``: eager, channels_last (geoseg's PyTorch engine);
 * ``onnxruntime``: geoseg's ONNX export run by ONNX Runtime (``geoseg.model.engines``);
 * ``openvino``: the same ONNX graph compiled by OpenVINO, fp32 (when installed);
-* ``torch_compile``: ``torch.compile`` (with ``--compile``; minutes of compilation).
+* ``torch_compile``: ``torch.compile`` (with ``--compile``; minutes of compilation);
+* ``onnxruntime_int8``: the ONNX graph quantized to int8 by ONNX Runtime (with ``--int8``: static, QDQ,
+  per-channel int8 weights, uint8 activations, calibrated on 16 tiles of the NC scene, not the timed Zion ones).
 
 Reports seconds per batch (median), Mpx/s and the share of pixels whose class equals fp32
 PyTorch's (``auto`` uses an engine only at >= 99.5 %).
@@ -36,18 +38,19 @@ import numpy as np
 from benchmarks.bench_segment import REPO
 
 ZION = REPO / "data" / "sample" / "zion_north_landsat8_2015_crop.tif"
+NC = REPO / "data" / "sample" / "nc_raleigh_landsat7_2000.tif"
 
 
-def tiles(card, batch: int, side: int) -> np.ndarray:
-    """``batch`` tiles of ``side`` px from the Zion crop, normalised for ``card`` (overlapping when needed)."""
+def tiles(card, batch: int, side: int, scene: Path = ZION) -> np.ndarray:
+    """``batch`` tiles of ``side`` px from ``scene``, normalised for ``card`` (overlapping when needed)."""
     import rasterio
 
     from geoseg.io.raster import RasterInfo, read_window, resolve_bands
     from geoseg.model.normalization import apply, scene_stats
     from geoseg.tiling import PixelBox
 
-    with rasterio.open(ZION) as src:
-        info = RasterInfo.from_dataset(str(ZION), src)
+    with rasterio.open(scene) as src:
+        info = RasterInfo.from_dataset(str(scene), src)
         idx = resolve_bands(info, card.bands)
         stats = scene_stats(src, idx, card.normalization)
         h, w = info.grid.height, info.grid.width
@@ -59,7 +62,33 @@ def tiles(card, batch: int, side: int) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def paths(payload, threads: int, compile_: bool) -> dict:
+def int8_graph(onnx: bytes, card, side: int) -> bytes:
+    """``onnx`` quantized statically to int8 by ONNX Runtime, calibrated on 16 NC tiles of ``side`` px."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    calib = tiles(card, 16, side, NC)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(calib)
+
+        def get_next(self):
+            x = next(self.items, None)
+            return None if x is None else {"x": x[None]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, out = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        src.write_bytes(onnx)
+        quant_pre_process(str(src), str(pre))
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        return out.read_bytes()
+
+
+def paths(payload, threads: int, compile_: bool, int8: bool = False, side: int = 512) -> dict:
     """name -> callable(x) -> logits (numpy), for every path available here."""
     import torch
 
@@ -94,15 +123,21 @@ def paths(payload, threads: int, compile_: bool) -> dict:
         pass
     if compile_:
         out["torch_compile"] = run(torch.compile(net_cl), cl=True)
+    if int8:
+        from geoseg.model.checkpoint import ModelCard
+
+        out["onnxruntime_int8"] = OrtEngine(int8_graph(onnx, ModelCard.model_validate_json(payload.card_json), side),
+                                            threads).logits
     return out
 
 
-def bench_model(name: str, payload, threads: int, batch: int, side: int, repeat: int, compile_: bool) -> list[dict]:
+def bench_model(name: str, payload, threads: int, batch: int, side: int, repeat: int, compile_: bool,
+                int8: bool = False) -> list[dict]:
     from geoseg.model.checkpoint import ModelCard
 
     card = ModelCard.model_validate_json(payload.card_json)
     x = tiles(card, batch, side)
-    fns = paths(payload, threads, compile_)
+    fns = paths(payload, threads, compile_, int8, side)
     ref = fns["torch"](x).argmax(1)
     times: dict[str, list[float]] = {k: [] for k in fns}
     classes = {}
@@ -133,6 +168,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--peer", type=Path, help="a checkpoint of the hand-written peer's weights (see bench_peer.py)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    ap.add_argument("--int8", action="store_true", help="also time ONNX Runtime's static int8 quantization")
+    ap.add_argument("--models", nargs="+", help="only these models (names as printed)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     from geoseg.model.checkpoint import DEFAULT_MODEL_DIR, checkpoint_payload, load_checkpoint
@@ -142,8 +179,10 @@ def main() -> None:
         models["peer-resnet18"] = args.peer
     rows = []
     for name, path in models.items():
+        if args.models and name not in args.models:
+            continue
         rows += bench_model(name, checkpoint_payload(load_checkpoint(path)), args.threads, args.batch, args.side,
-                            args.repeat, args.compile)
+                            args.repeat, args.compile, args.int8)
     if args.out:
         args.out.write_text(json.dumps({"machine": f"{os.cpu_count()} CPUs", "python": sys.version.split()[0],
                                         "rows": rows}, indent=2) + "\n")

@@ -171,6 +171,7 @@ def main() -> None:
     ap.add_argument("--no-polygons", action="store_true", help="skip the polygon output (whole-map vectorization)")
     ap.add_argument("--gap", type=int, default=0, help="nodata lines between the copies (no region spans two copies)")
     ap.add_argument("--ray", action="store_true", help="run on a local Ray (runtime.local: false) at every size")
+    ap.add_argument("--vectorize-block", type=int, help="outputs.vectorize_block (block-row height of the polygons)")
     ap.add_argument("--no-agreement", action="store_true", help="skip the tiled-vs-single-pass agreement check")
     ap.add_argument("--work", type=Path, default=Path("/tmp/geoseg-bench"))
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
@@ -191,10 +192,12 @@ def main() -> None:
         cmd = [sys.executable, "-m", "geoseg.cli", "-q", "segment", str(vrt), "--output", str(args.work / f"out_{k}"),
                "--overwrite", "--tile-size", str(args.tile_size), "--halo", str(args.halo),
                "--batch-size", str(args.batch_size)]
-        if args.no_polygons or args.ray:
+        outputs = {**({"polygons": False} if args.no_polygons else {}),
+                   **({"vectorize_block": args.vectorize_block} if args.vectorize_block else {})}
+        if outputs or args.ray:
             cfg = args.work / "bench.yaml"
-            cfg.write_text(("outputs:\n  polygons: false\n" if args.no_polygons else "")
-                           + ("runtime:\n  local: false\n" if args.ray else ""))
+            cfg.write_text(json.dumps({**({"outputs": outputs} if outputs else {}),
+                                       **({"runtime": {"local": False}} if args.ray else {})}))  # YAML reads JSON
             cmd += ["--config", str(cfg)]
         wall, peak, res = run_with_peak_rss(cmd, env)
         if res.returncode != 0:
@@ -215,7 +218,7 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps({k2: v for k2, v in row.items() if k2 != "timings_s"}), flush=True)
-    result = {"agreement": agree, "polygons": not args.no_polygons, "ray": args.ray, "gap": args.gap, "machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    result = {"agreement": agree, "polygons": not args.no_polygons, "vectorize_block": args.vectorize_block, "ray": args.ray, "gap": args.gap, "machine": {"cpus": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
                           "cpu": _cpu_name()}, "tile_size": args.tile_size, "halo": args.halo, "rows": rows}
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -37,6 +37,22 @@ from geoseg.tiling import TileGrid
 log = logging.getLogger(__name__)
 
 JOURNAL_DIR = ".geoseg-journal"
+CHUNK_FORMAT = 2
+"""Layout of a chunk's arrays (2: one concatenated array per kind); a chunk of another layout is skipped."""
+
+
+def _concat(arrays: list[np.ndarray], dtype) -> np.ndarray:
+    """Tile cores as one flat array (row-major, in order)."""
+    return np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0, dtype)
+
+
+def _split(flat: np.ndarray, tiles: list) -> Iterator[np.ndarray]:
+    """The cores of ``tiles`` back from :func:`_concat`'s array; raises if the sizes do not add up."""
+    sizes = [t.core.height * t.core.width for t in tiles]
+    if sum(sizes) != flat.size:
+        raise ValueError(f"{flat.size} pixels for tile cores of {sum(sizes)}")
+    for t, part in zip(tiles, np.split(flat, np.cumsum(sizes)[:-1]) if tiles else []):
+        yield part.reshape(t.core.height, t.core.width)
 
 
 def run_key(parts: dict) -> str:
@@ -84,19 +100,25 @@ class TileJournal:
     def _read_chunk(self, fname: str) -> dict[int, list[TileResult]]:
         """The tiles of one chunk, by scene (decoded completely, so a damaged chunk yields nothing)."""
         with np.load(io.BytesIO(storage.read_bytes(storage.join(self.root, fname)))) as data:
-            counts, areas = data["counts"], data["area_m2"]
-            by_scene: dict[int, list[TileResult]] = {}
-            for i, (scene, index, skipped) in enumerate(zip(data["scene"], data["tile"], data["skipped"])):
+            if int(data["format"]) != CHUNK_FORMAT:
+                raise ValueError(f"chunk format {int(data['format'])}, this version reads {CHUNK_FORMAT}")
+            tiles = []
+            for scene, index in zip(data["scene"], data["tile"]):
                 grid = self.grids[int(scene)]
                 cols = grid.shape[1]
-                tile = grid.tile(int(index) // cols, int(index) % cols)
-                quality = {"quality": data.get(f"quality_{i}"), "flag_counts": data.get(f"flag_counts_{i}"),
-                           "flag_area_m2": data.get(f"flag_area_m2_{i}")}
-                if skipped:
-                    res = TileResult(tile, None, None, counts[i], areas[i], skipped=True, **quality)
-                else:
-                    conf = data.get(f"confidence_{i}")
-                    res = TileResult(tile, data[f"classes_{i}"], conf, counts[i], areas[i], **quality)
+                tiles.append(grid.tile(int(index) // cols, int(index) % cols))
+            skipped, has_conf, has_q = data["skipped"], data["has_confidence"], data["has_quality"]
+            classes = _split(data["classes"], [t for t, s in zip(tiles, skipped) if not s])
+            conf = _split(data["confidence"], [t for t, c in zip(tiles, has_conf) if c])
+            quality = _split(data["quality"], [t for t, q in zip(tiles, has_q) if q])
+            flag_counts, flag_area = iter(data["flag_counts"]), iter(data["flag_area_m2"])
+            counts, areas = data["counts"], data["area_m2"]
+            by_scene: dict[int, list[TileResult]] = {}
+            for i, (scene, tile) in enumerate(zip(data["scene"], tiles)):
+                q = {"quality": next(quality), "flag_counts": next(flag_counts), "flag_area_m2": next(flag_area)} \
+                    if has_q[i] else {}
+                res = TileResult(tile, None if skipped[i] else next(classes), next(conf) if has_conf[i] else None,
+                                 counts[i], areas[i], skipped=bool(skipped[i]), **q)
                 by_scene.setdefault(int(scene), []).append(res)
         return by_scene
 
@@ -112,23 +134,29 @@ class TileJournal:
         if not self._buffer:
             return
         t0 = time.perf_counter()
+        res = [r for _, r in self._buffer]
+        quality = [r for r in res if r.quality is not None]
+        for r in quality:
+            assert r.flag_counts is not None and r.flag_area_m2 is not None  # set together (predict._with_quality)
+        assert all(r.classes is not None for r in res if not r.skipped)  # only skipped tiles carry no arrays
+        # one array per kind for the whole chunk (cores concatenated in tile order, their shapes are the
+        # tiles'): a handful of compress calls, each releasing the GIL once, instead of two or more per tile
+        # (measured: the per-tile form took 1.2 s for 49 tiles under a busy vectorizer thread, 0.2 s alone)
         arrays: dict[str, np.ndarray] = {
+            "format": np.array(CHUNK_FORMAT, np.int32),
             "scene": np.array([s for s, _ in self._buffer], np.int32),
-            "tile": np.array([r.tile.index for _, r in self._buffer], np.int32),
-            "skipped": np.array([r.skipped for _, r in self._buffer], bool),
-            "counts": np.stack([r.counts for _, r in self._buffer]),
-            "area_m2": np.stack([r.area_m2 for _, r in self._buffer]),
+            "tile": np.array([r.tile.index for r in res], np.int32),
+            "skipped": np.array([r.skipped for r in res], bool),
+            "has_confidence": np.array([r.confidence is not None for r in res], bool),
+            "has_quality": np.array([r.quality is not None for r in res], bool),
+            "counts": np.stack([r.counts for r in res]),
+            "area_m2": np.stack([r.area_m2 for r in res]),
+            "classes": _concat([r.classes for r in res if r.classes is not None], np.uint8),
+            "confidence": _concat([r.confidence for r in res if r.confidence is not None], np.uint8),
+            "quality": _concat([r.quality for r in quality if r.quality is not None], np.uint8),
+            "flag_counts": np.array([r.flag_counts for r in quality], np.int64),
+            "flag_area_m2": np.array([r.flag_area_m2 for r in quality], np.float64),
         }
-        for i, (_, r) in enumerate(self._buffer):
-            if r.quality is not None:
-                assert r.flag_counts is not None and r.flag_area_m2 is not None  # set together (predict._with_quality)
-                arrays.update({f"quality_{i}": r.quality, f"flag_counts_{i}": r.flag_counts,
-                               f"flag_area_m2_{i}": r.flag_area_m2})
-            if not r.skipped:
-                assert r.classes is not None  # only skipped tiles carry no arrays
-                arrays[f"classes_{i}"] = r.classes
-                if r.confidence is not None:
-                    arrays[f"confidence_{i}"] = r.confidence
         buf = io.BytesIO()
         # what np.savez_compressed writes (np.load reads it), at zlib level 1: ~3x faster than its level 6 on
         # class and confidence tiles, for a chunk a few % larger; the journal is written while tiles run

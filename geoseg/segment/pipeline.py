@@ -163,6 +163,7 @@ def _scene_writer(p: ScenePlan, cfg: SegmentConfig, run: RunRecord, staging: Sta
 def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bool) -> list[str]:
     """Run the tiles left after the replay, then (unless tiles failed) finish every scene; staged file names."""
     executor, map_fn = None, None
+    t_tail = time.perf_counter()  # the tail: from the last tile (the journal's last chunk included) to the end
     if sum(len(p.tiles) for p in run.plans):
         t0 = time.perf_counter()
         cfg = run.cfg
@@ -175,6 +176,7 @@ def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bo
         if executor is not None:
             try:
                 _run_tiles(run, executor, journal, progress)
+                t_tail = time.perf_counter()
             finally:
                 if journal:
                     journal.flush()  # interrupted or not, finished tiles are kept
@@ -184,9 +186,8 @@ def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bo
             map_fn = executor.map if executor.cpus >= PARALLEL_VECTORIZE_MIN_CPUS else None
         if run.failed:
             return []
-        t0 = time.perf_counter()
         names = [n for w in run.writers for n in w.finish(run.ckpt.model_id, map_fn)]
-        run.timings["after_tiles"] = time.perf_counter() - t0  # the tail: COGs, quicklooks, the last polygons
+        run.timings["after_tiles"] = time.perf_counter() - t_tail  # journal, COGs, quicklooks, the last polygons
         return names
     finally:
         if executor is not None:

@@ -101,24 +101,31 @@ class Edges:
 
 
 def label_block(classes: np.ndarray, box: PixelBox, width: int) -> Block:
+    """4-connected fragments of one block, numbered class by class; each fragment's id is the raster
+    index of its first pixel in raster-scan order."""
     from scipy import ndimage
 
     h, w = classes.shape
     labels = np.zeros((h, w), np.int32)
+    lab = np.empty((h, w), np.int32)  # one class's labels, reused
+    flat = lab.ravel()
     label_class, fids = [np.array([CLASS_NODATA], np.uint8)], [np.array([-1], np.int64)]
     n = 0
     for c in np.flatnonzero(np.bincount(classes.ravel(), minlength=256)):
         if c == CLASS_NODATA:
             continue
         mask = classes == c
-        lab, k = ndimage.label(mask)  # default structure: 4-connectivity
+        k = ndimage.label(mask, output=lab)  # default structure: 4-connectivity
         # ndimage numbers regions in raster-scan order of their first pixel, so the first
         # pixels are where the running maximum of the labels steps up.
-        running = np.maximum.accumulate(lab.ravel())
-        first = np.flatnonzero(np.diff(running, prepend=0))
+        running = np.maximum.accumulate(flat)
+        first = np.flatnonzero(running[1:] != running[:-1]) + 1
+        if flat[0]:
+            first = np.r_[0, first]
         fids.append((box.row + first // w) * np.int64(width) + box.col + first % w)
         label_class.append(np.full(k, c, np.uint8))
-        labels[mask] = lab[mask] + n
+        np.add(lab, n, out=lab, where=mask)
+        labels += lab  # classes do not overlap: 0 outside this class's mask
         n += k
     return Block(box, classes, labels, np.concatenate(label_class), np.concatenate(fids))
 

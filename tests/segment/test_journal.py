@@ -149,3 +149,38 @@ def test_a_chunk_is_due_after_every_s_seconds_whatever_the_tile_count(tmp_path):
     j = TileJournal(str(tmp_path / "b"), "k", [grid], every_tiles=1000, every_s=3600.0)
     j.record(0, _results(list(grid)[:2]))
     assert j.chunks_written == 0
+
+
+def test_a_chunk_of_another_layout_or_with_missing_pixels_is_skipped_not_misread(tmp_path, caplog):
+    """A chunk of the earlier per-tile layout (arrays `classes_<i>`, no `format`) and one whose class array is a
+    pixel short are skipped with a warning; the good chunk beside them is restored."""
+    import io
+    import zipfile
+
+    from geoseg.segment.journal import TileJournal
+    from geoseg.tiling import TileGrid
+
+    grid = TileGrid(300, 200, 128, 16)
+    tiles = list(grid)
+    j = TileJournal(str(tmp_path), "k", [grid], every_tiles=100, every_s=1e9)
+    j.record(0, _results(tiles[:2], 3))
+    j.flush()
+    good = next(Path(j.root).iterdir())
+    t = tiles[2]
+    old = io.BytesIO()
+    np.savez_compressed(old, scene=np.array([0], np.int32), tile=np.array([t.index], np.int32),
+                        skipped=np.array([False]), counts=np.ones((1, 4), np.int64), area_m2=np.ones((1, 4)),
+                        classes_0=np.zeros((t.core.height, t.core.width), np.uint8))
+    (Path(j.root) / "chunk-00000000000000000001-0ld0ld00.npz").write_bytes(old.getvalue())
+    with np.load(good) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["classes"] = arrays["classes"][:-1]
+    short = io.BytesIO()
+    np.savez_compressed(short, **arrays)
+    (Path(j.root) / "chunk-99999999999999999999-5h0r7000.npz").write_bytes(short.getvalue())
+    assert zipfile.is_zipfile(io.BytesIO(short.getvalue()))
+    with caplog.at_level("WARNING", logger="geoseg.segment.journal"):
+        back = [r.tile.index for _, rs in j.restore() for r in rs]
+    assert back == [tiles[0].index, tiles[1].index]
+    skipped = [r.getMessage() for r in caplog.records if "skipping unreadable chunk" in r.getMessage()]
+    assert len(skipped) == 2 and any("KeyError" in m for m in skipped) and any("pixels for tile cores" in m for m in skipped)
