@@ -127,5 +127,13 @@ class TrainConfig(Strict):
     index_channels: list[Literal["ndvi", "ndwi"]] = Field(
         default_factory=list, description="spectral indexes appended to the bands inside the network (written to the card)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="chip augmentation")
+    gsd_m: float | None = Field(None, gt=0, description="pixel size the model is trained for, metres (the card's "
+                                "`gsd_m`); null: the coarsest scene's with `resample_scenes`, else the scenes' median")
+    resample_scenes: bool = Field(False, description="resample scenes whose pixels differ from `gsd_m` by more than "
+                                  "20 % to it when loaded, as `segment` resamples inputs; false: chips at each scene's "
+                                  "own pixel size and `gsd_m` the scenes' median (unless given)")
+    class_balance: float = Field(
+        0.5, ge=0, le=1, description="chip centres drawn by class with probability share^this: 1 as in the labels, "
+        "0.5 the square root (rare classes more often), 0 every class equally often")
     leave_one_scene_out: LeaveOneOutConfig = Field(default_factory=LeaveOneOutConfig,
                                                    description="leave-one-scene-out validation")

@@ -22,6 +22,7 @@ from geoseg.io.labels import VECTOR_SUFFIXES, rasterize_labels, remap_labels
 from geoseg.io.raster import RasterInfo, open_raster, read_window, resolve_bands
 from geoseg.model.checkpoint import ModelCard
 from geoseg.model.normalization import apply, scene_stats
+from geoseg.tiling import PixelBox
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,41 @@ class Scene:
     centres: dict[int, np.ndarray] = field(default_factory=dict)  # train pixels per class
 
 
-def load_scene(spec: TrainSceneConfig, cfg: TrainConfig) -> Scene:
-    """Read an image and its labels (aligned to the image grid), normalise, split spatially."""
+def scene_gsd(spec: TrainSceneConfig) -> float:
+    """Pixel size of a training scene's image, metres (:meth:`GeoGrid.pixel_size_m`)."""
+    with open_raster(spec.image) as src:
+        return RasterInfo.from_dataset(spec.image, src).grid.pixel_size_m()
+
+
+def resample_scene(image: np.ndarray, labels: np.ndarray, train_mask: np.ndarray, box: PixelBox,
+                   zoom: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[slice, slice]]:
+    """A scene at ``zoom`` model pixels per input pixel, as ``segment`` resamples its tiles: the image
+    bilinear (antialiased when shrinking), labels, train mask and held-out block by nearest neighbour."""
+    import torch
+    from torch.nn.functional import interpolate
+
+    h, w = labels.shape
+    size = (max(1, round(h * zoom)), max(1, round(w * zoom)))
+    img = interpolate(torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32)), size=size,
+                      mode="bilinear", antialias=zoom < 1, align_corners=False)[0].numpy()
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(int), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(int), w - 1)
+    held = np.zeros((h, w), bool)
+    held[box.to_slices()] = True
+    held = held[rows][:, cols]
+    r, c = np.flatnonzero(held.any(axis=1)), np.flatnonzero(held.any(axis=0))
+    if not len(r):
+        raise TrainingError(f"the held-out block {box} has no pixel left at {zoom:.3f} model pixels per input pixel")
+    val = (slice(int(r[0]), int(r[-1]) + 1), slice(int(c[0]), int(c[-1]) + 1))
+    return np.ascontiguousarray(img), labels[rows][:, cols], train_mask[rows][:, cols], val
+
+
+def load_scene(spec: TrainSceneConfig, cfg: TrainConfig, gsd_m: float | None = None) -> Scene:
+    """Read an image and its labels (aligned to the image grid), normalise, split spatially; with ``gsd_m``,
+    a scene whose pixels differ from it by more than ``RESAMPLE_TOLERANCE`` is resampled to it."""
     from rasterio.warp import Resampling, reproject
+
+    from geoseg.segment.plan import RESAMPLE_TOLERANCE
 
     with open_raster(spec.image) as src:
         info = RasterInfo.from_dataset(spec.image, src)
@@ -67,8 +100,13 @@ def load_scene(spec: TrainSceneConfig, cfg: TrainConfig) -> Scene:
     box = v.box(w, h)
     train_mask = np.ones((h, w), bool)
     train_mask[max(0, box.row - v.gap) : box.row_stop + v.gap, max(0, box.col - v.gap) : box.col_stop + v.gap] = False
+    val_box = box.to_slices()
+    if gsd_m is not None and abs(gsd / gsd_m - 1) > RESAMPLE_TOLERANCE:
+        log.info("%s: %.1f m pixels resampled to the model's %.1f m", spec.image, gsd, gsd_m)
+        image, labels, train_mask, val_box = resample_scene(image, labels, train_mask, box, gsd / gsd_m)
+        gsd = gsd_m
     image, labels, train_mask = pad_to(image, labels, train_mask, cfg.chip_size)
-    return Scene(Path(spec.image).stem, image, labels, train_mask, box.to_slices(), v, gsd)
+    return Scene(Path(spec.image).stem, image, labels, train_mask, val_box, v, gsd)
 
 
 def pad_to(image: np.ndarray, labels: np.ndarray, train_mask: np.ndarray, size: int):
@@ -156,11 +194,23 @@ def resolve_paths(cfg: TrainConfig) -> TrainConfig:
     return cfg.model_copy(update={"scenes": scenes, "output": out})
 
 
+def class_draws(freq: np.ndarray, balance: float) -> np.ndarray:
+    """Chip-centre class probabilities from training pixels per class: share ** ``balance``, normalised
+    (1: as in the labels, 0.5: the square root, 0: every present class equally); absent classes 0."""
+    share = freq / max(float(freq.sum()), 1.0)
+    w = np.where(freq > 0, np.maximum(share, 1e-6) ** balance, 0.0)
+    return w / w.sum()
+
+
 def prepare_data(cfg: TrainConfig) -> tuple[list[Scene], np.ndarray, np.ndarray, ModelCard]:
     """Scenes in memory, class loss weights and sampling weights, and the card to fill."""
     ncls = len(cfg.classes)
     names = [c.name for c in cfg.classes]
-    scenes = [load_scene(s, cfg) for s in cfg.scenes]
+    # resample_scenes: chips at the pixel size the model is trained for, the config's or else the coarsest
+    # scene's (finer scenes are shrunk to it, as `segment` shrinks finer inputs; nothing is enlarged)
+    target = (cfg.gsd_m or max(scene_gsd(s) for s in cfg.scenes)) if cfg.resample_scenes else None
+    scenes = [load_scene(s, cfg, target) for s in cfg.scenes]
+    gsd_m = cfg.gsd_m or target or float(np.median([s.gsd_m for s in scenes]))
     for s in scenes:
         lab = np.where(s.train_mask, s.labels, CLASS_NODATA)
         s.centres = {k: np.argwhere(lab == k) for k in range(ncls)}
@@ -170,11 +220,11 @@ def prepare_data(cfg: TrainConfig) -> tuple[list[Scene], np.ndarray, np.ndarray,
     share = freq / freq.sum()
     loss_w = np.where(freq > 0, 1.0 / np.sqrt(np.maximum(share, 1e-6)), 0.0)
     loss_w = loss_w / loss_w[freq > 0].mean()
-    sample_w = np.where(freq > 0, np.sqrt(np.maximum(share, 1e-6)), 0.0)  # flatter than the data
+    sample_w = class_draws(freq, cfg.class_balance)
     card = ModelCard(
         name=cfg.name, version=cfg.version, arch=cfg.arch, encoder=cfg.encoder, arch_kwargs=cfg.arch_kwargs,
         bands=list(cfg.bands), classes=cfg.classes, normalization=cfg.normalization,
         tile_size=cfg.tile_size, halo=cfg.halo, licence=cfg.licence, index_channels=list(cfg.index_channels),
-        gsd_m=round(float(np.median([s.gsd_m for s in scenes])), 3),
+        gsd_m=round(float(gsd_m), 3),
     )
     return scenes, loss_w, sample_w, card

@@ -114,6 +114,7 @@ def fit(cfg: TrainConfig, rank: int = 0, world: int = 1, prepare_model=None, dev
         "history": history,
         "seconds": round(time.perf_counter() - t0, 1),
         "loss_class_weights": [round(float(v), 4) for v in loss_w],
+        "chip_class_draws": [round(float(v), 4) for v in sample_w],
         "torch": torch.__version__,
     }
     return card, best_state

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from geoseg.config import AugmentConfig
-from geoseg.train.data import Scene, augment, pad_to, sample_chips
+from geoseg.train.data import Scene, augment, class_draws, pad_to, sample_chips
 
 
 def test_a_scene_smaller_than_a_chip_is_padded_with_nodata_labels():
@@ -67,3 +67,73 @@ def test_scenes_are_drawn_by_the_square_root_of_their_area():
     x, _ = sample_chips([scene(16), scene(64)], 600, 8, rng, np.ones(1), AugmentConfig(gain=0, offset=0))
     share_big = float((x[:, 0, 0, 0] == 64).mean())
     assert share_big == pytest.approx(64 / (16 + 64), abs=0.06)  # sqrt of 64² vs 16² pixels: 4:1
+
+
+def test_class_draws_follow_the_share_to_the_power_of_class_balance():
+    freq = np.array([900.0, 100.0, 0.0, 0.0])
+    np.testing.assert_allclose(class_draws(freq, 1.0), [0.9, 0.1, 0, 0])
+    np.testing.assert_allclose(class_draws(freq, 0.0), [0.5, 0.5, 0, 0])  # every present class equally
+    np.testing.assert_allclose(class_draws(freq, 0.5), np.array([3.0, 1.0, 0, 0]) / 4)  # sqrt(0.9):sqrt(0.1)
+
+
+def test_balanced_draws_pick_a_rare_class_as_often_as_a_common_one():
+    labels = np.zeros((64, 64), np.uint8)
+    labels[:4, :4] = 1  # 16 of 4096 pixels
+    scene = Scene("s", labels[None].astype(np.float32), labels, np.ones((64, 64), bool),
+                  (slice(0, 1), slice(0, 1)), None, 30.0)
+    scene.centres = {k: np.argwhere(labels == k) for k in (0, 1)}
+    freq = np.array([float((labels == k).sum()) for k in (0, 1)])
+    rng = np.random.default_rng(3)
+    _, y = sample_chips([scene], 400, 2, rng, class_draws(freq, 0.0), AugmentConfig(gain=0, offset=0))
+    # a 2 px chip is centred on its class's pixel: about half the chips hold the rare class
+    assert float((y == 1).any(axis=(1, 2)).mean()) == pytest.approx(0.5, abs=0.08)
+
+
+def test_a_scene_shrunk_to_coarser_pixels_averages_the_image_and_keeps_labels_and_block_aligned():
+    from geoseg.tiling import PixelBox
+    from geoseg.train.data import resample_scene
+
+    # a ramp across the columns (each pixel holds its centre's column coordinate): a symmetric filter gives
+    # the ramp at the new pixel centres, away from the edges; labels of 3 x 3 blocks stay the blocks' labels
+    values = np.arange(4 * 5).reshape(4, 5)
+    image = np.broadcast_to(np.arange(15, dtype=np.float32) + 0.5, (2, 12, 15)).copy()
+    labels = np.kron((values % 3).astype(np.uint8), np.ones((3, 3), np.uint8))
+    mask = np.ones((12, 15), bool)
+    mask[:, :3] = False
+    img, lab, m, (rs, cs) = resample_scene(image, labels, mask, PixelBox(6, 3, 6, 6), 1 / 3)
+    assert img.shape == (2, 4, 5) and lab.shape == m.shape == (4, 5)
+    np.testing.assert_allclose(img[:, :, 1:4], np.broadcast_to((np.arange(1, 4) + 0.5) * 3, (2, 4, 3)), atol=1e-4)
+    np.testing.assert_array_equal(lab, values % 3)
+    assert not m[:, 0].any() and m[:, 1:].all()
+    assert (rs.start, rs.stop, cs.start, cs.stop) == (1, 3, 2, 4)  # rows 3..9, cols 6..12 -> 1..3, 2..4
+
+
+def test_resample_scenes_trains_at_the_coarsest_pixel_size_and_says_so_in_the_card(tmp_path):
+    """The Zion crop (30 m) beside a copy of it at 15 m: with resample_scenes the copy is shrunk to 30 m (same
+    pixels as the original, up to the filter) and the card says 30 m; without, chips keep 15 m and the card the median."""
+    import rasterio
+
+    from geoseg.train.data import prepare_data
+    from tests.helpers import ZION_IMAGE, ZION_LABELS, train_config
+
+    fine = tmp_path / "zion_15m.tif"
+    with rasterio.open(ZION_IMAGE) as src:
+        prof = {**src.profile, "width": src.width * 2, "height": src.height * 2,
+                "transform": src.transform * rasterio.Affine.scale(0.5)}
+        data = src.read().repeat(2, axis=1).repeat(2, axis=2)
+        with rasterio.open(fine, "w", **prof) as dst:
+            dst.write(data)
+            dst.descriptions = src.descriptions
+        h, w = src.height, src.width
+    scenes = [{"image": str(ZION_IMAGE), "labels": str(ZION_LABELS)}, {"image": str(fine), "labels": str(ZION_LABELS)}]
+    cfg = train_config(tmp_path, scenes=scenes, resample_scenes=True)
+    loaded, _, _, card = prepare_data(cfg)
+    assert [s.labels.shape for s in loaded] == [(h, w), (h, w)] and [s.gsd_m for s in loaded] == [30.0, 30.0]
+    assert card.gsd_m == pytest.approx(30.0)
+    # 2 x 2 copies shrunk back: the original, up to the antialiasing filter's blur (2 px wide here)
+    blur = float(np.abs(loaded[1].image - loaded[0].image).mean())
+    shifted = float(np.abs(np.roll(loaded[0].image, 1, axis=2) - loaded[0].image).mean())  # one pixel off
+    assert blur < shifted / 2
+    np.testing.assert_array_equal(loaded[1].labels, loaded[0].labels)
+    plain, _, _, card = prepare_data(train_config(tmp_path, scenes=scenes))
+    assert plain[1].labels.shape == (2 * h, 2 * w) and card.gsd_m == pytest.approx(22.5)
