@@ -128,7 +128,8 @@ class TrainConfig(Strict):
         default_factory=list, description="spectral indexes appended to the bands inside the network (written to the card)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="chip augmentation")
     gsd_m: float | None = Field(None, gt=0, description="pixel size the model is trained for, metres (the card's "
-                                "`gsd_m`); null: the coarsest scene's with `resample_scenes`, else the scenes' median")
+                                "`gsd_m`; needs `resample_scenes`); null: the coarsest scene's with `resample_scenes`, "
+                                "else the scenes' median")
     resample_scenes: bool = Field(False, description="resample scenes whose pixels differ from `gsd_m` by more than "
                                   "20 % to it when loaded, as `segment` resamples inputs; false: chips at each scene's "
                                   "own pixel size and `gsd_m` the scenes' median (unless given)")
@@ -137,3 +138,10 @@ class TrainConfig(Strict):
         "0.5 the square root (rare classes more often), 0 every class equally often")
     leave_one_scene_out: LeaveOneOutConfig = Field(default_factory=LeaveOneOutConfig,
                                                    description="leave-one-scene-out validation")
+
+    @model_validator(mode="after")
+    def _check_gsd(self) -> TrainConfig:
+        if self.gsd_m is not None and not self.resample_scenes:
+            raise ValueError(f"gsd_m {self.gsd_m}: set resample_scenes: true as well (the chips are drawn at that "
+                             "pixel size), or leave gsd_m out (the card then records the scenes' median)")
+        return self

@@ -207,7 +207,8 @@ def prepare_data(cfg: TrainConfig) -> tuple[list[Scene], np.ndarray, np.ndarray,
     ncls = len(cfg.classes)
     names = [c.name for c in cfg.classes]
     # resample_scenes: chips at the pixel size the model is trained for, the config's or else the coarsest
-    # scene's (finer scenes are shrunk to it, as `segment` shrinks finer inputs; nothing is enlarged)
+    # scene's (by default finer scenes are shrunk to it, as `segment` shrinks finer inputs, and nothing is
+    # enlarged; a configured gsd_m finer than a scene enlarges that scene)
     target = (cfg.gsd_m or max(scene_gsd(s) for s in cfg.scenes)) if cfg.resample_scenes else None
     scenes = [load_scene(s, cfg, target) for s in cfg.scenes]
     gsd_m = cfg.gsd_m or target or float(np.median([s.gsd_m for s in scenes]))

@@ -174,13 +174,20 @@ def test_a_chunk_of_another_layout_or_with_missing_pixels_is_skipped_not_misread
     (Path(j.root) / "chunk-00000000000000000001-0ld0ld00.npz").write_bytes(old.getvalue())
     with np.load(good) as data:
         arrays = {k: data[k] for k in data.files}
-    arrays["classes"] = arrays["classes"][:-1]
+    good_classes = arrays["classes"]
+    arrays["classes"] = good_classes[:-1]
     short = io.BytesIO()
     np.savez_compressed(short, **arrays)
     (Path(j.root) / "chunk-99999999999999999999-5h0r7000.npz").write_bytes(short.getvalue())
     assert zipfile.is_zipfile(io.BytesIO(short.getvalue()))
+    for name, change in (("chunk-99999999999999999998-f0rma700.npz", {"format": np.array(1, np.int32)}),
+                         ("chunk-99999999999999999997-f1a95000.npz", {"flag_counts": arrays["flag_counts"][:0]})):
+        other = io.BytesIO()
+        np.savez_compressed(other, **{**arrays, "classes": good_classes, **change})
+        (Path(j.root) / name).write_bytes(other.getvalue())
     with caplog.at_level("WARNING", logger="geoseg.segment.journal"):
         back = [r.tile.index for _, rs in j.restore() for r in rs]
     assert back == [tiles[0].index, tiles[1].index]
     skipped = [r.getMessage() for r in caplog.records if "skipping unreadable chunk" in r.getMessage()]
-    assert len(skipped) == 2 and any("KeyError" in m for m in skipped) and any("pixels for tile cores" in m for m in skipped)
+    assert len(skipped) == 4 and any("KeyError" in m for m in skipped) and any("pixels for tile cores" in m for m in skipped)
+    assert any("chunk format 1" in m for m in skipped) and any("flag counts for 0 tiles" in m for m in skipped)

@@ -85,7 +85,7 @@ def test_balanced_draws_pick_a_rare_class_as_often_as_a_common_one():
     freq = np.array([float((labels == k).sum()) for k in (0, 1)])
     rng = np.random.default_rng(3)
     _, y = sample_chips([scene], 400, 2, rng, class_draws(freq, 0.0), AugmentConfig(gain=0, offset=0))
-    # a 2 px chip is centred on its class's pixel: about half the chips hold the rare class
+    # a chip (at least 8 input px, resampled to 2) is centred on a pixel of the drawn class: about half hold the rare one
     assert float((y == 1).any(axis=(1, 2)).mean()) == pytest.approx(0.5, abs=0.08)
 
 
@@ -137,3 +137,33 @@ def test_resample_scenes_trains_at_the_coarsest_pixel_size_and_says_so_in_the_ca
     np.testing.assert_array_equal(loaded[1].labels, loaded[0].labels)
     plain, _, _, card = prepare_data(train_config(tmp_path, scenes=scenes))
     assert plain[1].labels.shape == (2 * h, 2 * w) and card.gsd_m == pytest.approx(22.5)
+
+
+def test_shrinking_a_scene_is_antialiased_as_segment_shrinks_its_tiles():
+    """A 1-px checkerboard shrunk 3x: an antialiased filter averages it to about 0.5; plain bilinear sampling
+    would land on pixel centres and keep 0s and 1s."""
+    from geoseg.tiling import PixelBox
+    from geoseg.train.data import resample_scene
+
+    board = (np.indices((33, 33)).sum(axis=0) % 2).astype(np.float32)[None]
+    lab = np.zeros((33, 33), np.uint8)
+    img, _, _, _ = resample_scene(board, lab, np.ones((33, 33), bool), PixelBox(0, 0, 9, 9), 1 / 3)
+    assert img.shape == (1, 11, 11)
+    np.testing.assert_allclose(img[0, 1:-1, 1:-1], 0.5, atol=0.1)
+
+
+def test_prepare_data_draws_classes_by_class_balance_and_trains_at_a_configured_gsd(tmp_path):
+    from geoseg.errors import ConfigError
+    from geoseg.train.data import prepare_data
+    from tests.helpers import train_config
+
+    _, _, balanced, card = prepare_data(train_config(tmp_path, class_balance=0.0))
+    present = balanced > 0
+    np.testing.assert_allclose(balanced[present], 1 / present.sum())  # every present class equally
+    _, _, sqrt, _ = prepare_data(train_config(tmp_path))
+    assert not np.allclose(sqrt[present], balanced[present])
+    assert card.gsd_m == pytest.approx(30.0)  # the Zion crop's own
+    scenes, _, _, card = prepare_data(train_config(tmp_path, gsd_m=60.0, resample_scenes=True))
+    assert card.gsd_m == pytest.approx(60.0) and scenes[0].gsd_m == 60.0 and scenes[0].labels.shape == (256, 256)
+    with pytest.raises((ValueError, ConfigError), match="resample_scenes"):
+        train_config(tmp_path, gsd_m=60.0)
