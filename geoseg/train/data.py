@@ -47,6 +47,11 @@ def scene_gsd(spec: TrainSceneConfig) -> float:
         return RasterInfo.from_dataset(spec.image, src).grid.pixel_size_m()
 
 
+def nearest(n_out: int, n_in: int) -> np.ndarray:
+    """Input index of each of ``n_out`` output pixels spanning ``n_in`` input pixels (nearest neighbour)."""
+    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(int), n_in - 1)
+
+
 def resample_scene(image: np.ndarray, labels: np.ndarray, train_mask: np.ndarray, box: PixelBox,
                    zoom: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[slice, slice]]:
     """A scene at ``zoom`` model pixels per input pixel, as ``segment`` resamples its tiles: the image
@@ -58,8 +63,7 @@ def resample_scene(image: np.ndarray, labels: np.ndarray, train_mask: np.ndarray
     size = (max(1, round(h * zoom)), max(1, round(w * zoom)))
     img = interpolate(torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32)), size=size,
                       mode="bilinear", antialias=zoom < 1, align_corners=False)[0].numpy()
-    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(int), h - 1)
-    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(int), w - 1)
+    rows, cols = nearest(size[0], h), nearest(size[1], w)
     held = np.zeros((h, w), bool)
     held[box.to_slices()] = True
     held = held[rows][:, cols]
@@ -146,7 +150,7 @@ def sample_chips(scenes: list[Scene], n: int, size: int, rng: np.random.Generato
         lab = s.labels[r0 : r0 + span, c0 : c0 + span].copy()
         lab[~s.train_mask[r0 : r0 + span, c0 : c0 + span]] = CLASS_NODATA
         if span != size:  # nearest-neighbour resampling of image and labels alike
-            idx = np.minimum((np.arange(size) + 0.5) * span / size, span - 1).astype(int)
+            idx = nearest(size, span)
             img, lab = img[:, idx][:, :, idx], lab[idx][:, idx]
         img, lab = augment(img, lab, rng, aug)
         xs.append(img)

@@ -116,6 +116,25 @@ def test_polygons_vectorized_while_tiles_ran_equal_those_of_the_published_maps(n
     assert 0 < t["after_tiles"] < t["total"] and t["vectorize"] > 0  # the tail is timed on its own
 
 
+def test_the_tail_is_timed_from_the_last_tile_the_journals_last_chunk_included(tmp_path, monkeypatch):
+    """The last journal chunk is written after the last tile: a slow one shows in `after_tiles`."""
+    import time
+
+    from geoseg.segment.journal import TileJournal
+
+    real = TileJournal.flush
+
+    def slow_flush(self):
+        pending = bool(self._buffer)
+        real(self)
+        if pending:
+            time.sleep(0.5)
+
+    monkeypatch.setattr(TileJournal, "flush", slow_flush)
+    summary = segment(segment_config([NC_IMAGE], tmp_path / "o", outputs={"polygons": False}), progress=False)
+    assert summary.timings["after_tiles"] >= 0.5
+
+
 def test_manifest_records_inputs_model_config_and_timings(nc_run):
     out, _ = nc_run
     m = json.loads((out / "manifest.json").read_text())
