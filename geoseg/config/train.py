@@ -129,10 +129,10 @@ class TrainConfig(Strict):
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="chip augmentation")
     gsd_m: float | None = Field(None, gt=0, description="pixel size the model is trained for, metres (the card's "
                                 "`gsd_m`; needs `resample_scenes`); null: the coarsest scene's with `resample_scenes`, "
-                                "else the scenes' median")
+                                "else the median over places (`group`: the dates of a place count once)")
     resample_scenes: bool = Field(False, description="resample scenes whose pixels differ from `gsd_m` by more than "
                                   "20 % to it when loaded, as `segment` resamples inputs; false: chips at each scene's "
-                                  "own pixel size and `gsd_m` the scenes' median (unless given)")
+                                  "own pixel size and `gsd_m` the median over places (unless given)")
     class_balance: float = Field(
         0.5, ge=0, le=1, description="chip centres drawn by class with probability share^this: 1 as in the labels, "
         "0.5 the square root (rare classes more often), 0 every class equally often")
@@ -143,5 +143,5 @@ class TrainConfig(Strict):
     def _check_gsd(self) -> TrainConfig:
         if self.gsd_m is not None and not self.resample_scenes:
             raise ValueError(f"gsd_m {self.gsd_m}: set resample_scenes: true as well (the chips are drawn at that "
-                             "pixel size), or leave gsd_m out (the card then records the scenes' median)")
+                             "pixel size), or leave gsd_m out (the card then records the median over places)")
         return self

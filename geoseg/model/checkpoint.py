@@ -51,7 +51,7 @@ class ModelCard(BaseModel):
     halo: int = Field(32, ge=0, description="recommended overlap discarded per tile side, pixels")
     index_channels: list[str] = Field(default_factory=list,
                                       description="spectral indexes (ndvi, ndwi) appended to the bands inside the network")
-    gsd_m: float | None = Field(None, gt=0, description="pixel size the model was trained for, metres (training's `gsd_m`: the scenes' median, or with `resample_scenes` the coarsest scene's)")
+    gsd_m: float | None = Field(None, gt=0, description="pixel size the model was trained for, metres (training's `gsd_m`: the median over places (each place's scenes once), or with `resample_scenes` the coarsest scene's)")
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     licence: str | None = None

@@ -198,6 +198,16 @@ def resolve_paths(cfg: TrainConfig) -> TrainConfig:
     return cfg.model_copy(update={"scenes": scenes, "output": out})
 
 
+def place_median_gsd(places: list[str], gsds: list[float]) -> float:
+    """The card's ``gsd_m`` for scenes trained at their own pixel sizes (metres): the median over places of
+    each place's median, so that the dates of one place count once (three Sentinel-2 dates beside one
+    Landsat scene must not make a model "10 m" that enlarges every Landsat input ~3x)."""
+    by_place: dict[str, list[float]] = {}
+    for place, gsd in zip(places, gsds):
+        by_place.setdefault(place, []).append(gsd)
+    return float(np.median([np.median(v) for v in by_place.values()]))
+
+
 def class_draws(freq: np.ndarray, balance: float) -> np.ndarray:
     """Chip-centre class probabilities from training pixels per class: share ** ``balance``, normalised
     (1: as in the labels, 0.5: the square root, 0: every present class equally); absent classes 0."""
@@ -215,7 +225,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[list[Scene], np.ndarray, np.ndarray,
     # enlarged; a configured gsd_m finer than a scene enlarges that scene)
     target = (cfg.gsd_m or max(scene_gsd(s) for s in cfg.scenes)) if cfg.resample_scenes else None
     scenes = [load_scene(s, cfg, target) for s in cfg.scenes]
-    gsd_m = cfg.gsd_m or target or float(np.median([s.gsd_m for s in scenes]))
+    gsd_m = cfg.gsd_m or target or place_median_gsd([spec.place for spec in cfg.scenes], [s.gsd_m for s in scenes])
     for s in scenes:
         lab = np.where(s.train_mask, s.labels, CLASS_NODATA)
         s.centres = {k: np.argwhere(lab == k) for k in range(ncls)}

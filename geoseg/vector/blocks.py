@@ -17,11 +17,27 @@ import numpy as np
 from geoseg import CLASS_NODATA
 from geoseg.tiling import PixelBox
 
+SPLIT_LAST_MIN = 2
+"""A last block row of at least this many rows is split in two (see :func:`row_bands`)."""
+
+
+def row_bands(height: int, block_size: int) -> list[tuple[int, int]]:
+    """``(first row, rows)`` of each block row: ``block_size`` rows each, the last row split in two halves
+    when it has at least :data:`SPLIT_LAST_MIN` rows.
+
+    When polygons are streamed while tiles are predicted (:mod:`geoseg.vector.stream`), the last block
+    row is what is left to vectorize after the last tile: halving it halves that work, for one more seam."""
+    bands = [(r0, min(block_size, height - r0)) for r0 in range(0, height, block_size)]
+    if bands and bands[-1][1] >= SPLIT_LAST_MIN:
+        r0, h = bands[-1]
+        top = h - h // 2
+        bands[-1:] = [(r0, top), (r0 + top, h // 2)]
+    return bands
+
 
 def block_rows(width: int, height: int, block_size: int) -> Iterator[list[PixelBox]]:
-    """The block grid, one list of boxes per block row, row-major."""
-    for r0 in range(0, height, block_size):
-        h = min(block_size, height - r0)
+    """The block grid, one list of boxes per block row (:func:`row_bands`), row-major."""
+    for r0, h in row_bands(height, block_size):
         yield [PixelBox(c0, r0, min(block_size, width - c0), h) for c0 in range(0, width, block_size)]
 
 

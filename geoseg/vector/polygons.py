@@ -10,7 +10,8 @@ seam = same region). Only the last label row of the previous block row (``O(widt
 and the previous block's last column are kept. A region is complete once, after a
 block row, none of its fragments touches that row's bottom edge: its fragments are
 unioned, collinear vertices dropped, and it is emitted; fragments that touch no
-internal edge are emitted at once. The result is the same set of polygons as
+internal edge are emitted at once (the fragments an open region has in a block row are
+unioned into one piece when the row ends). The result is the same set of polygons as
 whole-raster ``shapes(classes, mask=classes != 255, connectivity=4)`` (same count,
 areas, vertices), whatever the block size. Memory: ``O(width x block_size)`` plus the
 geometry of regions still open.
@@ -364,6 +365,8 @@ def _vectorize_row(state: _Pass, bi: int, row: list[PixelBox], results: Iterator
                          sum(p.npix for p in parts), sum(p.csum for p in parts), sum(p.ccnt for p in parts)))
         if inst is not None and len(members) > 1:
             inst.remap(np.array(members, np.int64) + 1, pid)
+    if not tol_px:
+        _merge_open_pieces(state, bi)
     closed = RegionBatch()
     if rows_out:
         c_pid, c_cls, c_geom, c_npix, c_csum, c_ccnt = zip(*rows_out)
@@ -372,6 +375,23 @@ def _vectorize_row(state: _Pass, bi: int, row: list[PixelBox], results: Iterator
         del rows_out, c_geom
     yield from strip.emit(ctx, simplified=bool(tol_px))
     yield from closed.emit(ctx, simplified=bool(tol_px))
+
+
+def _merge_open_pieces(state: _Pass, bi: int) -> None:
+    """Union, per region still open after block row ``bi``, its fragments of that row into one piece.
+
+    The union a region needs when it closes is then over one piece per block row it spans
+    rather than every fragment: most of that work is done while later rows are still
+    being predicted, not after the last tile. Exact (integer vertices), so the closed
+    region's geometry is the same as a single union of all its fragments."""
+    frags = state.frags
+    for members in state.joiner.uf.members.values():
+        mine = [m for m in members if frags[m].strip == bi and frags[m].geom is not None]
+        if len(mine) > 1:
+            merged = union_pieces([frags[m].geom for m in mine])
+            for m in mine[1:]:
+                frags[m].geom = None
+            frags[mine[0]].geom = merged
 
 
 def _simplify_row(state: _Pass, bi: int, strip: RegionBatch, nodata_geoms: list, strip_blocks: list) -> None:

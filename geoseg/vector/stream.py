@@ -16,6 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 
 from geoseg import CLASS_NODATA
 from geoseg.tiling import PixelBox
-from geoseg.vector.blocks import block_rows
+from geoseg.vector.blocks import block_rows, row_bands
 from geoseg.vector.frames import RegionContext
 from geoseg.vector.polygons import BlockResult, block_pass, block_result
 
@@ -40,7 +41,8 @@ class Strip:
 
 
 class StripAssembler:
-    """Tile cores in any order -> complete block rows of ``block_size`` px, in order.
+    """Tile cores in any order -> complete block rows (of ``block_size`` px, the last one split in two:
+    :func:`~geoseg.vector.blocks.row_bands`), in order.
 
     Every pixel must be given exactly once (tile cores partition the raster); pixels of
     tiles that were skipped (nothing valid) are given with :meth:`skip` and stay nodata.
@@ -51,15 +53,17 @@ class StripAssembler:
                  conf_nodata: int = CLASS_NODATA):
         self.width, self.height, self.block = width, height, block_size
         self.confidence, self.conf_nodata = confidence, conf_nodata
-        self._filled = np.zeros(-(-height // block_size), np.int64)  # pixels received per block row
+        self._bands = row_bands(height, block_size)  # (first row, rows) per block row
+        self._starts = [r0 for r0, _ in self._bands]
+        self._filled = np.zeros(len(self._bands), np.int64)  # pixels received per block row
         self._open: dict[int, Strip] = {}
         self._next = 0  # the first block row not handed over
 
     def add(self, box: PixelBox, classes: np.ndarray | None, confidence: np.ndarray | None = None) -> list[Strip]:
         """Give the pixels of ``box`` (``classes`` None: a skipped tile, all nodata); the rows now complete."""
-        for bi in range(box.row // self.block, (box.row_stop - 1) // self.block + 1):
-            r0 = bi * self.block
-            lo, hi = max(box.row, r0), min(box.row_stop, r0 + self.block)
+        for bi in range(bisect_right(self._starts, box.row) - 1, bisect_right(self._starts, box.row_stop - 1)):
+            r0, h = self._bands[bi]
+            lo, hi = max(box.row, r0), min(box.row_stop, r0 + h)
             if classes is not None:
                 strip = self._strip(bi)
                 cols = slice(box.col, box.col_stop)
@@ -79,7 +83,7 @@ class StripAssembler:
         return self._next == len(self._filled)
 
     def _rows(self, bi: int) -> int:
-        return min(self.block, self.height - bi * self.block)
+        return self._bands[bi][1]
 
     def _strip(self, bi: int) -> Strip:
         if bi not in self._open:
@@ -89,7 +93,7 @@ class StripAssembler:
     def _new_strip(self, bi: int) -> Strip:
         shape = (self._rows(bi), self.width)
         conf = np.full(shape, self.conf_nodata, np.uint8) if self.confidence else None
-        return Strip(bi * self.block, np.full(shape, CLASS_NODATA, np.uint8), conf)
+        return Strip(self._bands[bi][0], np.full(shape, CLASS_NODATA, np.uint8), conf)
 
     def _ready(self) -> list[Strip]:
         out = []

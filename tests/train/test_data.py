@@ -137,6 +137,19 @@ def test_resample_scenes_trains_at_the_coarsest_pixel_size_and_says_so_in_the_ca
     np.testing.assert_array_equal(loaded[1].labels, loaded[0].labels)
     plain, _, _, card = prepare_data(train_config(tmp_path, scenes=scenes))
     assert plain[1].labels.shape == (2 * h, 2 * w) and card.gsd_m == pytest.approx(22.5)
+    # two dates of the 15 m place count once: the median over places (30, 15), not over scenes (30, 15, 15)
+    dated = [scenes[0], *({**scenes[1], "group": "fine_place"} for _ in range(2))]
+    _, _, _, card = prepare_data(train_config(tmp_path, scenes=dated))
+    assert card.gsd_m == pytest.approx(22.5)
+
+
+def test_place_median_gsd_counts_each_place_once():
+    from geoseg.train.data import place_median_gsd
+
+    # NC 28.5 m, Zion 30 m, three Sentinel-2 dates of Slovenia at 10 m: 28.5 (the scenes' median would be 10)
+    assert place_median_gsd(["nc", "zion", "si", "si", "si"], [28.5, 30.0, 10.0, 10.0, 10.0]) == 28.5
+    assert place_median_gsd(["zion", "si", "si", "si"], [30.0, 10.0, 10.0, 10.0]) == 20.0
+    assert place_median_gsd(["a", "a"], [10.0, 20.0]) == 15.0
 
 
 def test_shrinking_a_scene_is_antialiased_as_segment_shrinks_its_tiles():

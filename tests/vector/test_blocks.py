@@ -18,7 +18,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from geoseg.tiling import PixelBox
-from geoseg.vector.blocks import Joiner, UnionFind, block_rows, label_block
+from geoseg.vector.blocks import Joiner, UnionFind, block_rows, label_block, row_bands
 from tests.helpers import spiral
 
 class_maps = st.integers(1, 4).flatmap(lambda k: arrays(
@@ -55,7 +55,22 @@ def test_block_rows_cover_the_raster_once_in_row_major_order(width, height, bloc
             starts.append((b.row, b.col))
     assert (cover == 1).all()
     assert starts == sorted(starts)
-    assert len(rows) == -(-height // block_size)
+    full = -(-height // block_size)  # block rows of block_size px, the last one split in two (if it can be)
+    last = height - (full - 1) * block_size
+    assert len(rows) == full + (last >= 2)
+    assert all(row[0].height == block_size for row in rows[: full - 1])
+
+
+@pytest.mark.parametrize(("height", "block", "want"), [
+    (3072, 1024, [(0, 1024), (1024, 1024), (2048, 512), (2560, 512)]),
+    (3000, 1024, [(0, 1024), (1024, 1024), (2048, 476), (2524, 476)]),
+    (2049, 1024, [(0, 1024), (1024, 1024), (2048, 1)]),
+    (7, 4, [(0, 4), (4, 2), (6, 1)]),
+    (1, 8, [(0, 1)]),
+    (0, 8, []),
+])
+def test_row_bands_split_the_last_block_row_in_two(height, block, want):
+    assert row_bands(height, block) == want
 
 
 @settings(max_examples=100, deadline=None)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from geoseg.grid import GeoGrid
 from geoseg.tiling import PixelBox, TileGrid
+from geoseg.vector.blocks import row_bands
 from geoseg.vector.frames import RegionContext
 from geoseg.vector.polygons import vectorize_to_file
 from geoseg.vector.stream import StreamingVectorizer, StripAssembler
@@ -49,15 +50,15 @@ def test_strips_equal_the_map_rows_in_order_whatever_the_tile_order(h, w, tile, 
             got += asm.skip(c)
         else:
             got += asm.add(c, classes[c.row:c.row_stop, c.col:c.col_stop], conf[c.row:c.row_stop, c.col:c.col_stop])
-        assert [s.row for s in got] == list(range(0, len(got) * block, block))  # in order, none twice
-    assert asm.done and len(got) == -(-h // block)
+        assert [s.row for s in got] == [r0 for r0, _ in row_bands(h, block)][: len(got)]  # in order, none twice
+    assert asm.done and [(s.row, len(s.classes)) for s in got] == row_bands(h, block)
     np.testing.assert_array_equal(np.concatenate([s.classes for s in got]), want_cls)
     assert all(s.confidence is not None for s in got)
     np.testing.assert_array_equal(np.concatenate([s.confidence for s in got if s.confidence is not None]), want_conf)
 
 
 def test_a_pixel_given_twice_is_an_error_not_a_silent_overwrite():
-    asm = StripAssembler(4, 4, 4, confidence=False)
+    asm = StripAssembler(4, 8, 4, confidence=False)  # block rows 0-3, then 4-5 and 6-7 (the last one split)
     assert asm.add(PixelBox(0, 0, 4, 2), np.zeros((2, 4), np.uint8)) == []
     with pytest.raises(ValueError, match="more than once"):
         asm.add(PixelBox(0, 1, 4, 3), np.zeros((3, 4), np.uint8))
