@@ -385,8 +385,7 @@ def _merge_open_pieces(state: _Pass, bi: int) -> None:
     being predicted, not after the last tile. Exact (integer vertices), so the closed
     region's geometry is the same as a single union of all its fragments."""
     frags = state.frags
-    for members in state.joiner.uf.members.values():
-        mine = [m for m in members if frags[m].strip == bi and frags[m].geom is not None]
+    for mine in _row_members(state, bi).values():
         if len(mine) > 1:
             merged = union_pieces([frags[m].geom for m in mine])
             for m in mine[1:]:
@@ -394,15 +393,21 @@ def _merge_open_pieces(state: _Pass, bi: int) -> None:
             frags[mine[0]].geom = merged
 
 
+def _row_members(state: _Pass, bi: int) -> dict[int, list[int]]:
+    """Per open region (union-find root), its fragments of block row ``bi`` that still hold geometry."""
+    frags, out = state.frags, {}
+    for root, members in state.joiner.uf.members.items():
+        mine = [m for m in members if frags[m].strip == bi and frags[m].geom is not None]
+        if mine:
+            out[root] = mine
+    return out
+
+
 def _simplify_row(state: _Pass, bi: int, strip: RegionBatch, nodata_geoms: list, strip_blocks: list) -> None:
     """Simplify block row ``bi`` as one coverage of pieces: its standalone fragments, one
     piece per open region (the union of its fragments in this row) and one for nodata."""
     joiner, frags, tol_px = state.joiner, state.frags, state.tol_px
-    by_root: dict[int, list[int]] = {}
-    for root, members in joiner.uf.members.items():
-        mine = [m for m in members if frags[m].strip == bi and frags[m].geom is not None]
-        if mine:
-            by_root[root] = mine
+    by_root = _row_members(state, bi)
     region_pieces = [union_pieces([frags[m].geom for m in ms]) if len(ms) > 1 else frags[ms[0]].geom
                      for ms in by_root.values()]
     nodata = [union_pieces(nodata_geoms)] if nodata_geoms else []

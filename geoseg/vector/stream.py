@@ -51,7 +51,7 @@ class StripAssembler:
 
     def __init__(self, width: int, height: int, block_size: int, confidence: bool,
                  conf_nodata: int = CLASS_NODATA):
-        self.width, self.height, self.block = width, height, block_size
+        self.width = width
         self.confidence, self.conf_nodata = confidence, conf_nodata
         self._bands = row_bands(height, block_size)  # (first row, rows) per block row
         self._starts = [r0 for r0, _ in self._bands]
