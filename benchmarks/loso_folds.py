@@ -1,6 +1,6 @@
 """Leave-one-scene-out folds of a training recipe, without training the final model.
 
-Runs :func:`geoseg.train.loso.leave_one_scene_out` on ``configs/train_loso.yaml`` (or ``--config``) with
+Runs :func:`geoseg.train.loso.leave_one_scene_out` on ``configs/train_default.yaml`` (or ``--config``) with
 dotted-key overrides (values in YAML), prints the Markdown table and writes the block as JSON. Each fold
 trains one model on the other places (``leave_one_scene_out.steps``) and scores it, the fitted baseline and
 the fixed rule on the held-out place through the segment pipeline (run from the repository root; needs
@@ -50,7 +50,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("overrides", nargs="*", help="dotted.key=value (YAML), e.g. class_balance=0")
-    ap.add_argument("--config", type=Path, default=REPO / "configs" / "train_loso.yaml")
+    ap.add_argument("--config", type=Path, default=REPO / "configs" / "train_default.yaml")
     ap.add_argument("--out", type=Path, help="write the leave-one-scene-out block as JSON here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

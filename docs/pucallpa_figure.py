@@ -20,7 +20,9 @@ def falsecolor(y):
         return s.read([1, 2, 3]).transpose(1, 2, 0)
 
 with rasterio.open("out/change/pucallpa_1985_2020/change.tif") as s:
-    codes = s.read(1); cmap = s.colormap(1); legend = json.loads(s.tags()["legend"])
+    codes = s.read(1)
+    cmap = s.colormap(1)
+    legend = json.loads(s.tags()["legend"])
 lut = np.zeros((256, 3), np.uint8)
 for k, v in cmap.items():
     lut[k] = v[:3]

@@ -1,11 +1,13 @@
 """Draws docs/pucallpa_models.png: Pucallpa 1985/2000/2020 (SWIR1/NIR/red) and the class maps of the two bundled
-models (U-Net, spectral-index baseline), to choose the demo's model by eye (there are no labels for Pucallpa).
+models (the U-Net at the scenes' own 89 m pixels and resampled to its 28.5 m, the spectral-index baseline), to
+choose the demo's model and pixel size by eye (there are no labels for Pucallpa).
 
 Run from the repository root:
 
-    for m in landcover-unet-mnv2 landcover-spectral-index; do
-      geoseg segment data/pucallpa/landsat_{1985,2000,2020}.tif --model geoseg/model/weights/$m --output out/models/$m --local
-    done
+    Y="data/pucallpa/landsat_{1985,2000,2020}.tif"; W=geoseg/model/weights
+    eval geoseg segment $Y --model $W/landcover-unet-mnv2 --output out/models/unet-native --native-resolution --local
+    eval geoseg segment $Y --model $W/landcover-unet-mnv2 --output out/models/unet-resampled --local
+    eval geoseg segment $Y --model $W/landcover-spectral-index --output out/models/landcover-spectral-index --local
     python docs/pucallpa_models_figure.py
 """
 import numpy as np
@@ -13,12 +15,13 @@ import rasterio
 from PIL import Image, ImageDraw, ImageFont
 
 PALETTE = np.array([[227, 217, 166], [27, 120, 55], [33, 102, 172], [214, 48, 29]] + [[255, 255, 255]] * 252, np.uint8)
-MODELS = {"U-Net (bundled default)": "out/models/landcover-unet-mnv2",
+MODELS = {"U-Net, 89 m (the demo)": "out/models/unet-native",
+          "U-Net resampled to 28.5 m": "out/models/unet-resampled",
           "spectral-index baseline": "out/models/landcover-spectral-index"}
 scale = 0.5
 W, H = int(697 * scale), int(377 * scale)
 gap, top = 4, 16
-img = Image.new("RGB", (3 * W + 2 * gap, 3 * (H + top) + 18), "white")
+img = Image.new("RGB", (4 * W + 3 * gap, 3 * (H + top) + 18), "white")
 d = ImageDraw.Draw(img)
 font = ImageFont.load_default()
 for r, year in enumerate((1985, 2000, 2020)):

@@ -28,6 +28,7 @@ GUARDS = ChangeConfig().model_dump()
 @click.option("--before-confidence", help="Confidence raster of BEFORE (default: its sibling *_confidence.tif).")
 @click.option("--after-confidence", help="Confidence raster of AFTER (default: its sibling *_confidence.tif).")
 @options.model
+@options.native_resolution
 @options.config("Segment YAML for dates given as scenes (its `sink` key is used when --sink is not given).")
 @options.sink
 @options.local
@@ -35,7 +36,7 @@ GUARDS = ChangeConfig().model_dump()
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs in the output directory.")
 @click.pass_context
 def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, confirm, grid, before_confidence,
-           after_confidence, model, config_path, sink, local, block_size, overwrite):
+           after_confidence, model, native_resolution, config_path, sink, local, block_size, overwrite):
     """Land-cover change between BEFORE and AFTER: class maps (geoseg *_classes.tif) or scenes to segment first.
 
     \b
@@ -58,7 +59,8 @@ def command(ctx, dates, before_opt, after_opt, output, min_confidence, mmu_ha, c
         raise click.UsageError("need two dates: geoseg change BEFORE AFTER --output DIR")
     opts = validate({"min_confidence": min_confidence, "mmu_ha": mmu_ha, "grid": grid, "block_size": block_size},
                     ChangeConfig, source="command line", flags=options.FLAGS)
-    seg = options.load_config(config_path, SegmentConfig, {"model": model, "runtime.local": local, "sink": sink})
+    seg = options.load_config(config_path, SegmentConfig, {"model": model, "native_resolution": native_resolution,
+                                                           "runtime.local": local, "sink": sink})
     if seg.inputs or seg.output:
         raise ConfigError(f"config {config_path}: `inputs`/`output` are not used by `change`; remove them")
     result = detect_change(before, after, output, confirm=list(confirm) or None, before_confidence=before_confidence,

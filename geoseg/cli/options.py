@@ -57,6 +57,9 @@ overwrite = click.option("--overwrite", is_flag=True, default=None, help="Replac
 sink = click.option("--sink", metavar="postgresql://USER@HOST:PORT/DB[?schema=NAME]",
                     help="Also load the results into this PostgreSQL + PostGIS database, in one transaction "
                     "(docs/postgis.md). The password comes from PGPASSWORD, ~/.pgpass or a service file.")
+native_resolution = click.option(
+    "--native-resolution", is_flag=True, default=None,
+    help="Predict at the input's own pixel size, even where the model was trained for another (card `gsd_m`).")
 block_size = click.option("--block-size", type=int, default=BLOCK_SIZE, show_default=True,
                           help="Window side in pixels; memory grows with width x block size.")
 

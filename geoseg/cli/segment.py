@@ -23,8 +23,7 @@ from geoseg.cli import options
               help="Inference engine. auto: ONNX Runtime on CPU (checked against PyTorch), PyTorch on GPU.")
 @click.option("--workers", type=int, help="Number of model actors. Default: one per GPU, else one per CPU.")
 @click.option("--batch-size", type=int, help="Tiles per forward pass (default 4).")
-@click.option("--native-resolution", is_flag=True, default=None,
-              help="Predict at the input's own pixel size, even where the model was trained for another (card `gsd_m`).")
+@options.native_resolution
 @click.option("--stats-from", help="Scale inputs by this raster's percentiles (the scene a strip or small crop was cut from), "
               "or by a geoseg manifest.json's. Default: each input's own.")
 @click.option("--mask", help="Quality raster (QA_PIXEL, QA_RADSAT, SCL, Fmask or 0/1), any grid: flagged pixels become nodata. "
