@@ -35,9 +35,7 @@ from rasterio.windows import Window
 from geoseg import __version__
 from geoseg.config import SegmentConfig
 from geoseg.model.checkpoint import load_checkpoint
-from geoseg.model.metrics import scores
-from geoseg.segment.evaluate import compare_rasters
-from geoseg.segment.pipeline import segment
+from geoseg.segment.evaluate import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -45,9 +43,9 @@ SCENES = {"nc_raleigh": ("nc_raleigh/landsat7_2000.tif", "nc_raleigh/labels_4cla
           "zion_north": ("zion_north/landsat8_2015.tif", "zion_north/labels_4class.tif")}
 
 
-def coarsen(src_path: Path, dst: Path, resampling: Resampling, factor: int) -> None:
+def coarsen(src_path: Path, dst: Path, resampling: Resampling, factor: int) -> float:
     """``factor`` x ``factor`` blocks of ``src_path`` aggregated by ``resampling`` (the rows and columns past the
-    last whole block dropped), written to ``dst`` on the coarser grid (same origin and CRS)."""
+    last whole block dropped), written to ``dst`` on the coarser grid (same origin and CRS); its pixel size."""
     with rasterio.open(src_path) as s:
         h, w = s.height // factor, s.width // factor
         window = Window(0, 0, w * factor, h * factor)
@@ -58,16 +56,16 @@ def coarsen(src_path: Path, dst: Path, resampling: Resampling, factor: int) -> N
             d.write(data)
             d.descriptions = s.descriptions
             d.update_tags(**s.tags())
+        return float(max(abs(s.transform.a), abs(s.transform.e)) * factor)
 
 
-def score(image: Path, labels: Path, model: str, native: bool, out: Path, names: list[str]) -> dict:
-    cfg = SegmentConfig(inputs=[str(image)], output=str(out), model=model, device="cpu", overwrite=True,
-                        resume=False, native_resolution=native, runtime={"local": True},
-                        outputs={"polygons": False, "confidence": False})
-    segment(cfg, progress=False)
-    s = scores(compare_rasters(next(out.glob("*_classes.tif")), labels, len(names)), names)
-    return {"miou": s["miou"], "overall_accuracy": s["overall_accuracy"],
-            "iou": {c: v["iou"] for c, v in s["per_class"].items()}}
+def score(image: Path, labels: Path, model: str, native: bool, out: Path) -> dict:
+    """``geoseg evaluate`` of ``model`` on ``image`` (in-process, no confidence), resampled or at native size."""
+    cfg = SegmentConfig(device="cpu", overwrite=True, resume=False, native_resolution=native, runtime={"local": True},
+                        outputs={"confidence": False})
+    m = evaluate(str(image), str(labels), str(out), model, cfg=cfg, progress=False)
+    return {"model": m["model"], "miou": m["miou"], "overall_accuracy": m["overall_accuracy"],
+            "iou": {c: v["iou"] for c, v in m["per_class"].items()}}
 
 
 def main() -> None:
@@ -81,17 +79,14 @@ def main() -> None:
         root = Path(tmp)
         for place, (img, lab) in SCENES.items():
             image, labels = root / f"{place}.tif", root / f"{place}_labels.tif"
-            coarsen(DATA / img, image, Resampling.average, args.factor)
+            pixel_m = coarsen(DATA / img, image, Resampling.average, args.factor)
             coarsen(DATA / lab, labels, Resampling.mode, args.factor)
-            with rasterio.open(image) as src:
-                pixel_m = max(abs(src.transform.a), abs(src.transform.e))
             for model in args.models:
-                ckpt = load_checkpoint(model)
                 for native in (False, True):
-                    r = score(image, labels, model, native, root / "out", ckpt.card.class_names)
-                    rows.append({"place": place, "pixel_m": round(pixel_m, 1), "model": ckpt.model_id,
-                                 "gsd_m": ckpt.card.gsd_m, "native_resolution": native, **r})
-                    print(f"{place} {pixel_m:.0f} m  {ckpt.model_id}  {'native' if native else 'resampled'}: "
+                    r = score(image, labels, model, native, root / "out")
+                    rows.append({"place": place, "pixel_m": round(pixel_m, 1), "gsd_m": load_checkpoint(model).card.gsd_m,
+                                 "native_resolution": native, **r})
+                    print(f"{place} {pixel_m:.0f} m  {r['model']}  {'native' if native else 'resampled'}: "
                           f"mIoU {r['miou']:.3f}  " + " ".join(f"{c} {v:.2f}" for c, v in r["iou"].items()
                                                                if v is not None), flush=True)
     if args.out:
