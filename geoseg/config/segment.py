@@ -22,7 +22,7 @@ class RuntimeConfig(Strict):
     max_tasks_in_flight_per_worker: int = Field(2, ge=1, description="outstanding calls per actor (bounds memory)")
     max_task_retries: int = Field(2, ge=0, description="resubmissions of a call that failed, lost its actor or node, or lost its result (a dead actor is replaced)")
     actor_start_timeout_s: float = Field(600, gt=0, description="fail when no model actor can start for this long (e.g. an autoscaler never adds the GPU nodes)")
-    checkpoint_tiles: int = Field(64, ge=1, description="journal finished tiles in chunks of this many")
+    checkpoint_tiles: int = Field(16, ge=1, description="journal finished tiles in chunks of this many (a killed driver loses at most this many; the last chunk is written after the last tile)")
     checkpoint_seconds: float = Field(60, gt=0, description="...or at least this often")
     local: bool | None = Field(None, description="`true`: run in this process without Ray (`--local`); `false`: always on Ray; `null`: in this process when no cluster address is set (`address`, `RAY_ADDRESS`) and the job runs on CPU or has at most `local_max_mpx` pixels to predict, else on Ray")
     local_max_mpx: float = Field(64.0, ge=0, description="with `local: null` and a GPU, the largest job (megapixels left to predict) that runs in this process instead of starting a local Ray (one actor per GPU); CPU jobs without a cluster address always run in this process")

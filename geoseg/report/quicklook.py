@@ -5,7 +5,8 @@ uses the COG's overviews), so quicklooks of the same grid overlay exactly. Class
 maps are coloured by their categories (nodata transparent); an input scene is shown in true
 colour when it has red, green and blue bands, else in a standard false colour (SWIR1/NIR/red,
 then NIR/red/green), stretched between the 2nd and 98th percentile of each band. PNGs are
-encoded here (zlib, no imaging library): :func:`encode_png`.
+encoded here (zlib, no imaging library): :func:`encode_png` (RGBA) and :func:`encode_png_palette`
+(class and confidence maps: one byte per pixel).
 """
 
 from __future__ import annotations
@@ -30,19 +31,39 @@ COMPOSITES = (("red", "green", "blue"), ("swir1", "nir", "red"), ("nir", "red", 
 """Band combinations tried for an input quicklook, in order (band descriptions, case-insensitive)."""
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _png(rows: np.ndarray, width: int, color_type: int, extra: bytes = b"") -> bytes:
+    """PNG bytes of ``rows`` (``(rows, width * bytes per pixel)`` uint8), filter 0 on every row."""
+    h = rows.shape[0]
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
+    header = struct.pack(">IIBBBBB", width, h, 8, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + extra + _chunk(b"IDAT", zlib.compress(raw, 6))
+            + _chunk(b"IEND", b""))
+
+
 def encode_png(rgba: np.ndarray) -> bytes:
     """An 8-bit RGBA PNG of ``rgba`` (``(rows, cols, 4)`` uint8)."""
     rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
     h, w, bands = rgba.shape
     if bands != 4:
         raise ValueError(f"expected (rows, cols, 4) RGBA, got {rgba.shape}")
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), rgba.reshape(h, w * 4)], axis=1).tobytes()  # filter 0 per row
+    return _png(rgba.reshape(h, w * 4), w, 6)
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+def encode_png_palette(indices: np.ndarray, palette: np.ndarray) -> bytes:
+    """An 8-bit palette PNG: ``indices`` (``(rows, cols)`` uint8) into ``palette`` (``(n, 4)`` RGBA uint8,
+    n <= 256; alpha in the tRNS chunk). A quarter of the RGBA form's bytes to compress, so faster and smaller."""
+    palette = np.asarray(palette, np.uint8)
+    if palette.ndim != 2 or palette.shape[1] != 4 or not 1 <= len(palette) <= 256:
+        raise ValueError(f"expected an (n <= 256, 4) RGBA palette, got {palette.shape}")
+    indices = np.ascontiguousarray(indices, dtype=np.uint8)
+    if indices.size and int(indices.max()) >= len(palette):
+        raise ValueError(f"index {int(indices.max())} outside a palette of {len(palette)} colours")
+    extra = _chunk(b"PLTE", palette[:, :3].tobytes()) + _chunk(b"tRNS", palette[:, 3].tobytes())
+    return _png(indices, indices.shape[1], 3, extra)
 
 
 def quicklook_shape(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
@@ -73,13 +94,30 @@ def _read(path: str | Path, bands: Sequence[int], max_side: int,
     return data, (mask > 0).all(axis=0)
 
 
-def categorical_rgba(values: np.ndarray, cats: Sequence[Category], nodata: int | None = 255) -> np.ndarray:
-    """RGBA of a categorical array: each category's colour, other values and ``nodata`` transparent."""
+def categorical_palette(cats: Sequence[Category], nodata: int | None = 255) -> np.ndarray:
+    """``(256, 4)`` RGBA per uint8 value: each category's colour, other values and ``nodata`` transparent."""
     lut = np.zeros((256, 4), np.uint8)
     for c in cats:
         if 0 <= c.value < 256 and c.value != nodata:
             lut[c.value] = (*rgb(c.color), 255)
-    return lut[values.astype(np.uint8)]
+    return lut
+
+
+def categorical_rgba(values: np.ndarray, cats: Sequence[Category], nodata: int | None = 255) -> np.ndarray:
+    """RGBA of a categorical array: each category's colour, other values and ``nodata`` transparent."""
+    return categorical_palette(cats, nodata)[values.astype(np.uint8)]
+
+
+def ramp_palette(stops: Sequence[tuple[float, str]] = CONFIDENCE_RAMP) -> np.ndarray:
+    """``(256, 4)`` RGBA of the uint8 values 0..254 through the colour ``stops`` (linear); 255 transparent."""
+    xs = [float(v) for v, _ in stops]
+    cols = np.array([rgb(c) for _, c in stops], float)
+    values = np.arange(256, dtype=float)
+    lut = np.zeros((256, 4), np.uint8)
+    for k in range(3):
+        lut[:, k] = np.interp(values, xs, cols[:, k]).round().astype(np.uint8)
+    lut[:255, 3] = 255
+    return lut
 
 
 def ramp_rgba(values: np.ndarray, valid: np.ndarray, stops: Sequence[tuple[float, str]] = CONFIDENCE_RAMP) -> np.ndarray:
@@ -97,15 +135,21 @@ def write_categorical(raster: str | Path, png: Path, cats: Sequence[Category], n
                       max_side: int = MAX_SIDE, grid: GeoGrid | None = None) -> Path:
     """The quicklook PNG of a class or change map, coloured by ``cats`` (read onto ``grid`` if given)."""
     data, valid = _read(raster, [1], max_side, grid)
-    data = np.where(valid, data[0], nodata if nodata is not None else 0)[None]
-    png.write_bytes(encode_png(categorical_rgba(data[0], cats, nodata)))
+    lut = categorical_palette(cats, nodata)
+    hidden = 255 if nodata is None or nodata == 255 or not 0 <= nodata < 256 else nodata  # a transparent entry
+    lut[hidden] = 0
+    png.write_bytes(encode_png_palette(np.where(valid, data[0].astype(np.uint8), hidden), lut))
     return png
 
 
 def write_ramp(raster: str | Path, png: Path, max_side: int = MAX_SIDE) -> Path:
     """The quicklook PNG of a confidence raster (percent, :data:`~geoseg.io.styles.CONFIDENCE_RAMP`)."""
     data, valid = _read(raster, [1], max_side)
-    png.write_bytes(encode_png(ramp_rgba(data[0], valid)))
+    values = data[0]
+    if values.dtype == np.uint8:  # geoseg's confidence rasters (0..100, 255 nodata): a palette PNG
+        png.write_bytes(encode_png_palette(np.where(valid & (values != 255), values, 255), ramp_palette()))
+    else:
+        png.write_bytes(encode_png(ramp_rgba(values, valid)))
     return png
 
 

@@ -8,7 +8,7 @@ from geoseg import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
     "connect": "cluster", "RaySession": "cluster",
-    "LocalExecutor": "executors", "RayExecutor": "executors", "Task": "executors", "TaskOutcome": "executors",
+    "LocalExecutor": "local", "RayExecutor": "executors", "Task": "tasks", "TaskOutcome": "tasks",
     "make_executor": "executors",
     "bounded_ordered_map": "maps", "ray_ordered_map": "maps",
 })

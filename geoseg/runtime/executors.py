@@ -3,8 +3,8 @@
 Stages stay plain Python (:class:`geoseg.model.predict.TileProcessor`); this module wraps one
 in a Ray actor per GPU (``num_gpus=1``) or per CPU slot, submits batches of tiles with
 at most ``workers x max_tasks_in_flight_per_worker`` outstanding (so memory does not grow
-with the raster), and retries batches whose actor died. :class:`LocalExecutor` runs the
-same processor in-process, without Ray.
+with the raster), and retries batches whose actor died. :func:`make_executor` picks it or the
+in-process :class:`~geoseg.runtime.local.LocalExecutor` (the same processor, without Ray).
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from geoseg.config import RuntimeConfig
 from geoseg.errors import ConfigError
@@ -24,8 +23,12 @@ from geoseg.model.checkpoint import ModelPayload
 from geoseg.model.engines import gpu_present
 from geoseg.model.predict import Predictor, SceneJob, TileProcessor, TileResult
 from geoseg.runtime.cluster import autoscaler_present, connect, local_node_cpus, shutdown, worker_env
+from geoseg.runtime.local import LocalExecutor, lower_thread_priority
 from geoseg.runtime.maps import ray_ordered_map
+from geoseg.runtime.tasks import Executor, Task, TaskOutcome
 from geoseg.tiling import Tile
+
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "Task", "TaskOutcome", "make_executor", "run_in_process"]
 
 log = logging.getLogger(__name__)
 
@@ -34,78 +37,6 @@ ACTOR_GRACE_S = 20.0
 
 PROGRESS_S = 15.0
 """While no actor is up (an autoscaler adding nodes), a progress line every this many seconds."""
-
-@dataclass(frozen=True)
-class Task:
-    """One call to a worker: a batch of tiles of one scene."""
-
-    scene: int
-    tiles: tuple[Tile, ...]
-
-
-@dataclass
-class TaskOutcome:
-    task: Task
-    results: list[TileResult] | None
-    error: str | None = None
-    attempts: int = 1
-
-
-class Executor(Protocol):
-    """What the segment job needs of an executor (:class:`LocalExecutor`, :class:`RayExecutor`)."""
-
-    description: str
-
-    def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = ...) -> Iterator[TaskOutcome]:
-        """Yield one outcome per task, in any order."""
-        ...
-
-    def release_actors(self) -> None: ...
-
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterable[Any]:
-        """An ordered, lazy map for the write stage (see :data:`geoseg.vector.blocks.MapFn`)."""
-        ...
-
-    @property
-    def cpus(self) -> int: ...
-
-    def close(self) -> None: ...
-
-
-class LocalExecutor:
-    """Runs tasks one after another in this process (no Ray). For tests and debugging."""
-
-    def __init__(self, payload: ModelPayload, device: str, threads: int | None, batch_size: int):
-        self.processor = TileProcessor(Predictor.from_payload(payload, device=device, threads=threads), batch_size)
-        p = self.processor.predictor
-        self.description = f"in-process ({p.device}, {p.engine})"
-
-    def run(self, jobs: list[SceneJob], tasks: Iterable[Task], retries: int = 0) -> Iterator[TaskOutcome]:
-        for task in tasks:
-            results, error, attempts = None, None, 0
-            for _ in range(retries + 1):
-                attempts += 1
-                try:
-                    results = self.processor.process(jobs[task.scene], list(task.tiles))
-                    break
-                except Exception as exc:  # recorded per tile, reported at the end
-                    error = f"{type(exc).__name__}: {exc}"
-            yield TaskOutcome(task, results, None if results is not None else error, attempts)
-
-    def release_actors(self) -> None:
-        pass
-
-    def map(self, fn, items):
-        """Ordered, lazy map in this process."""
-        return map(fn, items)
-
-    @property
-    def cpus(self) -> int:
-        return 1
-
-    def close(self) -> None:
-        pass
-
 
 class RayExecutor:
     """A fixed pool of Ray actors, each holding the model, fed through a bounded window of calls."""
@@ -334,6 +265,8 @@ class _TileActor:
         import ray
 
         os.environ.setdefault("GDAL_CACHEMAX", "64")
+        if device == "cpu" or (device == "auto" and not gpu_present()):
+            lower_thread_priority()  # the driver's stitching, vectorizing and writing run first on shared cores
         payload: ModelPayload = ray.get(payload_ref[0])
         self.processor = TileProcessor(Predictor.from_payload(payload, device=device, threads=threads), batch_size)
 

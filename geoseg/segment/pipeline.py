@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -29,6 +30,7 @@ from geoseg.io.urls import redact
 from geoseg.model.checkpoint import checkpoint_payload, load_checkpoint
 from geoseg.model.engines import prepare_payload
 from geoseg.runtime.executors import Executor, Task, make_executor
+from geoseg.runtime.local import lower_thread_priority
 from geoseg.segment.journal import JOURNAL_DIR, TileJournal, run_key
 from geoseg.segment.manifest import (
     InputResult,
@@ -163,6 +165,7 @@ def _scene_writer(p: ScenePlan, cfg: SegmentConfig, run: RunRecord, staging: Sta
 def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bool) -> list[str]:
     """Run the tiles left after the replay, then (unless tiles failed) finish every scene; staged file names."""
     executor, map_fn = None, None
+    pending: Future | None = None  # the journal's last chunk, written while the COGs are
     t_tail = time.perf_counter()  # the tail: from the last tile (the journal's last chunk included) to the end
     if sum(len(p.tiles) for p in run.plans):
         t0 = time.perf_counter()
@@ -177,9 +180,13 @@ def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bo
             try:
                 _run_tiles(run, executor, journal, progress)
                 t_tail = time.perf_counter()
-            finally:
+            except BaseException:
                 if journal:
-                    journal.flush()  # interrupted or not, finished tiles are kept
+                    journal.flush()  # interrupted or failed: finished tiles are kept
+                raise
+            if journal:  # kept whatever happens next; written beside the COGs (both mostly outside the GIL)
+                pending = ThreadPoolExecutor(1, thread_name_prefix="geoseg-journal",
+                                             initializer=lower_thread_priority).submit(journal.flush)
             executor.release_actors()  # inference is over: free the cores/GPUs for the write stage
             # per-block vectorization as tasks pays off with cores to spare (measured: slower on 2); the
             # tasks read the staged rasters, so they run on this (the driver's) node: its CPUs count
@@ -187,11 +194,22 @@ def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bo
         if run.failed:
             return []
         names = [n for w in run.writers for n in w.finish(run.ckpt.model_id, map_fn)]
+        if pending is not None:
+            pending.result()  # a journal that could not be written fails the run, as during the tiles
         run.timings["after_tiles"] = time.perf_counter() - t_tail  # journal, COGs, quicklooks, the last polygons
         return names
     finally:
+        if pending is not None:
+            _wait_quietly(pending)  # finished tiles are on disk before the run ends, whatever happened
         if executor is not None:
             executor.close()
+
+
+def _wait_quietly(job: Future) -> None:
+    """Wait for ``job``; an error of its own is logged (a run that is already failing keeps its error)."""
+    exc = job.exception()
+    if exc is not None:
+        log.warning("the journal's last chunk could not be written: %s", exc)
 
 
 def _publish(run: RunRecord, manifest: dict, staging: Staging, written: list[str],

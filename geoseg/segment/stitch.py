@@ -27,13 +27,14 @@ from geoseg.io.raster import RasterInfo
 from geoseg.io.urls import redact, redact_text
 from geoseg.model.checkpoint import ModelCard
 from geoseg.model.predict import CONFIDENCE_NODATA, TileResult
+from geoseg.runtime.local import lower_thread_priority
 from geoseg.segment.stats import flag_table
 from geoseg.tiling import Tile
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from geoseg.vector.stream import StreamingVectorizer, StripAssembler
+    from geoseg.vector.stream import BlockAssembler, StreamingVectorizer
 
 
 class SceneWriter:
@@ -87,22 +88,22 @@ class SceneWriter:
                                         compress=compress, colormap=qmap) if quality is not None else None)
         self._input_look: Future[str] = _background().submit(self._input_quicklook)
         self.model_id = model_id
-        self._strips: StripAssembler | None = None
+        self._blocks: BlockAssembler | None = None
         self._stream: StreamingVectorizer | None = None
         if polygons and model_id is not None and not self.vectorize_options.get("mmu_m2"):
             self._start_stream(model_id)
 
     def _start_stream(self, model_id: str) -> None:
-        """Polygons vectorized block row by block row while tiles arrive (:mod:`geoseg.vector.stream`); with a
+        """Polygons vectorized block by block while tiles arrive (:mod:`geoseg.vector.stream`); with a
         minimum mapping unit (two passes over the whole map) they are vectorized in :meth:`finish` instead."""
         from geoseg.io.styles import categories, polygon_style
         from geoseg.vector.frames import RegionContext
         from geoseg.vector.polygons import DEFAULT_BLOCK
-        from geoseg.vector.stream import StreamingVectorizer, StripAssembler
+        from geoseg.vector.stream import BlockAssembler, StreamingVectorizer
 
         block = int(self.vectorize_options.get("block_size", DEFAULT_BLOCK))
         ctx = RegionContext.for_map(self.info.path, self.info.grid, self.card.class_names, model_id, self.info.acquired)
-        self._strips = StripAssembler(self.info.grid.width, self.info.grid.height, block, self._confidence is not None,
+        self._blocks = BlockAssembler(self.info.grid.width, self.info.grid.height, block, self._confidence is not None,
                                       CONFIDENCE_NODATA)
         self._stream = StreamingVectorizer(self.dir / self.files["polygons"], ctx, block,
                                            float(self.vectorize_options.get("simplify_m", 0.0)),
@@ -118,8 +119,8 @@ class SceneWriter:
                 self._quality.write(r.tile.core, r.quality)
                 self.flag_counts += r.flag_counts
                 self.flag_area_m2 += r.flag_area_m2
-            if self._strips is not None and self._stream is not None:  # complete block rows to the vectorizer
-                self._stream.feed(self._strips.add(r.tile.core, r.classes, r.confidence))  # skipped: no classes
+            if self._blocks is not None and self._stream is not None:  # complete blocks to the vectorizer
+                self._stream.feed(self._blocks.add(r.tile.core, r.classes, r.confidence))  # skipped: no classes
             if r.skipped:
                 self.skipped += 1
                 continue
@@ -161,9 +162,10 @@ class SceneWriter:
         }
         if self.info.acquired:
             tags["acquired"] = self.info.acquired
-        # the COG chains run side by side (GDAL releases the GIL) while the vectorizer thread ends its last rows
+        # the COG chains run side by side (GDAL releases the GIL) while the vectorizer thread ends its last
+        # blocks, at a lower priority: the vectorizer's end is serial, so it goes first on a contended core
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(3, thread_name_prefix="geoseg-cog") as pool:
+        with ThreadPoolExecutor(3, thread_name_prefix="geoseg-cog", initializer=lower_thread_priority) as pool:
             jobs = [pool.submit(self._classes_chain, tags)]
             if self._confidence is not None:
                 jobs.append(pool.submit(self._confidence_chain, tags))

@@ -6,7 +6,7 @@ mapping unit), :mod:`~geoseg.vector.geometry` and :mod:`~geoseg.vector.simplify`
 geometry, coverage simplification), :mod:`~geoseg.vector.frames` (attributes),
 :mod:`~geoseg.vector.writers` (GeoPackage, GeoParquet, FlatGeobuf) and
 :mod:`~geoseg.vector.instance` (polygon-id raster); :mod:`~geoseg.vector.stream` runs the same
-pass on block rows as tiles are stitched (no tail after the last tile); :mod:`~geoseg.vector.reference`
+pass on blocks as tiles are stitched (no tail after the last tile); :mod:`~geoseg.vector.reference`
 is the whole-array oracle.
 """
 
@@ -15,5 +15,5 @@ from geoseg import lazy_exports
 __all__, __getattr__ = lazy_exports(__name__, {
     "vectorize_blocks": "polygons", "vectorize_to_file": "polygons", "polygon_frame": "polygons",
     "COLUMNS": "frames", "write_polygons": "writers", "resolve_mmu": "mmu", "polygons_from_array": "reference",
-    "StripAssembler": "stream", "StreamingVectorizer": "stream",
+    "BlockAssembler": "stream", "StreamingVectorizer": "stream",
 })

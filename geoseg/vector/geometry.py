@@ -60,10 +60,15 @@ def drop_collinear(geoms):
     return out[0] if single else out
 
 
-def union_pieces(geoms):
+def union_pieces(geoms, coverage: bool = False):
     """Union of pixel-space polygons that meet along shared edges, collinear vertices dropped.
 
-    A list ``geoms`` is emptied (so the caller's copies can be freed early).
+    A list ``geoms`` is emptied (so the caller's copies can be freed early). ``coverage``: the
+    pieces are unsimplified fragments of one region (axis-parallel edges on pixel corners, no
+    piece inside another's hole), so their outer rings form a polygonal coverage: once their seam
+    edges are cut at each pixel corner (:func:`_seam_vertices`, so neighbours share their seam
+    vertices), GEOS's coverage union joins them without overlay noding, about 4x faster on large
+    regions, with the same result.
 
     Exact: vertices are integers and pieces meet only along axis-parallel pixel edges, so
     no intersection point is ever rounded. (No ``grid_size``: snap-rounding would move
@@ -80,7 +85,10 @@ def union_pieces(geoms):
     shells = shapely.polygons(rings[is_shell])
     holes, hole_owner = rings[~is_shell], owner[~is_shell]
     del rings
-    outline = drop_collinear(shapely.union_all(shells))
+    if coverage:
+        outline = drop_collinear(shapely.coverage_union_all(_seam_vertices(shells)))
+    else:
+        outline = drop_collinear(shapely.union_all(shells))
     if len(holes) == 0:
         return outline
     if outline.geom_type == "Polygon":
@@ -98,6 +106,34 @@ def union_pieces(geoms):
         rebuilt.append(p if len(extra) == 0 else shapely.polygons(
             p.exterior, holes=np.concatenate([np.array(p.interiors, dtype=object), extra])))
     return shapely.multipolygons(rebuilt)
+
+
+def _seam_vertices(shells: np.ndarray) -> np.ndarray:
+    """``shells`` (single-ring pixel-space polygons, axis-parallel integer edges) with a vertex at every pixel
+    corner along the edges that lie on their own bounding box.
+
+    Pieces of one region meet only along block seams, and a piece's seam edges lie on its bounding
+    box (its pixels end at the seam), so after this every shared edge has the same vertices on both
+    sides, as a coverage union needs. Exact: integer steps, no interpolation."""
+    coords, ring = shapely.get_coordinates(shells, return_index=True)
+    x, y = coords[:, 0], coords[:, 1]
+    box = shapely.bounds(shells)[ring[:-1]]  # (xmin, ymin, xmax, ymax) of each edge's polygon
+    same = ring[1:] == ring[:-1]  # edge i -> i + 1 within one ring
+    x0, y0, x1, y1 = x[:-1], y[:-1], x[1:], y[1:]
+    horiz = same & (y0 == y1) & ((y0 == box[:, 1]) | (y0 == box[:, 3]))
+    vert = same & (x0 == x1) & ((x0 == box[:, 0]) | (x0 == box[:, 2]))
+    inner = np.zeros(len(coords), np.int64)  # pixel corners strictly inside edge i
+    inner[:-1] = np.where(horiz, np.abs(x1 - x0) - 1, 0) + np.where(vert, np.abs(y1 - y0) - 1, 0)
+    np.clip(inner, 0, None, out=inner)
+    if not inner.any():
+        return shells
+    step = np.zeros((len(coords), 2))
+    step[:-1] = np.sign(coords[1:] - coords[:-1])
+    counts = 1 + inner
+    src = np.repeat(np.arange(len(coords)), counts)
+    k = np.arange(len(src)) - np.repeat(np.cumsum(counts) - counts, counts)  # 0: the vertex, 1..: inserted
+    xy = coords[src] + k[:, None] * step[src]
+    return shapely.polygons(shapely.linearrings(xy, indices=ring[src]))
 
 
 # --------------------------------------------------------------------------- strip simplification

@@ -361,7 +361,8 @@ def _vectorize_row(state: _Pass, bi: int, row: list[PixelBox], results: Iterator
         part_geoms = [p.geom for p in parts if p.geom is not None]
         for p in parts:
             p.geom = None
-        rows_out.append((pid, parts[0].cls, part_geoms[0] if len(part_geoms) == 1 else union_pieces(part_geoms),
+        geom = part_geoms[0] if len(part_geoms) == 1 else union_pieces(part_geoms, coverage=not tol_px)
+        rows_out.append((pid, parts[0].cls, geom,
                          sum(p.npix for p in parts), sum(p.csum for p in parts), sum(p.ccnt for p in parts)))
         if inst is not None and len(members) > 1:
             inst.remap(np.array(members, np.int64) + 1, pid)
@@ -387,7 +388,7 @@ def _merge_open_pieces(state: _Pass, bi: int) -> None:
     frags = state.frags
     for mine in _row_members(state, bi).values():
         if len(mine) > 1:
-            merged = union_pieces([frags[m].geom for m in mine])
+            merged = union_pieces([frags[m].geom for m in mine], coverage=True)
             for m in mine[1:]:
                 frags[m].geom = None
             frags[mine[0]].geom = merged
@@ -408,7 +409,7 @@ def _simplify_row(state: _Pass, bi: int, strip: RegionBatch, nodata_geoms: list,
     piece per open region (the union of its fragments in this row) and one for nodata."""
     joiner, frags, tol_px = state.joiner, state.frags, state.tol_px
     by_root = _row_members(state, bi)
-    region_pieces = [union_pieces([frags[m].geom for m in ms]) if len(ms) > 1 else frags[ms[0]].geom
+    region_pieces = [union_pieces([frags[m].geom for m in ms], coverage=True) if len(ms) > 1 else frags[ms[0]].geom
                      for ms in by_root.values()]
     nodata = [union_pieces(nodata_geoms)] if nodata_geoms else []
     alone = strip.geoms()

@@ -1,11 +1,11 @@
-"""Vectorizing while tiles are still predicted: block rows are polygonized as soon as they are stitched.
+"""Vectorizing while tiles are still predicted: blocks are polygonized as soon as they are stitched.
 
-:class:`StripAssembler` (pure numpy, no I/O) collects tile cores, which may arrive in any
-order, into the block rows of the vectorizer's block grid and hands each row over once every
-one of its pixels has arrived, rows in top-to-bottom order. :class:`StreamingVectorizer` runs
-the block-wise pass (:func:`geoseg.vector.polygons.block_pass`) on those rows in a background
+:class:`BlockAssembler` (pure numpy, no I/O) collects tile cores, which may arrive in any
+order, into the blocks of the vectorizer's block grid and hands each block over once every
+one of its pixels has arrived, blocks in row-major order. :class:`StreamingVectorizer` runs
+the block-wise pass (:func:`geoseg.vector.polygons.block_pass`) on those blocks in a background
 thread and writes the polygons to their file, so that when the last tile lands only the last
-rows are left to vectorize. The polygons equal those of :func:`~geoseg.vector.polygons.vectorize_to_file`
+block (and the regions it closes) is left to vectorize. The polygons equal those of :func:`~geoseg.vector.polygons.vectorize_to_file`
 on the finished class map (same ids, classes, geometry, statistics): the pass is the same,
 only its input comes from memory. Minimum mapping units need the whole map first (two
 passes), so they are not streamed. Arrays are ``(rows, cols)``; boxes are pixel boxes of the raster.
@@ -31,22 +31,25 @@ from geoseg.vector.polygons import BlockResult, block_pass, block_result
 
 
 @dataclass(frozen=True)
-class Strip:
-    """One complete block row: ``row`` (first raster row), ``classes`` (uint8, 255 nodata) and
-    ``confidence`` (uint8, or None), each ``(height, raster width)``."""
+class BlockData:
+    """One complete block of the vectorizer's block grid: ``box`` (pixels of the raster), ``classes`` (uint8,
+    255 nodata) and ``confidence`` (uint8, or None), each ``(box.height, box.width)``."""
 
-    row: int
+    box: PixelBox
     classes: np.ndarray
     confidence: np.ndarray | None
 
 
-class StripAssembler:
-    """Tile cores in any order -> complete block rows (of ``block_size`` px, the last one split in two:
-    :func:`~geoseg.vector.blocks.row_bands`), in order.
+class BlockAssembler:
+    """Tile cores in any order -> complete blocks of the vectorizer's block grid
+    (:func:`~geoseg.vector.blocks.block_rows`: ``block_size`` px, the last block row split in two), in
+    row-major order.
 
-    Every pixel must be given exactly once (tile cores partition the raster); pixels of
-    tiles that were skipped (nothing valid) are given with :meth:`skip` and stay nodata.
-    Holds only the rows not handed over yet.
+    A block is handed over as soon as every one of its pixels has arrived and every block before it
+    has been handed over, so with tiles predicted row by row the vectorizer starts on a block row
+    while the tiles of its right-hand part are still running. Every pixel must be given exactly
+    once (tile cores partition the raster); pixels of tiles that were skipped (nothing valid) are
+    given with :meth:`skip` and stay nodata. Holds only the block rows not fully handed over.
     """
 
     def __init__(self, width: int, height: int, block_size: int, confidence: bool,
@@ -55,53 +58,65 @@ class StripAssembler:
         self.confidence, self.conf_nodata = confidence, conf_nodata
         self._bands = row_bands(height, block_size)  # (first row, rows) per block row
         self._starts = [r0 for r0, _ in self._bands]
-        self._filled = np.zeros(len(self._bands), np.int64)  # pixels received per block row
-        self._open: dict[int, Strip] = {}
-        self._next = 0  # the first block row not handed over
+        self._cols = list(range(0, width, block_size))  # first column of each block column
+        self._block = block_size
+        self._filled = np.zeros((len(self._bands), len(self._cols)), np.int64)  # pixels received per block
+        self._open: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}  # block row -> (classes, confidence)
+        self._next = 0  # the first block (row-major index) not handed over
 
-    def add(self, box: PixelBox, classes: np.ndarray | None, confidence: np.ndarray | None = None) -> list[Strip]:
-        """Give the pixels of ``box`` (``classes`` None: a skipped tile, all nodata); the rows now complete."""
+    def add(self, box: PixelBox, classes: np.ndarray | None, confidence: np.ndarray | None = None) -> list[BlockData]:
+        """Give the pixels of ``box`` (``classes`` None: a skipped tile, all nodata); the blocks now complete."""
+        b = self._block
+        j0, j1 = box.col // b, (box.col_stop - 1) // b + 1
         for bi in range(bisect_right(self._starts, box.row) - 1, bisect_right(self._starts, box.row_stop - 1)):
             r0, h = self._bands[bi]
             lo, hi = max(box.row, r0), min(box.row_stop, r0 + h)
             if classes is not None:
-                strip = self._strip(bi)
+                cls, conf = self._strip(bi)
                 cols = slice(box.col, box.col_stop)
-                strip.classes[lo - r0 : hi - r0, cols] = classes[lo - box.row : hi - box.row]
-                if strip.confidence is not None and confidence is not None:
-                    strip.confidence[lo - r0 : hi - r0, cols] = confidence[lo - box.row : hi - box.row]
-            self._filled[bi] += (hi - lo) * box.width
+                cls[lo - r0 : hi - r0, cols] = classes[lo - box.row : hi - box.row]
+                if conf is not None and confidence is not None:
+                    conf[lo - r0 : hi - r0, cols] = confidence[lo - box.row : hi - box.row]
+            for bj in range(j0, j1):
+                if bi * len(self._cols) + bj < self._next:
+                    raise ValueError(f"block ({bi}, {bj}): pixels given more than once (it was handed over)")
+                c0 = self._cols[bj]
+                self._filled[bi, bj] += (hi - lo) * (min(box.col_stop, c0 + b) - max(box.col, c0))
         return self._ready()
 
-    def skip(self, box: PixelBox) -> list[Strip]:
+    def skip(self, box: PixelBox) -> list[BlockData]:
         """Pixels of ``box`` that stay nodata (a tile with nothing valid)."""
         return self.add(box, None)
 
     @property
     def done(self) -> bool:
-        """Whether every row has been handed over."""
-        return self._next == len(self._filled)
+        """Whether every block has been handed over."""
+        return self._next == self._filled.size
 
-    def _rows(self, bi: int) -> int:
-        return self._bands[bi][1]
-
-    def _strip(self, bi: int) -> Strip:
+    def _strip(self, bi: int) -> tuple[np.ndarray, np.ndarray | None]:
         if bi not in self._open:
-            self._open[bi] = self._new_strip(bi)
+            shape = (self._bands[bi][1], self.width)
+            conf = np.full(shape, self.conf_nodata, np.uint8) if self.confidence else None
+            self._open[bi] = (np.full(shape, CLASS_NODATA, np.uint8), conf)
         return self._open[bi]
 
-    def _new_strip(self, bi: int) -> Strip:
-        shape = (self._rows(bi), self.width)
-        conf = np.full(shape, self.conf_nodata, np.uint8) if self.confidence else None
-        return Strip(self._bands[bi][0], np.full(shape, CLASS_NODATA, np.uint8), conf)
-
-    def _ready(self) -> list[Strip]:
+    def _ready(self) -> list[BlockData]:
         out = []
-        while self._next < len(self._filled) and self._filled[self._next] >= self._rows(self._next) * self.width:
-            if self._filled[self._next] > self._rows(self._next) * self.width:
-                raise ValueError(f"block row {self._next}: pixels given more than once")
-            strip = self._open.pop(self._next, None)
-            out.append(strip if strip is not None else self._new_strip(self._next))  # None: skipped tiles only
+        ncols = len(self._cols)
+        while self._next < self._filled.size:
+            bi, bj = divmod(self._next, ncols)
+            r0, h = self._bands[bi]
+            c0 = self._cols[bj]
+            w = min(self._block, self.width - c0)
+            if self._filled[bi, bj] < h * w:
+                break
+            if self._filled[bi, bj] > h * w:
+                raise ValueError(f"block ({bi}, {bj}): pixels given more than once")
+            cls, conf = self._strip(bi)  # a new (nodata) row when only skipped tiles covered it
+            cols = slice(c0, c0 + w)
+            out.append(BlockData(PixelBox(c0, r0, w, h), cls[:, cols], conf[:, cols] if conf is not None else None))
+            if bj == ncols - 1:
+                del self._open[bi]  # the handed-over blocks keep their views of it alive until vectorized
             self._next += 1
         return out
 
@@ -110,35 +125,35 @@ _END = object()
 
 
 class StreamingVectorizer:
-    """Polygons of a class map written to ``out_path`` by a background thread, fed block row by block row.
+    """Polygons of a class map written to ``out_path`` by a background thread, fed block by block.
 
     ``ctx``: the map's grid and tags (as :meth:`RegionContext.from_dataset` reads them from the
     finished map); ``simplify_m``: see :func:`~geoseg.vector.polygons.vectorize_blocks`; ``style``:
-    the GeoPackage's default layer style. :meth:`feed` rows in order, then :meth:`finish`
-    (the polygon count) or :meth:`abort`. At most ``max_queued`` rows wait: feeding blocks
-    when the thread falls that far behind (memory stays bounded).
+    the GeoPackage's default layer style. :meth:`feed` blocks in row-major order, then :meth:`finish`
+    (the polygon count) or :meth:`abort`. At most ``max_queued`` block rows' worth of blocks wait:
+    feeding blocks the caller when the thread falls that far behind (memory stays bounded).
     """
 
     def __init__(self, out_path: str | Path, ctx: RegionContext, block_size: int, simplify_m: float = 0.0,
                  *, conf_nodata: int = CLASS_NODATA, style=None, max_queued: int = 4):
         self.ctx, self.block, self.simplify_m, self.conf_nodata = ctx, block_size, simplify_m, conf_nodata
         self.seconds = 0.0
-        """Time the thread spent vectorizing and writing, waits for rows excluded (set when it ends)."""
+        """Time the thread spent vectorizing and writing, waits for blocks excluded (set when it ends)."""
         self._waited = 0.0
-        self._queue: queue.Queue = queue.Queue(max_queued)
+        self._queue: queue.Queue = queue.Queue(max_queued * -(-ctx.grid.width // block_size))
         self._error: BaseException | None = None
         self._count: int | None = None
         self._thread = threading.Thread(target=self._work, args=(Path(out_path), style), daemon=True,
                                         name="geoseg-vectorize")
         self._thread.start()
 
-    def feed(self, strips: list[Strip]) -> None:
-        """Queue complete rows (in order); raises what the thread failed with, if it has."""
-        for s in strips:
-            self._put(s)
+    def feed(self, blocks: list[BlockData]) -> None:
+        """Queue complete blocks (in row-major order); raises what the thread failed with, if it has."""
+        for b in blocks:
+            self._put(b)
 
     def finish(self) -> int:
-        """Wait for the last row; the number of polygons written (raises the thread's error)."""
+        """Wait for the last block; the number of polygons written (raises the thread's error)."""
         self._put(_END)
         self._thread.join()
         self._raise()
@@ -190,20 +205,17 @@ class StreamingVectorizer:
     def _results(self) -> Iterator[BlockResult]:
         W = self.ctx.grid.width
         simplify = self.simplify_m > 0
-        rows = block_rows(W, self.ctx.grid.height, self.block)
-        while True:
-            t0 = time.perf_counter()
-            strip = self._queue.get()
-            self._waited += time.perf_counter() - t0
-            if strip is _END:
-                return
-            if strip is None:
-                raise RuntimeError("vectorization aborted")
-            row = next(rows)
-            if row[0].row != strip.row:
-                raise RuntimeError(f"block rows out of order: row {strip.row} given, row {row[0].row} expected")
+        for row in block_rows(W, self.ctx.grid.height, self.block):
             for box in row:
-                cols = slice(box.col, box.col_stop)
-                conf = strip.confidence[:, cols] if strip.confidence is not None else None
-                yield block_result(strip.classes[:, cols], box, W, conf, self.conf_nodata,
+                t0 = time.perf_counter()
+                block = self._queue.get()
+                self._waited += time.perf_counter() - t0
+                if block is _END:
+                    return
+                if block is None:
+                    raise RuntimeError("vectorization aborted")
+                if block.box != box:
+                    raise RuntimeError(f"blocks out of order: block {block.box} given, {box} expected")
+                yield block_result(block.classes, box, W, block.confidence, self.conf_nodata,
                                    keep_labels=simplify, nodata_polygons=simplify)
+                del block

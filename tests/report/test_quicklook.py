@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from geoseg.io.styles import Category
 from geoseg.report import quicklook
@@ -43,3 +44,30 @@ def test_scene_quicklook_picks_bands_by_name_and_stretches():
 def test_ramp_interpolates_between_stops():
     got = quicklook.ramp_rgba(np.array([[0, 100, 25]]), np.array([[True, True, False]]), ((0, "#000000"), (100, "#ffffff")))
     assert got[0, 0].tolist() == [0, 0, 0, 255] and got[0, 1].tolist() == [255, 255, 255, 255] and got[0, 2, 3] == 0
+
+
+def test_palette_png_decodes_to_the_palette_colours(tmp_path):
+    rng = np.random.default_rng(1)
+    palette = rng.integers(0, 256, (40, 4), dtype=np.uint8)
+    idx = rng.integers(0, 40, (29, 31), dtype=np.uint8)
+    (tmp_path / "p.png").write_bytes(quicklook.encode_png_palette(idx, palette))
+    assert np.array_equal(read_png(tmp_path / "p.png"), palette[idx])
+    with pytest.raises(ValueError, match="outside a palette of 40"):
+        quicklook.encode_png_palette(np.full((2, 2), 40, np.uint8), palette)
+
+
+def test_confidence_quicklook_equals_the_rgba_ramp_of_the_raster(tmp_path):
+    conf = np.random.default_rng(2).integers(0, 101, (40, 50)).astype(np.uint8)
+    conf[3:9, 4:20] = 255
+    tif = write_raster(tmp_path / "conf.tif", conf, nodata=255)
+    got = read_png(quicklook.write_ramp(tif, tmp_path / "conf.png"))
+    want = quicklook.ramp_rgba(conf, conf != 255)
+    assert np.array_equal(got, want) and got[5, 10, 3] == 0
+
+
+def test_categorical_quicklook_with_another_nodata_value(tmp_path):
+    arr = np.array([[0, 1, 3], [3, 1, 0]], np.uint8)  # 3: nodata, as a change map may declare
+    tif = write_raster(tmp_path / "c.tif", arr, nodata=3)
+    cats = [Category(0, "a", "#102030"), Category(1, "b", "#ff0000"), Category(3, "c", "#00ff00")]
+    got = read_png(quicklook.write_categorical(tif, tmp_path / "c.png", cats, nodata=3))
+    assert got[0, 1].tolist() == [255, 0, 0, 255] and got[0, 2, 3] == 0 and got[1, 0, 3] == 0

@@ -252,12 +252,15 @@ def test_a_real_sigint_to_the_cli_process_exits_130_and_the_rerun_resumes(tmp_pa
     cfg = tmp_path / "journal.yaml"
     cfg.write_text("runtime:\n  checkpoint_tiles: 1\n")
     out = tmp_path / "out"
+    # 32 px tiles: 256 tiles, so the run is still predicting when the signal comes (64 px tiles took 0.5 s in
+    # all, short enough for a busy machine to miss the journal between two polls and let the run finish)
     cmd = [sys.executable, "-m", "geoseg.cli", "-q", "segment", str(src), "--config", str(cfg), "--output", str(out),
-           "--tile-size", "64", "--halo", "8", "--local", "--engine", "torch"]
+           "--tile-size", "32", "--halo", "4", "--local", "--engine", "torch"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     deadline = time.monotonic() + 120
     while not list(out.glob(f"{JOURNAL_DIR}/*/*.npz")) and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.05)
+    assert p.poll() is None, "the run ended before the test saw its journal"
     p.send_signal(signal.SIGINT)
     output, _ = p.communicate(timeout=120)
     assert p.returncode == ExitCode.INTERRUPTED, output
