@@ -185,8 +185,9 @@ def _compute_and_write(run: RunRecord, journal: TileJournal | None, progress: bo
                     journal.flush()  # interrupted or failed: finished tiles are kept
                 raise
             if journal:  # kept whatever happens next; written beside the COGs (both mostly outside the GIL)
-                pending = ThreadPoolExecutor(1, thread_name_prefix="geoseg-journal",
-                                             initializer=lower_thread_priority).submit(journal.flush)
+                pool = ThreadPoolExecutor(1, thread_name_prefix="geoseg-journal", initializer=lower_thread_priority)
+                pending = pool.submit(journal.flush)
+                pool.shutdown(wait=False)  # its thread ends with the job (no idle thread per run)
             executor.release_actors()  # inference is over: free the cores/GPUs for the write stage
             # per-block vectorization as tasks pays off with cores to spare (measured: slower on 2); the
             # tasks read the staged rasters, so they run on this (the driver's) node: its CPUs count
