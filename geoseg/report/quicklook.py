@@ -108,18 +108,6 @@ def categorical_rgba(values: np.ndarray, cats: Sequence[Category], nodata: int |
     return categorical_palette(cats, nodata)[values.astype(np.uint8)]
 
 
-def ramp_palette(stops: Sequence[tuple[float, str]] = CONFIDENCE_RAMP) -> np.ndarray:
-    """``(256, 4)`` RGBA of the uint8 values 0..254 through the colour ``stops`` (linear); 255 transparent."""
-    xs = [float(v) for v, _ in stops]
-    cols = np.array([rgb(c) for _, c in stops], float)
-    values = np.arange(256, dtype=float)
-    lut = np.zeros((256, 4), np.uint8)
-    for k in range(3):
-        lut[:, k] = np.interp(values, xs, cols[:, k]).round().astype(np.uint8)
-    lut[:255, 3] = 255
-    return lut
-
-
 def ramp_rgba(values: np.ndarray, valid: np.ndarray, stops: Sequence[tuple[float, str]] = CONFIDENCE_RAMP) -> np.ndarray:
     """RGBA of a continuous array through the colour ``stops`` (linear), invalid pixels transparent."""
     xs = [float(v) for v, _ in stops]
@@ -131,12 +119,18 @@ def ramp_rgba(values: np.ndarray, valid: np.ndarray, stops: Sequence[tuple[float
     return out
 
 
+def ramp_palette(stops: Sequence[tuple[float, str]] = CONFIDENCE_RAMP) -> np.ndarray:
+    """``(256, 4)`` RGBA of the uint8 values 0..254 through the colour ``stops`` (:func:`ramp_rgba`); 255 transparent."""
+    values = np.arange(256)
+    return ramp_rgba(values, values < 255, stops)
+
+
 def write_categorical(raster: str | Path, png: Path, cats: Sequence[Category], nodata: int | None = 255,
                       max_side: int = MAX_SIDE, grid: GeoGrid | None = None) -> Path:
     """The quicklook PNG of a class or change map, coloured by ``cats`` (read onto ``grid`` if given)."""
     data, valid = _read(raster, [1], max_side, grid)
     lut = categorical_palette(cats, nodata)
-    hidden = 255 if nodata is None or nodata == 255 or not 0 <= nodata < 256 else nodata  # a transparent entry
+    hidden = nodata if nodata is not None and 0 <= nodata < 256 else 255  # the entry invalid pixels take
     lut[hidden] = 0
     png.write_bytes(encode_png_palette(np.where(valid, data[0].astype(np.uint8), hidden), lut))
     return png

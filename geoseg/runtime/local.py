@@ -64,8 +64,9 @@ class LocalExecutor:
         cpu = device == "cpu" or (device == "auto" and not gpu_present())
         self.niced = False
         """Whether the worker runs at a lower priority (CPU inference on Linux)."""
-        self.processor = self._pool.submit(self._start, payload, device, threads, batch_size,
-                                           (INFERENCE_NICE if nice is None else nice) if cpu else 0).result()
+        self.processor: TileProcessor | None = self._pool.submit(
+            self._start, payload, device, threads, batch_size, (INFERENCE_NICE if nice is None else nice) if cpu else 0
+        ).result()
         p = self.processor.predictor
         self.description = f"in-process ({p.device}, {p.engine})"
 
@@ -102,6 +103,7 @@ class LocalExecutor:
                 job.cancel()
 
     def _attempts(self, job: SceneJob, task: Task, retries: int) -> TaskOutcome:
+        assert self.processor is not None  # tasks are only submitted before release_actors
         results, error, attempts = None, None, 0
         for _ in range(retries + 1):
             attempts += 1
@@ -117,6 +119,7 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            self.processor = None  # the model and its engine's memory go with it
 
     def map(self, fn, items):
         """Ordered, lazy map in this process."""

@@ -67,8 +67,8 @@ def union_pieces(geoms, coverage: bool = False):
     pieces are unsimplified fragments of one region (axis-parallel edges on pixel corners, no
     piece inside another's hole), so their outer rings form a polygonal coverage: once their seam
     edges are cut at each pixel corner (:func:`_seam_vertices`, so neighbours share their seam
-    vertices), GEOS's coverage union joins them without overlay noding, about 4x faster on large
-    regions, with the same result.
+    vertices), GEOS's coverage union joins them without overlay noding (3.6x faster on the region
+    spanning the 9.4 Mpx benchmark mosaic), with the same result.
 
     Exact: vertices are integers and pieces meet only along axis-parallel pixel edges, so
     no intersection point is ever rounded. (No ``grid_size``: snap-rounding would move

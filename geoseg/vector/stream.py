@@ -25,7 +25,7 @@ import numpy as np
 
 from geoseg import CLASS_NODATA
 from geoseg.tiling import PixelBox
-from geoseg.vector.blocks import block_rows, row_bands
+from geoseg.vector.blocks import block_rows
 from geoseg.vector.frames import RegionContext
 from geoseg.vector.polygons import BlockResult, block_pass, block_result
 
@@ -56,32 +56,30 @@ class BlockAssembler:
                  conf_nodata: int = CLASS_NODATA):
         self.width = width
         self.confidence, self.conf_nodata = confidence, conf_nodata
-        self._bands = row_bands(height, block_size)  # (first row, rows) per block row
-        self._starts = [r0 for r0, _ in self._bands]
-        self._cols = list(range(0, width, block_size))  # first column of each block column
+        self._rows = list(block_rows(width, height, block_size))  # the vectorizer's block grid, row by row
+        self._starts = [row[0].row for row in self._rows]
         self._block = block_size
-        self._filled = np.zeros((len(self._bands), len(self._cols)), np.int64)  # pixels received per block
+        self._filled = np.zeros((len(self._rows), len(self._rows[0]) if self._rows else 0), np.int64)  # pixels per block
         self._open: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}  # block row -> (classes, confidence)
         self._next = 0  # the first block (row-major index) not handed over
 
     def add(self, box: PixelBox, classes: np.ndarray | None, confidence: np.ndarray | None = None) -> list[BlockData]:
         """Give the pixels of ``box`` (``classes`` None: a skipped tile, all nodata); the blocks now complete."""
-        b = self._block
-        j0, j1 = box.col // b, (box.col_stop - 1) // b + 1
+        ncols = self._filled.shape[1]
+        j0, j1 = box.col // self._block, (box.col_stop - 1) // self._block + 1
         for bi in range(bisect_right(self._starts, box.row) - 1, bisect_right(self._starts, box.row_stop - 1)):
-            r0, h = self._bands[bi]
-            lo, hi = max(box.row, r0), min(box.row_stop, r0 + h)
+            if bi * ncols + j0 < self._next:
+                raise ValueError(f"block ({bi}, {j0}): pixels given more than once (it was handed over)")
+            r0 = self._starts[bi]
+            lo, hi = max(box.row, r0), min(box.row_stop, r0 + self._rows[bi][0].height)
             if classes is not None:
                 cls, conf = self._strip(bi)
                 cols = slice(box.col, box.col_stop)
                 cls[lo - r0 : hi - r0, cols] = classes[lo - box.row : hi - box.row]
                 if conf is not None and confidence is not None:
                     conf[lo - r0 : hi - r0, cols] = confidence[lo - box.row : hi - box.row]
-            for bj in range(j0, j1):
-                if bi * len(self._cols) + bj < self._next:
-                    raise ValueError(f"block ({bi}, {bj}): pixels given more than once (it was handed over)")
-                c0 = self._cols[bj]
-                self._filled[bi, bj] += (hi - lo) * (min(box.col_stop, c0 + b) - max(box.col, c0))
+            for blk, bj in zip(self._rows[bi][j0:j1], range(j0, j1)):
+                self._filled[bi, bj] += (hi - lo) * (min(box.col_stop, blk.col_stop) - max(box.col, blk.col))
         return self._ready()
 
     def skip(self, box: PixelBox) -> list[BlockData]:
@@ -95,26 +93,24 @@ class BlockAssembler:
 
     def _strip(self, bi: int) -> tuple[np.ndarray, np.ndarray | None]:
         if bi not in self._open:
-            shape = (self._bands[bi][1], self.width)
+            shape = (self._rows[bi][0].height, self.width)
             conf = np.full(shape, self.conf_nodata, np.uint8) if self.confidence else None
             self._open[bi] = (np.full(shape, CLASS_NODATA, np.uint8), conf)
         return self._open[bi]
 
     def _ready(self) -> list[BlockData]:
         out = []
-        ncols = len(self._cols)
+        ncols = self._filled.shape[1]
         while self._next < self._filled.size:
             bi, bj = divmod(self._next, ncols)
-            r0, h = self._bands[bi]
-            c0 = self._cols[bj]
-            w = min(self._block, self.width - c0)
-            if self._filled[bi, bj] < h * w:
+            box = self._rows[bi][bj]
+            if self._filled[bi, bj] < box.width * box.height:
                 break
-            if self._filled[bi, bj] > h * w:
+            if self._filled[bi, bj] > box.width * box.height:
                 raise ValueError(f"block ({bi}, {bj}): pixels given more than once")
             cls, conf = self._strip(bi)  # a new (nodata) row when only skipped tiles covered it
-            cols = slice(c0, c0 + w)
-            out.append(BlockData(PixelBox(c0, r0, w, h), cls[:, cols], conf[:, cols] if conf is not None else None))
+            cols = slice(box.col, box.col_stop)
+            out.append(BlockData(box, cls[:, cols], conf[:, cols] if conf is not None else None))
             if bj == ncols - 1:
                 del self._open[bi]  # the handed-over blocks keep their views of it alive until vectorized
             self._next += 1

@@ -72,6 +72,7 @@ def test_the_worker_runs_one_task_ahead_and_stops_when_the_caller_does(default_c
         assert len(pulled) == 4
     finally:
         ex.close()
+    assert ex.processor is None  # released: the model is dropped
     with pytest.raises(RuntimeError, match="released"):
         next(ex.run([job], tasks))
 
